@@ -1,0 +1,284 @@
+//! Builds the shared state from a typed `Config` and runs the listeners.
+//!
+//! `App::build` does everything that can fail because of configuration
+//! (keys, route table, TLS files) so `check-config` and `serve` fail alike,
+//! and binds nothing. `App::bind` opens the sockets (port 0 works: tests read
+//! the real address back); `Bound::serve` runs until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue, Request};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::identity::jwt::Signer;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::policy::{Decision, Switches};
+use crate::proxy::headers::Protected;
+use crate::proxy::upstream;
+use crate::session::cookie::CookieConfig;
+use crate::session::{self, HeaderNames, Keys, MemoryStore, Session, Store};
+use crate::telemetry::RequestIds;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct State {
+    pub config: Config,
+    pub upstream: upstream::Client,
+    pub protected: Protected,
+    pub metrics: Metrics,
+    pub request_ids: RequestIds,
+    pub sessions: Arc<dyn Store>,
+    pub keys: Keys,
+    pub cookie: CookieConfig,
+    pub signer: Signer,
+    pub header_names: HeaderNames,
+    pub switches: Switches,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("identity.signing_key: {0}")]
+    SigningKey(#[source] crate::identity::Error),
+    #[error("session: {0}")]
+    Session(#[source] crate::session::Error),
+    #[error("server.tls_cert/tls_key: {0}")]
+    Tls(#[source] crate::server::tls::Error),
+    #[error("header names: {0}")]
+    Headers(String),
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl State {
+    pub fn new(config: Config) -> Result<State, BuildError> {
+        let protected = Protected::new(
+            crate::proxy::protected_names(&config)
+                .iter()
+                .map(String::as_str),
+        )
+        .map_err(|e| BuildError::Headers(e.to_string()))?;
+        let id = &config.identity;
+        let signer = Signer::new(
+            id.signing_key.expose(),
+            id.algorithm,
+            &id.previous_keys,
+            config.server.public_url.clone(),
+            id.audience.clone(),
+            id.ttl,
+        )
+        .map_err(BuildError::SigningKey)?;
+        let secrets: Vec<Vec<u8>> = config
+            .session
+            .secrets
+            .iter()
+            .map(|s| s.expose().clone())
+            .collect();
+        let keys = Keys::from_secrets(&secrets).map_err(BuildError::Session)?;
+        let cookie = CookieConfig::new(&config.session.cookie_name, config.server.https);
+        let header_names = HeaderNames {
+            user: id.headers.user.clone(),
+            email: id.headers.email.clone(),
+            preferred_username: id.headers.preferred_username.clone(),
+            groups: id.headers.groups.clone(),
+            role: id.headers.role.clone(),
+        };
+        let switches = State::new_switches(&config);
+        let sessions: Arc<dyn Store> = Arc::new(MemoryStore::new(config.session.idle_timeout));
+        Ok(State {
+            upstream: upstream::Client::new(&config.upstream),
+            protected,
+            metrics: Metrics::new(),
+            request_ids: RequestIds::default(),
+            sessions,
+            keys,
+            cookie,
+            signer,
+            header_names,
+            switches,
+            config,
+        })
+    }
+
+    /// The policy switches configuration implies.
+    pub fn new_switches(config: &Config) -> Switches {
+        let p = &config.policy;
+        // authgate owns sign-in whenever one of its login methods is on.
+        let sso_on = config.ldap.enabled;
+        Switches {
+            manual_role_management: p.manual_role_management,
+            manual_workspace_management: p.manual_workspace_management,
+            manual_project_member_management: p.manual_project_member_management,
+            disable_signup_without_link: p.disable_signup_without_link,
+            native_login_disabled: sso_on,
+            app_sso_disabled: sso_on,
+            overrides: p.switches.clone(),
+        }
+    }
+
+    pub fn routes_decide(
+        &self,
+        req: &Request<Incoming>,
+        path: &str,
+        overrides: &[http::Method],
+    ) -> Decision {
+        let preq = crate::policy::Request {
+            method: req.method(),
+            path,
+            query: req.uri().query(),
+            override_methods: overrides,
+            form_body: crate::proxy::is_form_post(req),
+        };
+        self.config.policy.routes.decide(&preq, &self.switches)
+    }
+
+    /// `path` is at or below one of `policy.public_paths`.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.config.policy.public_paths.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p.as_str())
+            } else {
+                path == p
+                    || path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'/')
+            }
+        })
+    }
+
+    /// The live session named by the request's cookie, if any.
+    pub async fn load_session(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, Error> {
+        session::load(
+            self.sessions.as_ref(),
+            &self.keys,
+            &self.cookie,
+            headers,
+            now_unix(),
+            self.config.session.ttl,
+        )
+        .await
+        .map_err(Error::SessionStore)
+    }
+
+    /// The session's identity JWT, re-signed only past half its lifetime.
+    pub fn identity_token(&self, s: &Session) -> Result<HeaderValue, Error> {
+        s.tokens
+            .get(&self.signer, &s.identity, &s.id, now_unix())
+            .map_err(Error::Identity)
+    }
+
+    /// Starts a session for a signed-in identity; returns it and the Set-Cookie value.
+    /// Login code (LDAP, SAML) and tests call this.
+    pub async fn start_session(
+        &self,
+        identity: Identity,
+    ) -> Result<(Arc<Session>, HeaderValue), Error> {
+        session::start(
+            self.sessions.as_ref(),
+            &self.keys,
+            &self.cookie,
+            identity,
+            now_unix(),
+            self.config.session.ttl,
+            &self.header_names,
+        )
+        .await
+        .map_err(Error::SessionStore)
+    }
+}
+
+pub struct App {
+    pub state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+}
+
+pub struct Bound {
+    app: App,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl App {
+    pub fn build(config: Config) -> Result<App, BuildError> {
+        let tls = match &config.server.tls {
+            Some(files) => Some(
+                crate::server::tls::acceptor(&files.cert, &files.key).map_err(BuildError::Tls)?,
+            ),
+            None => None,
+        };
+        Ok(App {
+            state: Arc::new(State::new(config)?),
+            tls,
+        })
+    }
+
+    pub fn bind(self) -> std::io::Result<Bound> {
+        let listener = crate::server::bind(self.state.config.server.listen)?;
+        let addr = listener.local_addr()?;
+        let metrics = match self.state.config.server.metrics_listen {
+            Some(a) => Some(crate::server::bind(a)?),
+            None => None,
+        };
+        let metrics_addr = match &metrics {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        Ok(Bound {
+            app: self,
+            listener,
+            metrics,
+            addr,
+            metrics_addr,
+        })
+    }
+}
+
+impl Bound {
+    pub fn state(&self) -> Arc<State> {
+        self.app.state.clone()
+    }
+
+    /// Runs until `shutdown` resolves, then drains.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        let state = self.app.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let housekeeping = {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            state.sessions.purge(now_unix()).await;
+                            state.metrics.sessions.set(state.sessions.len().await as i64);
+                        }
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
+        let metrics_task = self.metrics.map(|l| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(crate::server::serve_metrics(state.clone(), l, async move {
+                let _ = stop.changed().await;
+            }))
+        });
+        crate::server::serve(state, self.listener, self.app.tls, shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = housekeeping.await;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The serde shape of the configuration file, exactly as operators write it.
+//!
+//! Every default lives here (and is mirrored, commented, in
+//! `config/authgate.example.toml`). Nothing here is validated: `validate.rs`
+//! turns this into typed values and reports every problem with its key and
+//! source. Unknown keys are refused (`deny_unknown_fields`) so a typo is a
+//! start-up error, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Raw {
+    pub server: Server,
+    pub upstream: Upstream,
+    pub log: Log,
+    pub session: Session,
+    pub identity: Identity,
+    pub policy: Policy,
+    pub ldap: Ldap,
+    pub mapping: Mapping,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address the proxy listens on.
+    pub listen: String,
+    /// The URL browsers (and the IdP) use to reach authgate.
+    pub public_url: String,
+    /// Prometheus listener; empty disables it.
+    pub metrics_listen: String,
+    /// Reserved prefix for authgate's own endpoints.
+    pub prefix: String,
+    /// CIDRs whose X-Forwarded-* values are trusted.
+    pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain and key: both set turns TLS termination on.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Largest request head (request line + headers) accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Time allowed to send a complete request head (slowloris guard).
+    pub header_read_timeout: String,
+    /// Idle keep-alive connections are closed after this long.
+    pub idle_timeout: String,
+    /// In-flight requests get this long to finish on SIGTERM/SIGINT.
+    pub shutdown_grace: String,
+    /// Runtime worker threads; 0 = number of cores.
+    pub workers: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            metrics_listen: String::new(),
+            prefix: "/_auth".into(),
+            trusted_proxies: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: "10s".into(),
+            idle_timeout: "75s".into(),
+            shutdown_grace: "30s".into(),
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Upstream {
+    pub url: String,
+    /// Forward the browser's Host header unchanged (as oauth2-proxy does).
+    pub pass_host_header: bool,
+    pub connect_timeout: String,
+    /// Time allowed for the upstream to send its response head.
+    pub response_timeout: String,
+    /// Idle pooled upstream connections are closed after this long.
+    pub pool_idle_timeout: String,
+    pub pool_max_idle: usize,
+    /// Largest request body forwarded, in bytes; 0 = unlimited.
+    pub max_body: u64,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            url: "http://127.0.0.1:8081".into(),
+            pass_host_header: true,
+            connect_timeout: "5s".into(),
+            response_timeout: "60s".into(),
+            pool_idle_timeout: "60s".into(),
+            pool_max_idle: 256,
+            max_body: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// "pretty" or "json".
+    pub format: String,
+    /// A tracing filter such as "info" or "authgate=debug,info".
+    pub level: String,
+    pub access_log: bool,
+    /// Audit events (logins, refusals, policy denials) as JSON lines.
+    pub audit: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: "pretty".into(),
+            level: "info".into(),
+            access_log: true,
+            audit: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Session {
+    /// Session keys given inline (each >= 32 bytes); the first encrypts.
+    pub secret: Vec<Secret<String>>,
+    /// A file with one key per line (>= 32 bytes each); the first encrypts.
+    pub secret_file: String,
+    pub cookie_name: String,
+    /// Absolute lifetime of a session.
+    pub ttl: String,
+    /// A session unused for this long ends.
+    pub idle_timeout: String,
+    /// "memory" (embedded default).
+    pub store: String,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            secret: Vec::new(),
+            secret_file: String::new(),
+            cookie_name: "authgate".into(),
+            ttl: "12h".into(),
+            idle_timeout: "1h".into(),
+            store: "memory".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Identity {
+    /// PEM private key written by `authgate keygen`.
+    pub signing_key: String,
+    /// ES256 (default), EdDSA or RS256; must match the key.
+    pub algorithm: String,
+    /// PEM public or private keys still published in the JWKS.
+    pub previous_keys: Vec<String>,
+    pub audience: String,
+    /// Header carrying the signed identity assertion.
+    pub header: String,
+    /// Lifetime of each identity JWT.
+    pub ttl: String,
+    /// Put every group in the claims, not only the ones a mapping mentions.
+    pub all_groups: bool,
+    /// Send the plain X-Forwarded-* identity headers too.
+    pub plain_headers: bool,
+    pub headers: PlainHeaders,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            signing_key: String::new(),
+            algorithm: "ES256".into(),
+            previous_keys: Vec::new(),
+            audience: "authgate".into(),
+            header: "X-Identity-Assertion".into(),
+            ttl: "60s".into(),
+            all_groups: false,
+            plain_headers: true,
+            headers: PlainHeaders::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlainHeaders {
+    pub user: String,
+    pub email: String,
+    pub preferred_username: String,
+    pub groups: String,
+    pub role: String,
+}
+
+impl Default for PlainHeaders {
+    fn default() -> Self {
+        PlainHeaders {
+            user: "X-Forwarded-User".into(),
+            email: "X-Forwarded-Email".into(),
+            preferred_username: "X-Forwarded-Preferred-Username".into(),
+            groups: "X-Forwarded-Groups".into(),
+            role: "X-Forwarded-Role".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Path prefixes forwarded without a session (and without identity).
+    pub public_paths: Vec<String>,
+    /// Let requests with the upstream's own API token through without a session.
+    pub allow_upstream_tokens: bool,
+    pub manual_role_management: bool,
+    pub manual_workspace_management: bool,
+    pub manual_project_member_management: bool,
+    pub disable_signup_without_link: bool,
+    /// Route table file; empty = the embedded Label Studio table.
+    pub routes_file: String,
+    /// Decisions for the route rows whose action is "policy" or "intercept",
+    /// keyed by the row's governed_by/family switch name (see the routes file).
+    pub switches: BTreeMap<String, bool>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            public_paths: Vec::new(),
+            allow_upstream_tokens: false,
+            manual_role_management: true,
+            manual_workspace_management: true,
+            manual_project_member_management: true,
+            disable_signup_without_link: false,
+            routes_file: String::new(),
+            switches: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ldap {
+    pub enabled: bool,
+    pub server_uri: String,
+    pub bind_dn: String,
+    pub bind_password: Secret<String>,
+    pub start_tls: bool,
+    /// e.g. `uid=%(user)s,ou=Users,dc=example,dc=com`; empty = search mode.
+    pub user_dn_template: String,
+    pub user_search_bases: Vec<String>,
+    pub use_username_for_login: bool,
+    /// "email" or "username".
+    pub user_query_field: String,
+    pub attr_first_name: String,
+    pub attr_last_name: String,
+    pub attr_email: String,
+    pub attr_username: String,
+    pub group_search_base_dn: String,
+    pub group_search_filter: String,
+    pub group_type: String,
+    pub organization_owner_email: String,
+    /// CA bundle for ldaps/StartTLS (OPT_X_TLS_CACERTFILE).
+    pub ca_file: String,
+    /// "demand" (default), "hard", "allow", "try" or "never" (OPT_X_TLS_REQUIRE_CERT).
+    pub require_cert: String,
+    /// Timeout of every LDAP operation.
+    pub timeout: String,
+    /// Signed-in LDAP users have their groups re-read this often.
+    pub refresh_interval: String,
+}
+
+impl Default for Ldap {
+    fn default() -> Self {
+        Ldap {
+            enabled: false,
+            server_uri: String::new(),
+            bind_dn: String::new(),
+            bind_password: Secret::default(),
+            start_tls: false,
+            user_dn_template: String::new(),
+            user_search_bases: Vec::new(),
+            use_username_for_login: false,
+            user_query_field: "email".into(),
+            attr_first_name: "firstName".into(),
+            attr_last_name: "lastName".into(),
+            attr_email: "mail".into(),
+            attr_username: "sAMAccountName".into(),
+            group_search_base_dn: String::new(),
+            group_search_filter: "(objectClass=groupOfNames)".into(),
+            group_type: "member".into(),
+            organization_owner_email: String::new(),
+            ca_file: String::new(),
+            require_cert: "demand".into(),
+            timeout: "5s".into(),
+            refresh_interval: "5m".into(),
+        }
+    }
+}
+
+/// `[mapping]`: directory groups → organization role, workspaces, projects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mapping {
+    pub owner_email: String,
+    /// Role for users in no mapped group; empty = the documented default.
+    pub default_role: String,
+    /// role name → groups (DNs or plain names).
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// workspace title → groups.
+    pub workspaces: BTreeMap<String, Vec<String>>,
+    pub projects: Vec<ProjectRule>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRule {
+    pub project: String,
+    pub group: String,
+    /// annotator | reviewer | inherit
+    pub role: String,
+}

@@ -1,0 +1,693 @@
+//! Raw configuration → typed `Config`, with every problem collected.
+//!
+//! Addresses, URLs, durations, header names, key files, the group mapping and
+//! the route table are all parsed here, once, so `check-config` and `serve`
+//! fail the same way and the request path never parses a setting. Each
+//! problem names its key and the source of the value (see `Origins`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::uri::{Authority, Scheme};
+use ipnet::IpNet;
+
+use super::raw::{self, Raw};
+use super::{Errors, Origins, Problem, Secret};
+use crate::identity::keys::Algorithm;
+use crate::mapping::Mapping;
+use crate::policy::RouteTable;
+
+/// The whole typed configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: Server,
+    pub upstream: Upstream,
+    pub log: Log,
+    pub session: Session,
+    pub identity: Identity,
+    pub policy: Policy,
+    pub ldap: Ldap,
+    pub mapping: Mapping,
+    /// What was loaded, for `check-config` (secrets print redacted).
+    pub raw: Raw,
+    /// Things worth a warning at start (e.g. TLS verification disabled).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    /// Without a trailing slash, e.g. `https://labels.example.com`.
+    pub public_url: String,
+    pub https: bool,
+    pub metrics_listen: Option<SocketAddr>,
+    /// e.g. `/_auth`, without a trailing slash.
+    pub prefix: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub tls: Option<TlsFiles>,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    pub pass_host_header: bool,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+    pub max_body: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+    pub access_log: bool,
+    pub audit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Raw key material; the first encrypts, all decrypt.
+    pub secrets: Vec<Secret<Vec<u8>>>,
+    pub cookie_name: String,
+    pub ttl: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub signing_key: Secret<Vec<u8>>,
+    pub signing_key_path: PathBuf,
+    pub algorithm: Algorithm,
+    pub previous_keys: Vec<Vec<u8>>,
+    pub audience: String,
+    pub header: HeaderName,
+    pub ttl: Duration,
+    pub all_groups: bool,
+    pub plain_headers: bool,
+    pub headers: PlainHeaderNames,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlainHeaderNames {
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub preferred_username: HeaderName,
+    pub groups: HeaderName,
+    pub role: HeaderName,
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    pub public_paths: Vec<String>,
+    pub allow_upstream_tokens: bool,
+    pub manual_role_management: bool,
+    pub manual_workspace_management: bool,
+    pub manual_project_member_management: bool,
+    pub disable_signup_without_link: bool,
+    pub routes: RouteTable,
+    pub switches: std::collections::BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryField {
+    Email,
+    Username,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireCert {
+    /// Verify the certificate and host name (demand, hard).
+    Verify,
+    /// Do not verify (never, allow, try): a warning at start.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ldap {
+    pub enabled: bool,
+    pub server_uri: String,
+    pub bind_dn: String,
+    pub bind_password: Secret<String>,
+    pub start_tls: bool,
+    /// `None` = search mode.
+    pub user_dn_template: Option<String>,
+    pub user_search_bases: Vec<String>,
+    pub use_username_for_login: bool,
+    pub user_query_field: QueryField,
+    pub attr_first_name: String,
+    pub attr_last_name: String,
+    pub attr_email: String,
+    pub attr_username: String,
+    pub group_search_base_dn: String,
+    pub group_search_filter: String,
+    pub group_type: String,
+    pub organization_owner_email: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub require_cert: RequireCert,
+    pub timeout: Duration,
+    pub refresh_interval: Duration,
+}
+
+/// Collects problems while fields are converted.
+struct Check<'a> {
+    origins: &'a Origins,
+    problems: Vec<Problem>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_string(),
+            source: self.origins.of(key),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Duration {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.fail(key, "must be greater than zero");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                self.fail(
+                    key,
+                    format!("invalid duration {text:?} ({e}); use e.g. \"30s\", \"5m\", \"12h\""),
+                );
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn addr(&mut self, key: &str, text: &str) -> Option<SocketAddr> {
+        match text.trim().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.fail(
+                    key,
+                    format!(
+                        "invalid address {text:?}; expected IP:PORT such as \"127.0.0.1:8080\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn header(&mut self, key: &str, text: &str) -> HeaderName {
+        match HeaderName::from_bytes(text.trim().as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                self.fail(key, format!("invalid header name {text:?}"));
+                HeaderName::from_static("x-invalid")
+            }
+        }
+    }
+
+    fn read(&mut self, key: &str, path: &str) -> Option<Vec<u8>> {
+        match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.fail(key, format!("cannot read {path:?}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
+    let mut c = Check {
+        origins,
+        problems: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+
+    // [server]
+    let s = &raw.server;
+    let listen = c.addr("server.listen", &s.listen);
+    let metrics_listen = if s.metrics_listen.trim().is_empty() {
+        None
+    } else {
+        c.addr("server.metrics_listen", &s.metrics_listen)
+    };
+    let (public_url, https) = match s.public_url.trim().parse::<http::Uri>() {
+        Ok(u) if u.authority().is_some() && matches!(u.scheme_str(), Some("http" | "https")) => {
+            if u.path() != "/" && !u.path().is_empty() || u.query().is_some() {
+                c.fail(
+                    "server.public_url",
+                    "must be scheme://host[:port] without a path or query",
+                );
+            }
+            let https = u.scheme_str() == Some("https");
+            (
+                format!(
+                    "{}://{}",
+                    u.scheme_str().unwrap_or("http"),
+                    u.authority().map(|a| a.as_str()).unwrap_or("")
+                ),
+                https,
+            )
+        }
+        _ => {
+            c.fail(
+                "server.public_url",
+                format!(
+                    "invalid URL {:?}; expected e.g. \"https://labels.example.com\"",
+                    s.public_url
+                ),
+            );
+            (String::new(), false)
+        }
+    };
+    let prefix = s.prefix.trim().trim_end_matches('/').to_string();
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains("//") || prefix.contains('.')
+    {
+        c.fail(
+            "server.prefix",
+            format!("must be a path such as \"/_auth\", found {:?}", s.prefix),
+        );
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in s.trusted_proxies.iter().enumerate() {
+        let p = p.trim();
+        match p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => trusted_proxies.push(n),
+            Err(_) => c.fail(
+                &format!("server.trusted_proxies.{i}"),
+                format!("invalid CIDR or IP {p:?}"),
+            ),
+        }
+    }
+    let tls = match (s.tls_cert.trim(), s.tls_key.trim()) {
+        ("", "") => None,
+        (cert, key) if !cert.is_empty() && !key.is_empty() => {
+            c.read("server.tls_cert", cert);
+            c.read("server.tls_key", key);
+            Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            })
+        }
+        _ => {
+            c.fail(
+                "server.tls_cert",
+                "server.tls_cert and server.tls_key must be set together",
+            );
+            None
+        }
+    };
+    if s.max_header_bytes < 8192 || s.max_header_bytes > 1024 * 1024 {
+        c.fail(
+            "server.max_header_bytes",
+            "must be between 8192 and 1048576",
+        );
+    }
+    let server = Server {
+        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        public_url,
+        https,
+        metrics_listen,
+        prefix,
+        trusted_proxies,
+        tls,
+        max_header_bytes: s.max_header_bytes,
+        header_read_timeout: c.duration("server.header_read_timeout", &s.header_read_timeout),
+        idle_timeout: c.duration("server.idle_timeout", &s.idle_timeout),
+        shutdown_grace: c.duration("server.shutdown_grace", &s.shutdown_grace),
+        workers: s.workers,
+    };
+
+    // [upstream]
+    let u = &raw.upstream;
+    let (scheme, authority) = match u.url.trim().parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+            if uri.path() != "/" && !uri.path().is_empty() {
+                c.fail(
+                    "upstream.url",
+                    "must not have a path: requests keep their own path",
+                );
+            }
+            (Scheme::HTTP, uri.authority().cloned())
+        }
+        Ok(uri) if uri.scheme_str() == Some("https") => {
+            c.fail("upstream.url", "https upstreams are not supported yet; run the upstream on plain http on 127.0.0.1 or a private network");
+            (Scheme::HTTPS, None)
+        }
+        _ => {
+            c.fail(
+                "upstream.url",
+                format!(
+                    "invalid URL {:?}; expected e.g. \"http://127.0.0.1:8081\"",
+                    u.url
+                ),
+            );
+            (Scheme::HTTP, None)
+        }
+    };
+    let upstream = Upstream {
+        scheme,
+        authority: authority.unwrap_or_else(|| Authority::from_static("127.0.0.1:1")),
+        pass_host_header: u.pass_host_header,
+        connect_timeout: c.duration("upstream.connect_timeout", &u.connect_timeout),
+        response_timeout: c.duration("upstream.response_timeout", &u.response_timeout),
+        pool_idle_timeout: c.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
+        pool_max_idle: u.pool_max_idle,
+        max_body: (u.max_body > 0).then_some(u.max_body),
+    };
+
+    // [log]
+    let format = match raw.log.format.trim() {
+        "pretty" | "text" => LogFormat::Pretty,
+        "json" => LogFormat::Json,
+        other => {
+            c.fail(
+                "log.format",
+                format!("expected \"pretty\" or \"json\", found {other:?}"),
+            );
+            LogFormat::Pretty
+        }
+    };
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        c.fail(
+            "log.level",
+            format!(
+                "invalid filter {:?}; use e.g. \"info\" or \"authgate=debug,info\"",
+                raw.log.level
+            ),
+        );
+    }
+    let log = Log {
+        format,
+        level: raw.log.level.clone(),
+        access_log: raw.log.access_log,
+        audit: raw.log.audit,
+    };
+
+    // [session]
+    let ss = &raw.session;
+    let mut secrets: Vec<Secret<Vec<u8>>> = ss
+        .secret
+        .iter()
+        .map(|s| Secret::new(s.expose().trim().as_bytes().to_vec()))
+        .collect();
+    if !ss.secret_file.trim().is_empty() {
+        if let Some(bytes) = c.read("session.secret_file", ss.secret_file.trim()) {
+            secrets.extend(split_secret_file(bytes).into_iter().map(Secret::new));
+        }
+    }
+    if secrets.is_empty() {
+        c.fail("session.secret_file", "a session key is required: set session.secret_file (one key of >= 32 random bytes per line; `authgate keygen --session-secret PATH` writes one) or session.secret");
+    }
+    for (i, s) in secrets.iter().enumerate() {
+        if s.expose().len() < 32 {
+            let key = if i < ss.secret.len() {
+                "session.secret"
+            } else {
+                "session.secret_file"
+            };
+            c.fail(
+                key,
+                format!(
+                    "session key #{} is {} bytes; at least 32 random bytes are required",
+                    i + 1,
+                    s.expose().len()
+                ),
+            );
+        }
+    }
+    if let Err(e) = crate::session::cookie::CookieConfig::check_name(&ss.cookie_name) {
+        c.fail("session.cookie_name", e.to_string());
+    }
+    if ss.store.trim() != "memory" {
+        c.fail(
+            "session.store",
+            format!("unknown store {:?}; supported: \"memory\"", ss.store),
+        );
+    }
+    let session = Session {
+        secrets,
+        cookie_name: ss.cookie_name.clone(),
+        ttl: c.duration("session.ttl", &ss.ttl),
+        idle_timeout: c.duration("session.idle_timeout", &ss.idle_timeout),
+    };
+
+    // [identity]
+    let id = &raw.identity;
+    let algorithm = match Algorithm::parse(&id.algorithm) {
+        Some(a) => a,
+        None => {
+            c.fail(
+                "identity.algorithm",
+                format!("expected ES256, EdDSA or RS256, found {:?}", id.algorithm),
+            );
+            Algorithm::ES256
+        }
+    };
+    let signing_key = if id.signing_key.trim().is_empty() {
+        c.fail("identity.signing_key", "required: the PEM private key that signs identity assertions (`authgate keygen PATH` writes one)");
+        Vec::new()
+    } else {
+        c.read("identity.signing_key", id.signing_key.trim())
+            .unwrap_or_default()
+    };
+    let mut previous_keys = Vec::new();
+    for (i, p) in id.previous_keys.iter().enumerate() {
+        if let Some(b) = c.read(&format!("identity.previous_keys.{i}"), p.trim()) {
+            previous_keys.push(b);
+        }
+    }
+    if id.audience.trim().is_empty() {
+        c.fail("identity.audience", "must not be empty");
+    }
+    let identity = Identity {
+        signing_key: Secret::new(signing_key),
+        signing_key_path: id.signing_key.trim().into(),
+        algorithm,
+        previous_keys,
+        audience: id.audience.trim().to_string(),
+        header: c.header("identity.header", &id.header),
+        ttl: c.duration("identity.ttl", &id.ttl),
+        all_groups: id.all_groups,
+        plain_headers: id.plain_headers,
+        headers: PlainHeaderNames {
+            user: c.header("identity.headers.user", &id.headers.user),
+            email: c.header("identity.headers.email", &id.headers.email),
+            preferred_username: c.header(
+                "identity.headers.preferred_username",
+                &id.headers.preferred_username,
+            ),
+            groups: c.header("identity.headers.groups", &id.headers.groups),
+            role: c.header("identity.headers.role", &id.headers.role),
+        },
+    };
+    if identity.ttl < Duration::from_secs(10) {
+        c.fail(
+            "identity.ttl",
+            "must be at least 10s (tokens are re-signed at half their lifetime)",
+        );
+    }
+
+    // [ldap]
+    let l = &raw.ldap;
+    let user_query_field = match l.user_query_field.trim().to_ascii_lowercase().as_str() {
+        "email" | "" => QueryField::Email,
+        "username" => QueryField::Username,
+        other => {
+            c.fail(
+                "ldap.user_query_field",
+                format!("expected \"email\" or \"username\", found {other:?}"),
+            );
+            QueryField::Email
+        }
+    };
+    let require_cert = match l.require_cert.trim().to_ascii_lowercase().as_str() {
+        "demand" | "hard" | "" => RequireCert::Verify,
+        "never" | "allow" | "try" => RequireCert::Skip,
+        other => {
+            c.fail(
+                "ldap.require_cert",
+                format!("expected demand, hard, allow, try or never, found {other:?}"),
+            );
+            RequireCert::Verify
+        }
+    };
+    let template = l.user_dn_template.trim();
+    if !template.is_empty() && !template.contains("%(user)s") {
+        c.fail(
+            "ldap.user_dn_template",
+            "must contain %(user)s (or be empty for search mode)",
+        );
+    }
+    if l.enabled {
+        let uri = l.server_uri.trim();
+        if !(uri.starts_with("ldap://") || uri.starts_with("ldaps://")) {
+            c.fail(
+                "ldap.server_uri",
+                format!("expected ldap://host[:port] or ldaps://host[:port], found {uri:?}"),
+            );
+        }
+        if template.is_empty() && l.user_search_bases.is_empty() {
+            c.fail(
+                "ldap.user_search_bases",
+                "search mode (empty user_dn_template) needs at least one search base",
+            );
+        }
+        if require_cert == RequireCert::Skip && (uri.starts_with("ldaps://") || l.start_tls) {
+            warnings.push(format!("ldap.require_cert = {:?}: the directory's TLS certificate is NOT verified (from {})", l.require_cert, origins.of("ldap.require_cert")));
+        }
+        if uri.starts_with("ldap://") && !l.start_tls {
+            warnings.push("ldap.server_uri is ldap:// without start_tls: passwords cross the network in clear text".into());
+        }
+    }
+    let ca_file = if l.ca_file.trim().is_empty() {
+        None
+    } else {
+        if l.enabled {
+            c.read("ldap.ca_file", l.ca_file.trim());
+        }
+        Some(PathBuf::from(l.ca_file.trim()))
+    };
+    let owner =
+        Some(l.organization_owner_email.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
+    let ldap = Ldap {
+        enabled: l.enabled,
+        server_uri: l.server_uri.trim().to_string(),
+        bind_dn: l.bind_dn.trim().to_string(),
+        bind_password: l.bind_password.clone(),
+        start_tls: l.start_tls,
+        user_dn_template: (!template.is_empty()).then(|| template.to_string()),
+        user_search_bases: l
+            .user_search_bases
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        use_username_for_login: l.use_username_for_login,
+        user_query_field,
+        attr_first_name: l.attr_first_name.trim().to_string(),
+        attr_last_name: l.attr_last_name.trim().to_string(),
+        attr_email: l.attr_email.trim().to_string(),
+        attr_username: l.attr_username.trim().to_string(),
+        group_search_base_dn: l.group_search_base_dn.trim().to_string(),
+        group_search_filter: l.group_search_filter.trim().to_string(),
+        group_type: l.group_type.trim().to_string(),
+        organization_owner_email: owner.clone(),
+        ca_file,
+        require_cert,
+        timeout: c.duration("ldap.timeout", &l.timeout),
+        refresh_interval: c.duration("ldap.refresh_interval", &l.refresh_interval),
+    };
+
+    // [mapping]
+    let mut raw_mapping: raw::Mapping = raw.mapping.clone();
+    if raw_mapping.owner_email.trim().is_empty() {
+        raw_mapping.owner_email = owner.unwrap_or_default();
+    }
+    let mapping = match Mapping::compile(&raw_mapping, !raw.policy.manual_role_management) {
+        Ok(m) => m,
+        Err(e) => {
+            let key = e.key();
+            c.fail(key, e.to_string());
+            Mapping::default()
+        }
+    };
+
+    // [policy]
+    let p = &raw.policy;
+    let mut public_paths = Vec::new();
+    for (i, path) in p.public_paths.iter().enumerate() {
+        match crate::proxy::path::normalize(path.trim()) {
+            Ok(n) => public_paths.push(n),
+            Err(e) => c.fail(
+                &format!("policy.public_paths.{i}"),
+                format!("{path:?}: {e}"),
+            ),
+        }
+    }
+    let routes = if p.routes_file.trim().is_empty() {
+        RouteTable::embedded()
+    } else {
+        let path = p.routes_file.trim();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match RouteTable::parse(&text, path) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.fail("policy.routes_file", e.to_string());
+                    RouteTable::embedded()
+                }
+            },
+            Err(e) => {
+                c.fail("policy.routes_file", format!("cannot read {path:?}: {e}"));
+                RouteTable::embedded()
+            }
+        }
+    };
+    if let Err(e) = routes.check_overrides(&p.switches) {
+        c.fail("policy.switches", e.to_string());
+    }
+    let policy = Policy {
+        public_paths,
+        allow_upstream_tokens: p.allow_upstream_tokens,
+        manual_role_management: p.manual_role_management,
+        manual_workspace_management: p.manual_workspace_management,
+        manual_project_member_management: p.manual_project_member_management,
+        disable_signup_without_link: p.disable_signup_without_link,
+        routes,
+        switches: p.switches.clone(),
+    };
+
+    if !c.problems.is_empty() {
+        return Err(Errors(c.problems));
+    }
+    Ok(Config {
+        server,
+        upstream,
+        log,
+        session,
+        identity,
+        policy,
+        ldap,
+        mapping,
+        raw,
+        warnings,
+    })
+}
+
+/// A secret file holds one key per line when it is text, or one binary key.
+fn split_secret_file(bytes: Vec<u8>) -> Vec<Vec<u8>> {
+    match String::from_utf8(bytes) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.as_bytes().to_vec())
+            .collect(),
+        Err(e) => vec![e.into_bytes()],
+    }
+}

@@ -1,0 +1,324 @@
+//! Everything under the reserved prefix (`/_auth` by default): thin handlers
+//! that call `session`, `identity` and `policy`. Only this module and
+//! `proxy` build HTTP responses.
+
+pub mod redirect;
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::app::State;
+use crate::error::{self, Error};
+use crate::pages;
+use crate::proxy::context::{ConnInfo, RequestCtx};
+use crate::proxy::{full, path, Body};
+use crate::session::Session;
+
+/// Routes a request whose normalized path is under the prefix.
+pub async fn dispatch(
+    state: &Arc<State>,
+    _conn: &Arc<ConnInfo>,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    path: &str,
+    user: &mut Option<Arc<Session>>,
+) -> Result<Response<Body>, Error> {
+    let prefix = &state.config.server.prefix;
+    let sub = path[prefix.len()..].to_ascii_lowercase();
+    let sub = sub.trim_end_matches('/');
+    let m = req.method().clone();
+    let get = m == Method::GET || m == Method::HEAD;
+    match sub {
+        "/healthz" if get => Ok(text(StatusCode::OK, "ok\n")),
+        "/readyz" if get => Ok(readyz(state)),
+        "/jwks.json" if get => Ok(jwks(state)),
+        "/login" if get => Ok(login_page(state, &req)),
+        "/logout" if get || m == Method::POST => logout(state, ctx, &req).await,
+        "/userinfo" if get => {
+            let s = state
+                .load_session(req.headers())
+                .await?
+                .ok_or(Error::Unauthenticated)?;
+            *user = Some(s.clone());
+            Ok(userinfo(&s))
+        }
+        "/check" if get || m == Method::POST => check(state, ctx, &req, user).await,
+        "/healthz" | "/readyz" | "/jwks.json" | "/login" | "/logout" | "/userinfo" | "/check" => {
+            Err(Error::MethodNotAllowed)
+        }
+        _ => Err(Error::NotFound),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn readyz(state: &State) -> Response<Body> {
+    // Keys and the route table are loaded before the listener opens; later
+    // checks (IdP metadata, directory) join here.
+    let body = serde_json::json!({
+        "ready": true,
+        "checks": { "signing_key": "loaded", "routes": state.config.policy.routes.len() },
+    });
+    error::json(StatusCode::OK, &body)
+}
+
+fn jwks(state: &State) -> Response<Body> {
+    let mut r = Response::new(full(bytes::Bytes::copy_from_slice(state.signer.jwks())));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+/// 302 to the login page, remembering where to go back to (a local path only).
+pub fn redirect_to_login(state: &State, rd: &str) -> Response<Body> {
+    let rd = redirect::local_target(rd);
+    let mut location = format!("{}/login", state.config.server.prefix);
+    if rd != "/" {
+        location.push_str("?rd=");
+        location.extend(percent_encoding::utf8_percent_encode(rd, QUERY_VALUE));
+    }
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The value of query parameter `name`, percent-decoded.
+pub fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    let q = req.uri().query()?;
+    form_value(q.as_bytes(), name)
+}
+
+/// The first value of `name` in an `application/x-www-form-urlencoded` body or query.
+pub fn form_value(body: &[u8], name: &str) -> Option<String> {
+    for pair in body.split(|b| *b == b'&') {
+        let mut it = pair.splitn(2, |b| *b == b'=');
+        let k = it.next().unwrap_or_default();
+        let v = it.next().unwrap_or_default();
+        if decode_form(k) == name {
+            return Some(decode_form(v));
+        }
+    }
+    None
+}
+
+fn decode_form(b: &[u8]) -> String {
+    let plus: Vec<u8> = b
+        .iter()
+        .map(|c| if *c == b'+' { b' ' } else { *c })
+        .collect();
+    percent_encoding::percent_decode(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
+    let rd = redirect::local_target(&rd).to_string();
+    let body = if state.config.ldap.enabled {
+        format!(
+            "<h1>Sign in</h1><p>Use your directory account.</p><p class=\"muted\">Password sign-in is being set up; the form appears here once the directory connection is configured.</p><input type=\"hidden\" name=\"rd\" value=\"{}\">",
+            pages::escape(&rd)
+        )
+    } else {
+        "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>".to_string()
+    };
+    error::html(StatusCode::OK, pages::frame("Sign in", &body))
+}
+
+/// Ends the session: revoked server-side (a copied cookie stops working) and
+/// the cookie cleared.
+pub async fn logout(
+    state: &State,
+    ctx: &RequestCtx,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let mut subject = None;
+    if let Some(s) = state.load_session(req.headers()).await? {
+        state
+            .sessions
+            .revoke(&s.id)
+            .await
+            .map_err(Error::SessionStore)?;
+        subject = Some(s.identity.subject.clone());
+    }
+    if let Some(sub) = &subject {
+        crate::audit!("logout", subject = %sub, client = %ctx.client);
+    }
+    let mut r = if ctx.wants_html || req.method() == Method::GET {
+        error::html(
+            StatusCode::OK,
+            pages::frame(
+                "Signed out",
+                &format!(
+                    "<h1>You are signed out</h1><p><a class=\"button\" href=\"{}/login\">Sign in again</a></p>",
+                    pages::escape(&state.config.server.prefix)
+                ),
+            ),
+        )
+    } else {
+        error::json(
+            StatusCode::OK,
+            &serde_json::json!({ "signed_out": subject.is_some() }),
+        )
+    };
+    r.headers_mut()
+        .append(header::SET_COOKIE, state.cookie.clear_header());
+    Ok(r)
+}
+
+fn userinfo(s: &Session) -> Response<Body> {
+    let id = &s.identity;
+    let body = serde_json::json!({
+        "sub": id.subject,
+        "email": id.email,
+        "name": id.name,
+        "given_name": id.given_name,
+        "family_name": id.family_name,
+        "preferred_username": id.preferred_username,
+        "groups": id.groups,
+        "role": id.role,
+        "workspaces": id.workspaces,
+        "projects": id.projects,
+        "amr": [match id.method { crate::identity::Method::Saml => "saml", crate::identity::Method::Ldap => "ldap" }],
+        "session_expires": s.expires,
+    });
+    error::json(StatusCode::OK, &body)
+}
+
+/// Role gates applied to every proxied request of a signed-in user.
+pub fn authorize(s: &Session) -> Result<(), Error> {
+    match s.identity.role.as_deref() {
+        Some("not_activated") => Err(Error::PendingActivation),
+        Some("deactivated") => Err(Error::Deactivated),
+        _ => Ok(()),
+    }
+}
+
+/// Forward-auth for nginx `auth_request` (X-Original-Method / X-Original-URI)
+/// and Traefik ForwardAuth (X-Forwarded-Method / X-Forwarded-Uri).
+async fn check(
+    state: &Arc<State>,
+    ctx: &RequestCtx,
+    req: &Request<Incoming>,
+    user: &mut Option<Arc<Session>>,
+) -> Result<Response<Body>, Error> {
+    let h = req.headers();
+    let header_str = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let traefik = header_str("x-forwarded-uri").is_some() && header_str("x-original-uri").is_none();
+    let method = header_str("x-original-method")
+        .or_else(|| header_str("x-forwarded-method"))
+        .unwrap_or("GET");
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| Error::BadRequest("method"))?;
+    let uri = header_str("x-original-uri")
+        .or_else(|| header_str("x-forwarded-uri"))
+        .unwrap_or("/");
+    let uri: http::Uri = uri
+        .parse()
+        .map_err(|_| Error::Forbidden("unparseable request target"))?;
+    // An ambiguous original path is refused, never guessed at.
+    let p = path::normalize(uri.path()).map_err(|_| Error::Forbidden("ambiguous request path"))?;
+    let navigation = crate::proxy::context::is_navigation(&method, h);
+
+    let preq = crate::policy::Request {
+        method: &method,
+        path: &p,
+        query: uri.query(),
+        override_methods: &[],
+        form_body: false,
+    };
+    match state.config.policy.routes.decide(&preq, &state.switches) {
+        crate::policy::Decision::Allow | crate::policy::Decision::Logout { .. } => {}
+        crate::policy::Decision::Deny { reason, .. } => {
+            state.metrics.policy_denials.inc();
+            crate::audit!("policy_denied", method = %method, path = %p, reason = %reason, client = %ctx.client, via = "check");
+            return Err(Error::ManagedByDirectory {
+                reason: reason.to_string(),
+            });
+        }
+        crate::policy::Decision::Login { .. } => {
+            state.metrics.policy_denials.inc();
+            return Err(Error::Forbidden(
+                "sign in through this site's single sign-on",
+            ));
+        }
+    }
+    let mut r = Response::new(full(""));
+    if state.is_public(&p) {
+        return Ok(r);
+    }
+    let Some(session) = state.load_session(h).await? else {
+        if state.config.policy.allow_upstream_tokens && h.contains_key(header::AUTHORIZATION) {
+            let auth = h
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let lower = auth.trim_start().to_ascii_lowercase();
+            if lower.starts_with("token ") || lower.starts_with("bearer ") {
+                return Ok(r);
+            }
+        }
+        if traefik && navigation {
+            // Traefik hands this response to the browser as it is.
+            let rd = match uri.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.clone(),
+            };
+            let mut resp = redirect_to_login(state, &rd);
+            let loc = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| format!("{}{}", state.config.server.public_url, l));
+            if let Some(v) = loc.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            return Ok(resp);
+        }
+        return Err(Error::Unauthenticated);
+    };
+    *user = Some(session.clone());
+    authorize(&session)?;
+    let token = state.identity_token(&session)?;
+    let out = r.headers_mut();
+    out.insert(state.config.identity.header.clone(), token);
+    if state.config.identity.plain_headers {
+        session.plain.apply(out);
+    }
+    Ok(r)
+}

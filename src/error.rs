@@ -1,0 +1,180 @@
+//! The one place that turns failures into status codes and pages.
+//!
+//! Every module returns its own typed error; `Error` gathers them and
+//! `respond` chooses the status by an exhaustive match, so a new failure kind
+//! cannot reach a user without someone deciding its status here. Users get a
+//! short HTML page (browser navigations) or JSON (everything else) carrying
+//! the request id; the log gets the cause chain. Nothing secret is ever put
+//! in either.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::pages;
+use crate::proxy::context::RequestCtx;
+use crate::proxy::{path, upstream, Body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("ambiguous request path")]
+    BadPath(#[source] path::Error),
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    #[error("request body larger than upstream.max_body")]
+    BodyTooLarge,
+    #[error("upstream request failed")]
+    Upstream(#[source] upstream::Error),
+    #[error("not signed in")]
+    Unauthenticated,
+    #[error("refused by policy: {reason}")]
+    ManagedByDirectory { reason: String },
+    #[error("account pending activation")]
+    PendingActivation,
+    #[error("account deactivated")]
+    Deactivated,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("session store unavailable")]
+    SessionStore(#[source] crate::session::StoreError),
+    #[error("identity signing failed")]
+    Identity(#[source] crate::identity::Error),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadPath(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Upstream(e) => match e {
+                upstream::Error::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                upstream::Error::Connect(_) | upstream::Error::Other(_) => StatusCode::BAD_GATEWAY,
+            },
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::ManagedByDirectory { .. }
+            | Error::PendingActivation
+            | Error::Deactivated
+            | Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Identity(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Machine-readable code for JSON bodies.
+    fn code(&self) -> &'static str {
+        match self {
+            Error::BadPath(_) => "bad_path",
+            Error::BadRequest(_) => "bad_request",
+            Error::BodyTooLarge => "body_too_large",
+            Error::Upstream(upstream::Error::Timeout) => "upstream_timeout",
+            Error::Upstream(_) => "upstream_unavailable",
+            Error::Unauthenticated => "unauthenticated",
+            Error::ManagedByDirectory { .. } => "managed_by_directory",
+            Error::PendingActivation => "pending_activation",
+            Error::Deactivated => "deactivated",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::SessionStore(_) => "session_store_unavailable",
+            Error::Identity(_) => "internal_error",
+        }
+    }
+
+    /// What the user should read (and do).
+    fn user_message(&self) -> String {
+        match self {
+            Error::BadPath(_) => "The request path is ambiguous (for example an encoded slash) and was refused.".into(),
+            Error::BadRequest(what) => format!("The request was malformed: {what}."),
+            Error::BodyTooLarge => "The request body is larger than this service accepts.".into(),
+            Error::Upstream(upstream::Error::Timeout) => "The application did not answer in time. Try again in a moment.".into(),
+            Error::Upstream(_) => "The application is not reachable right now. Try again in a moment.".into(),
+            Error::Unauthenticated => "Sign in to continue.".into(),
+            Error::ManagedByDirectory { .. } => "This change is managed by your organization's directory (SSO/LDAP groups). Ask your administrator to change your group membership instead.".into(),
+            Error::PendingActivation => "Your account is pending activation. Ask your administrator to add you to a group that grants access, then sign in again.".into(),
+            Error::Deactivated => "Your account is deactivated. Contact your administrator if you think this is a mistake.".into(),
+            Error::Forbidden(what) => format!("Access denied: {what}."),
+            Error::NotFound => "Not found.".into(),
+            Error::MethodNotAllowed => "Method not allowed.".into(),
+            Error::SessionStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
+            Error::Identity(_) => "Something went wrong on our side.".into(),
+        }
+    }
+}
+
+/// Builds the response for `err` and logs its cause chain once.
+pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
+    let status = err.status();
+    let chain = cause_chain(err);
+    if status.is_server_error() {
+        tracing::warn!(request_id = %ctx.id, status = status.as_u16(), error = %chain, "request failed");
+    } else {
+        tracing::debug!(request_id = %ctx.id, status = status.as_u16(), error = %chain, "request refused");
+    }
+    let mut resp = if ctx.wants_html {
+        let title = status.canonical_reason().unwrap_or("Error");
+        html(
+            status,
+            pages::error_page(title, &err.user_message(), &ctx.id, &ctx.prefix),
+        )
+    } else {
+        let mut body = serde_json::json!({
+            "error": err.code(),
+            "message": err.user_message(),
+            "request_id": ctx.id.as_str(),
+        });
+        if let Error::ManagedByDirectory { reason } = err {
+            body["reason"] = serde_json::Value::String(reason.clone());
+        }
+        json(status, &body)
+    };
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}
+
+pub fn html(status: StatusCode, page: String) -> Response<Body> {
+    let mut resp = Response::new(crate::proxy::full(Bytes::from(page)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    resp
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(crate::proxy::full(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,61 @@
+//! HTML pages: login, errors, admin. Every dynamic value is HTML-escaped here;
+//! pages never include secrets, and they load nothing from other origins.
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}\
+main{max-width:28rem;margin:10vh auto;background:#fff;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.12);padding:2rem}\
+h1{font-size:1.35rem;margin:0 0 1rem}p{line-height:1.5}.muted{color:#5b6372;font-size:.85rem}\
+label{display:block;margin:.75rem 0 .25rem;font-weight:600}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #b8bfcc;border-radius:4px;font-size:1rem}\
+button,.button{display:block;width:100%;margin-top:1.25rem;padding:.65rem;border:0;border-radius:4px;background:#2457d6;color:#fff;font-size:1rem;text-align:center;text-decoration:none;cursor:pointer}\
+.error{background:#fdecec;border:1px solid #f3b4b4;color:#8a1c1c;padding:.6rem;border-radius:4px}\
+hr{border:0;border-top:1px solid #e3e6eb;margin:1.5rem 0}";
+
+/// The common page frame.
+pub fn frame(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        t = escape(title)
+    )
+}
+
+pub fn error_page(title: &str, message: &str, request_id: &str, prefix: &str) -> String {
+    frame(
+        title,
+        &format!(
+            "<h1>{}</h1><p>{}</p><p><a href=\"{}/login\">Sign in again</a></p><p class=\"muted\">Request id: <code>{}</code></p>",
+            escape(title),
+            escape(message),
+            escape(prefix),
+            escape(request_id)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_values_are_escaped() {
+        let page = error_page("<x>", "a\"b<script>", "id'1", "/_auth");
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(page.contains("id&#39;1"));
+    }
+}

@@ -1,0 +1,72 @@
+//! Per-connection and per-request context: who is calling, over what, and
+//! how they want errors rendered.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{header, HeaderMap, HeaderValue, Method};
+
+/// Facts about one accepted connection, computed once per connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The peer is in `server.trusted_proxies`: its X-Forwarded-* are believed.
+    pub trusted: bool,
+    /// The peer IP as a header value (X-Forwarded-For for untrusted peers).
+    pub peer_header: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool, trusted: bool) -> ConnInfo {
+        let peer_header = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            tls,
+            trusted,
+            peer_header,
+        }
+    }
+}
+
+/// Facts about one request, for logging and error rendering.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub id: String,
+    pub start: Instant,
+    pub method: Method,
+    /// Browser navigation (GET/HEAD accepting text/html): errors as HTML,
+    /// unauthenticated requests redirected to the login page.
+    pub wants_html: bool,
+    pub prefix: String,
+    pub client: std::net::IpAddr,
+}
+
+impl RequestCtx {
+    pub fn new(
+        id: String,
+        method: &Method,
+        headers: &HeaderMap,
+        prefix: &str,
+        client: std::net::IpAddr,
+    ) -> RequestCtx {
+        RequestCtx {
+            id,
+            start: Instant::now(),
+            method: method.clone(),
+            wants_html: is_navigation(method, headers),
+            prefix: prefix.to_string(),
+            client,
+        }
+    }
+}
+
+/// A browser navigation: GET or HEAD whose Accept names text/html.
+pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.to_str().map(|s| s.contains("text/html")).unwrap_or(false))
+}

@@ -1,0 +1,483 @@
+//! The request path: one hyper service, its phases in order.
+//!
+//! ```text
+//! accept → TLS → hyper → proxy::handle(req)
+//!  1. ctx = RequestCtx::new(..)                  request id, navigation or API
+//!  2. path::normalize(uri.path)                  once; 400 on ambiguous input
+//!  3. strip hop-by-hop, strip inbound identity   ALWAYS, before anything reads headers
+//!  4. /_auth/* → endpoints::dispatch             authgate's own endpoints
+//!  5. policy: route table decision               managed_by_directory → 403 (every caller)
+//!  6. public path?                               forward without identity
+//!  7. session from the cookie                    none → upstream token? / 302 login / 401 JSON
+//!  8. authorize: role gates                      not_activated → 403 pending activation
+//!  9. set identity headers; upstream::send       streaming both ways, upgrades spliced
+//! 10. Err(e) anywhere → error::respond           one status map, one log line
+//! ```
+//!
+//! The normalized path is both what policy checks and what is forwarded, so
+//! the check and the upstream can never disagree. This module owns the flow;
+//! the decisions themselves live in `policy`, `session` and `identity`.
+
+pub mod context;
+pub mod headers;
+pub mod path;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::app::State;
+use crate::error::{self, Error};
+use crate::session::Session;
+use context::{ConnInfo, RequestCtx};
+
+/// Every response body: the upstream's streamed body or one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Either::Right(Full::new(b.into()))
+}
+
+static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The names authgate sets on forwarded requests; every inbound copy of
+/// these (any case, `_` spelling) is removed first.
+pub fn protected_names(state_cfg: &crate::config::Config) -> Vec<String> {
+    let h = &state_cfg.identity.headers;
+    let mut names: Vec<String> = vec![
+        state_cfg.identity.header.as_str().to_string(),
+        h.user.as_str().to_string(),
+        h.email.as_str().to_string(),
+        h.preferred_username.as_str().to_string(),
+        h.groups.as_str().to_string(),
+        h.role.as_str().to_string(),
+        "x-forwarded-for".into(),
+        "x-forwarded-proto".into(),
+        "x-forwarded-host".into(),
+        "x-real-ip".into(),
+        "forwarded".into(),
+        "x-request-id".into(),
+        // Spellings other auth proxies use that upstreams are often told to trust.
+        "x-auth-request-user".into(),
+        "x-auth-request-email".into(),
+        "x-auth-request-groups".into(),
+        "x-auth-request-preferred-username".into(),
+        "x-remote-user".into(),
+        "remote-user".into(),
+        "x-forwarded-access-token".into(),
+        "x-pomerium-jwt-assertion".into(),
+    ];
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Entry point for every request on the main listener.
+pub async fn handle(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let ctx = RequestCtx::new(
+        state.request_ids.next(),
+        req.method(),
+        req.headers(),
+        &state.config.server.prefix,
+        conn.peer.ip(),
+    );
+    state.metrics.in_flight.inc();
+    let mut user: Option<Arc<Session>> = None;
+    let mut logged_path = String::new();
+    let resp = match phases(&state, &conn, &ctx, req, &mut user, &mut logged_path).await {
+        Ok(r) => r,
+        Err(e) => error::respond(&e, &ctx),
+    };
+    state.metrics.in_flight.dec();
+    let status = resp.status().as_u16();
+    state.metrics.record_status(status);
+    if state.config.log.access_log {
+        let subject = user
+            .as_ref()
+            .map(|s| s.identity.subject.as_str())
+            .unwrap_or("-");
+        tracing::info!(
+            target: "authgate::access",
+            request_id = %ctx.id,
+            method = %ctx.method,
+            path = %logged_path,
+            status,
+            latency_us = ctx.start.elapsed().as_micros() as u64,
+            user = subject,
+            client = %ctx.client,
+        );
+    }
+    resp
+}
+
+async fn phases(
+    state: &Arc<State>,
+    conn: &Arc<ConnInfo>,
+    ctx: &RequestCtx,
+    mut req: Request<Incoming>,
+    user: &mut Option<Arc<Session>>,
+    logged_path: &mut String,
+) -> Result<Response<Body>, Error> {
+    let cfg = &state.config;
+
+    // 2. Normalize once; this exact path is checked and forwarded.
+    if req.method() == Method::CONNECT {
+        return Err(Error::MethodNotAllowed);
+    }
+    let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
+    logged_path.push_str(&path);
+
+    // 3. Strip, then (later) set. Trusted proxies' forwarding headers are
+    // read before they are stripped.
+    let inbound_fwd = conn.trusted.then(|| ForwardedIn::read(req.headers()));
+    let upgrade = headers::is_upgrade(req.headers());
+    headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+    headers::strip_protected(req.headers_mut(), &state.protected);
+
+    // 4. authgate's own endpoints.
+    if is_under(&path, &cfg.server.prefix) {
+        return crate::endpoints::dispatch(state, conn, ctx, req, &path, user).await;
+    }
+
+    // 5. The route policy applies to every caller, tokens included.
+    let overrides = crate::policy::override_methods(req.headers(), req.uri().query());
+    let decision = state.routes_decide(&req, &path, &overrides);
+    match decision {
+        crate::policy::Decision::Allow => {}
+        crate::policy::Decision::Deny { reason, .. } => {
+            state.metrics.policy_denials.inc();
+            crate::audit!("policy_denied", method = %ctx.method, path = %path, reason = %reason, client = %ctx.client);
+            return Err(Error::ManagedByDirectory {
+                reason: reason.to_string(),
+            });
+        }
+        crate::policy::Decision::Login { .. } => {
+            state.metrics.policy_denials.inc();
+            if ctx.wants_html {
+                return Ok(crate::endpoints::redirect_to_login(state, "/"));
+            }
+            crate::audit!("policy_denied", method = %ctx.method, path = %path, reason = "native_login", client = %ctx.client);
+            return Err(Error::Forbidden(
+                "sign in through this site's single sign-on",
+            ));
+        }
+        crate::policy::Decision::Logout { .. } => {
+            // The upstream's own logout also ends our session.
+            return crate::endpoints::logout(state, ctx, &req).await;
+        }
+    }
+
+    // 6. Public paths: no session, no identity.
+    if state.is_public(&path) {
+        return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+    }
+
+    // 7. Session.
+    let session = match state.load_session(req.headers()).await? {
+        Some(s) => s,
+        None => {
+            if cfg.policy.allow_upstream_tokens && carries_upstream_token(req.headers()) {
+                return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+            }
+            if ctx.wants_html {
+                let rd = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                return Ok(crate::endpoints::redirect_to_login(state, &rd));
+            }
+            return Err(Error::Unauthenticated);
+        }
+    };
+    *user = Some(session.clone());
+
+    // 8. Role gates.
+    crate::endpoints::authorize(&session)?;
+
+    // 9. Forward with identity.
+    forward(
+        state,
+        conn,
+        ctx,
+        req,
+        &path,
+        Some(&session),
+        inbound_fwd,
+        upgrade,
+    )
+    .await
+}
+
+/// `path` is `prefix` or below it (`/_auth`, `/_auth/x`, not `/_authx`).
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.len() >= prefix.len()
+        && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
+}
+
+/// A POST whose body is a form may carry a `_method` field.
+pub fn is_form_post(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(crate::policy::is_form_content_type)
+}
+
+/// `Authorization: Token …` or `Bearer …` (the upstream's own API tokens).
+fn carries_upstream_token(h: &http::HeaderMap) -> bool {
+    h.get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim_start();
+            v.len() > 6
+                && (v[..6].eq_ignore_ascii_case("token ")
+                    || v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+        })
+        .unwrap_or(false)
+}
+
+/// X-Forwarded-* as a trusted proxy sent them.
+pub struct ForwardedIn {
+    pub for_: Option<HeaderValue>,
+    pub proto: Option<HeaderValue>,
+    pub host: Option<HeaderValue>,
+}
+
+impl ForwardedIn {
+    fn read(h: &http::HeaderMap) -> ForwardedIn {
+        let joined = |name: &header::HeaderName| -> Option<HeaderValue> {
+            let mut it = h.get_all(name).iter();
+            let first = it.next()?.clone();
+            let mut out = first.as_bytes().to_vec();
+            for v in it {
+                out.extend_from_slice(b", ");
+                out.extend_from_slice(v.as_bytes());
+            }
+            HeaderValue::from_bytes(&out).ok()
+        };
+        ForwardedIn {
+            for_: joined(&X_FORWARDED_FOR),
+            proto: h.get(&X_FORWARDED_PROTO).cloned(),
+            host: h.get(&X_FORWARDED_HOST).cloned(),
+        }
+    }
+}
+
+/// Sends the request upstream with identity (or none) and streams the answer back.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    state: &Arc<State>,
+    conn: &ConnInfo,
+    ctx: &RequestCtx,
+    mut req: Request<Incoming>,
+    path: &str,
+    session: Option<&Arc<Session>>,
+    inbound: Option<ForwardedIn>,
+    upgrade: bool,
+) -> Result<Response<Body>, Error> {
+    let cfg = &state.config;
+
+    // Target URI: upstream authority + the normalized path + the query as sent.
+    let mut pq = String::with_capacity(path.len() + 1 + req.uri().query().map_or(0, str::len));
+    pq.push_str(path);
+    if let Some(q) = req.uri().query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let uri = Uri::builder()
+        .scheme(cfg.upstream.scheme.clone())
+        .authority(cfg.upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| Error::BadRequest("request target"))?;
+
+    // Host: as the browser sent it (HTTP/2 :authority becomes Host).
+    let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let h = req.headers_mut();
+    if cfg.upstream.pass_host_header {
+        if let Some(host) = &original_host {
+            h.insert(header::HOST, host.clone());
+        }
+    } else {
+        h.insert(
+            header::HOST,
+            HeaderValue::from_str(cfg.upstream.authority.as_str())
+                .map_err(|_| Error::BadRequest("host"))?,
+        );
+    }
+
+    // X-Forwarded-*: appended to a trusted proxy's values, else ours alone.
+    let proto = if conn.tls {
+        HeaderValue::from_static("https")
+    } else {
+        HeaderValue::from_static("http")
+    };
+    match inbound {
+        Some(ForwardedIn {
+            for_,
+            proto: in_proto,
+            host: in_host,
+        }) => {
+            let xff = match for_ {
+                Some(prev) => {
+                    let mut v = prev.as_bytes().to_vec();
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(conn.peer_header.as_bytes());
+                    HeaderValue::from_bytes(&v).unwrap_or_else(|_| conn.peer_header.clone())
+                }
+                None => conn.peer_header.clone(),
+            };
+            h.insert(X_FORWARDED_FOR.clone(), xff);
+            h.insert(X_FORWARDED_PROTO.clone(), in_proto.unwrap_or(proto));
+            if let Some(host) = in_host.or(original_host) {
+                h.insert(X_FORWARDED_HOST.clone(), host);
+            }
+        }
+        None => {
+            h.insert(X_FORWARDED_FOR.clone(), conn.peer_header.clone());
+            h.insert(X_FORWARDED_PROTO.clone(), proto);
+            if let Some(host) = original_host {
+                h.insert(X_FORWARDED_HOST.clone(), host);
+            }
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(&ctx.id) {
+        h.insert(X_REQUEST_ID.clone(), id);
+    }
+
+    // Identity.
+    if let Some(s) = session {
+        let token = state.identity_token(s)?;
+        h.insert(cfg.identity.header.clone(), token);
+        if cfg.identity.plain_headers {
+            s.plain.apply(h);
+        }
+    }
+
+    // Body limit: refuse a declared length early; a chunked body is cut off.
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    if upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let body = match cfg.upstream.max_body {
+        Some(max) => {
+            if declared.is_some_and(|n| n > max) {
+                return Err(Error::BodyTooLarge);
+            }
+            Either::Right(Limited::new(body, max as usize))
+        }
+        None => Either::Left(body),
+    };
+    let up_req = Request::from_parts(parts, body);
+
+    let (mut resp, took) = match state.upstream.send(up_req).await {
+        Ok(r) => r,
+        Err(e) => {
+            match &e {
+                upstream::Error::Connect(_) => state.metrics.upstream_connect_errors.inc(),
+                upstream::Error::Timeout => state.metrics.upstream_timeouts.inc(),
+                upstream::Error::Other(_) => state.metrics.upstream_other_errors.inc(),
+            };
+            if cfg.upstream.max_body.is_some() && body_limit_hit(&e) {
+                return Err(Error::BodyTooLarge);
+            }
+            return Err(Error::Upstream(e));
+        }
+    };
+    state.metrics.upstream_seconds.observe(took.as_secs_f64());
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
+                else {
+                    return;
+                };
+                let mut client = TokioIo::new(client);
+                let mut upstream = TokioIo::new(upstream);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+            return Ok(resp.map(Either::Left));
+        }
+    }
+    headers::strip_hop_by_hop(resp.headers_mut(), false);
+    Ok(resp.map(Either::Left))
+}
+
+fn body_limit_hit(e: &upstream::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Reads a small request body (login forms, SAML posts) with a hard cap.
+pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Error> {
+    match Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge),
+        Err(_) => Err(Error::BadRequest("unreadable body")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matching_is_segment_aware() {
+        assert!(is_under("/_auth", "/_auth"));
+        assert!(is_under("/_auth/login", "/_auth"));
+        assert!(is_under("/_AUTH/login", "/_auth"));
+        assert!(!is_under("/_authx", "/_auth"));
+        assert!(!is_under("/", "/_auth"));
+    }
+
+    #[test]
+    fn upstream_tokens_are_recognised() {
+        let mut h = http::HeaderMap::new();
+        assert!(!carries_upstream_token(&h));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Token abc"));
+        assert!(carries_upstream_token(&h));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert!(carries_upstream_token(&h));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(!carries_upstream_token(&h));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Token "));
+        assert!(!carries_upstream_token(&h));
+    }
+}
