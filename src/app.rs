@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::error::Error;
 use crate::identity::jwt::Signer;
-use crate::identity::Identity;
+use crate::identity::{Identity, Principal};
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Switches};
 use crate::proxy::headers::Protected;
@@ -173,6 +173,34 @@ impl State {
         s.tokens
             .get(&self.signer, &s.identity, &s.id, now_unix())
             .map_err(Error::Identity)
+    }
+
+    /// The one function login code (LDAP, SAML) calls after a successful
+    /// authentication: maps groups, refuses deactivated users (403 page and
+    /// an audit event), starts the session. Returns the Set-Cookie value.
+    pub async fn sign_in(
+        &self,
+        principal: Principal,
+        client: std::net::IpAddr,
+    ) -> Result<(Arc<Session>, HeaderValue), Error> {
+        let method = principal.method;
+        let identity =
+            principal.into_identity(&self.config.mapping, self.config.identity.all_groups);
+        if identity.role.as_deref() == Some("deactivated") {
+            self.metrics.logins_failed.inc();
+            crate::audit!("login_refused", subject = %identity.subject, method = method.as_str(), role = "deactivated", client = %client, reason = "deactivated");
+            return Err(Error::Deactivated);
+        }
+        let (session, cookie) = self.start_session(identity).await?;
+        self.metrics.logins_ok.inc();
+        crate::audit!(
+            "login_success",
+            subject = %session.identity.subject,
+            method = method.as_str(),
+            role = session.identity.role.as_deref().unwrap_or("-"),
+            client = %client,
+        );
+        Ok((session, cookie))
     }
 
     /// Starts a session for a signed-in identity; returns it and the Set-Cookie value.

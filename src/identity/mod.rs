@@ -61,6 +61,60 @@ pub struct Identity {
     pub session_index: Option<String>,
 }
 
+/// What the IdP or the directory said about a user, before mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// SAML NameID or LDAP DN.
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    /// Every group, as the source spelled it (DNs or plain names).
+    pub groups: Vec<String>,
+    pub method: Method,
+    pub session_index: Option<String>,
+}
+
+impl Principal {
+    /// Applies the group mapping: role, workspaces, projects, and the
+    /// `groups` claim kept to what some mapping mentions (unless
+    /// `all_groups`), so headers stay far below common 8 KB limits.
+    pub fn into_identity(self, mapping: &crate::mapping::Mapping, all_groups: bool) -> Identity {
+        let resolved = mapping.resolve(self.email.as_deref(), &self.groups);
+        let groups = if all_groups {
+            self.groups
+        } else {
+            self.groups
+                .into_iter()
+                .filter(|g| mapping.mentions(g))
+                .collect()
+        };
+        let name = self
+            .name
+            .or_else(|| match (&self.given_name, &self.family_name) {
+                (Some(g), Some(f)) => Some(format!("{g} {f}")),
+                (Some(n), None) | (None, Some(n)) => Some(n.clone()),
+                (None, None) => None,
+            });
+        Identity {
+            subject: self.subject,
+            email: self.email,
+            name,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            preferred_username: self.preferred_username,
+            groups,
+            role: resolved.role.map(|r| r.as_str().to_string()),
+            workspaces: resolved.workspaces,
+            projects: resolved.projects,
+            method: self.method,
+            session_index: self.session_index,
+        }
+    }
+}
+
 /// Errors of key handling and token signing. Messages say what is wrong and
 /// what to do, and never contain key material.
 #[derive(Debug, thiserror::Error)]
