@@ -224,6 +224,75 @@ pub fn authorize(s: &Session) -> Result<(), Error> {
     }
 }
 
+/// The request a front proxy asks `/_auth/check` about.
+struct Original {
+    method: Method,
+    uri: http::Uri,
+    /// Traefik's convention (X-Forwarded-Uri without X-Original-URI): the
+    /// answer goes to the browser as it is, so a redirect is possible.
+    traefik: bool,
+}
+
+impl Original {
+    /// nginx sets `X-Original-Method`/`X-Original-URI`; Traefik (and Caddy)
+    /// set `X-Forwarded-Method`/`X-Forwarded-Uri`. Each proxy overwrites
+    /// only its own pair and passes the client's copies of the other pair
+    /// through, so a value counts only when every copy of both spellings
+    /// agrees: otherwise a client could have `GET /public` checked while the
+    /// proxy forwards `PATCH /api/...`. Disagreement, an unreadable value or
+    /// an invalid method is 403 (nginx's `auth_request` turns any status but
+    /// 2xx, 401 and 403 into a 500). Neither present: `GET /`.
+    fn read(h: &http::HeaderMap) -> Result<Original, Error> {
+        let method = agreed(h, "x-original-method", "x-forwarded-method", |a, b| {
+            a.eq_ignore_ascii_case(b)
+        })?
+        .unwrap_or("GET");
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Error::Forbidden("invalid original request method"))?;
+        let uri = agreed(h, "x-original-uri", "x-forwarded-uri", |a, b| a == b)?.unwrap_or("/");
+        let uri: http::Uri = uri
+            .parse()
+            .map_err(|_| Error::Forbidden("unparseable request target"))?;
+        let non_empty = |name: &str| {
+            h.get_all(name)
+                .iter()
+                .any(|v| !v.as_bytes().trim_ascii().is_empty())
+        };
+        let traefik = non_empty("x-forwarded-uri") && !non_empty("x-original-uri");
+        Ok(Original {
+            method,
+            uri,
+            traefik,
+        })
+    }
+}
+
+/// The one value every non-empty copy of headers `a` and `b` carries
+/// (`None` when there is none); an error when two copies differ.
+fn agreed<'h>(
+    h: &'h http::HeaderMap,
+    a: &str,
+    b: &str,
+    same: impl Fn(&str, &str) -> bool,
+) -> Result<Option<&'h str>, Error> {
+    let mut found: Option<&str> = None;
+    for v in h.get_all(a).iter().chain(h.get_all(b).iter()) {
+        let v = v
+            .to_str()
+            .map_err(|_| Error::Forbidden("unreadable original request header"))?
+            .trim();
+        if v.is_empty() {
+            continue;
+        }
+        match found {
+            None => found = Some(v),
+            Some(f) if same(f, v) => {}
+            Some(_) => return Err(Error::Forbidden("conflicting original request headers")),
+        }
+    }
+    Ok(found)
+}
+
 /// Forward-auth for nginx `auth_request` (X-Original-Method / X-Original-URI)
 /// and Traefik ForwardAuth (X-Forwarded-Method / X-Forwarded-Uri).
 async fn check(
@@ -233,24 +302,11 @@ async fn check(
     user: &mut Option<Arc<Session>>,
 ) -> Result<Response<Body>, Error> {
     let h = req.headers();
-    let header_str = |name: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let traefik = header_str("x-forwarded-uri").is_some() && header_str("x-original-uri").is_none();
-    let method = header_str("x-original-method")
-        .or_else(|| header_str("x-forwarded-method"))
-        .unwrap_or("GET");
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| Error::BadRequest("method"))?;
-    let uri = header_str("x-original-uri")
-        .or_else(|| header_str("x-forwarded-uri"))
-        .unwrap_or("/");
-    let uri: http::Uri = uri
-        .parse()
-        .map_err(|_| Error::Forbidden("unparseable request target"))?;
+    let Original {
+        method,
+        uri,
+        traefik,
+    } = Original::read(h)?;
     // An ambiguous original path is refused, never guessed at.
     let p = path::normalize(uri.path()).map_err(|_| Error::Forbidden("ambiguous request path"))?;
     let navigation = crate::proxy::context::is_navigation(&method, h);
@@ -321,4 +377,102 @@ async fn check(
         session.plain.apply(out);
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn original_request_from_either_convention() {
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+            bool,
+        );
+        let table: &[Case] = &[
+            (&[], "GET", "/", false),
+            (
+                &[("x-original-method", "patch"), ("x-original-uri", "/a?b=1")],
+                "PATCH",
+                "/a?b=1",
+                false,
+            ),
+            (
+                &[("x-forwarded-method", "DELETE"), ("x-forwarded-uri", "/x")],
+                "DELETE",
+                "/x",
+                true,
+            ),
+            // Both conventions, agreeing (a client copying the real values).
+            (
+                &[
+                    ("x-original-method", "POST"),
+                    ("x-original-uri", "/x"),
+                    ("x-forwarded-method", "post"),
+                    ("x-forwarded-uri", "/x"),
+                ],
+                "POST",
+                "/x",
+                false,
+            ),
+            // Empty copies are ignored.
+            (
+                &[("x-original-uri", ""), ("x-forwarded-uri", "/y")],
+                "GET",
+                "/y",
+                true,
+            ),
+        ];
+        for (pairs, method, uri, traefik) in table {
+            let o = Original::read(&headers(pairs)).expect("readable");
+            assert_eq!(o.method.as_str(), *method, "{pairs:?}");
+            assert_eq!(o.uri.to_string(), *uri, "{pairs:?}");
+            assert_eq!(o.traefik, *traefik, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn disagreeing_original_request_headers_are_refused() {
+        let table: &[&[(&str, &str)]] = &[
+            // Through Traefik, the client adds nginx's pair.
+            &[
+                ("x-forwarded-method", "PATCH"),
+                ("x-original-method", "GET"),
+            ],
+            &[
+                ("x-forwarded-uri", "/api/organizations/1/memberships"),
+                ("x-original-uri", "/public/x"),
+            ],
+            // Through nginx, the client adds Traefik's pair.
+            &[
+                ("x-original-uri", "/api/x"),
+                ("x-forwarded-uri", "/public/x"),
+            ],
+            // A proxy that appends instead of replacing.
+            &[
+                ("x-forwarded-uri", "/public/x"),
+                ("x-forwarded-uri", "/api/x"),
+            ],
+            &[("x-original-method", "G ET")],
+        ];
+        for pairs in table {
+            assert!(
+                matches!(Original::read(&headers(pairs)), Err(Error::Forbidden(_))),
+                "{pairs:?}"
+            );
+        }
+    }
 }

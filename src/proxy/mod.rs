@@ -60,6 +60,14 @@ pub fn protected_names(state_cfg: &crate::config::Config) -> Vec<String> {
         h.preferred_username.as_str().to_string(),
         h.groups.as_str().to_string(),
         h.role.as_str().to_string(),
+        // The default names stay protected when others are configured: an
+        // upstream still reading one of them must not be spoofable.
+        "x-identity-assertion".into(),
+        "x-forwarded-user".into(),
+        "x-forwarded-email".into(),
+        "x-forwarded-preferred-username".into(),
+        "x-forwarded-groups".into(),
+        "x-forwarded-role".into(),
         "x-forwarded-for".into(),
         "x-forwarded-proto".into(),
         "x-forwarded-host".into(),
