@@ -1,11 +1,21 @@
 //! Thin entry point: cli → config → telemetry → App::build → run until signal.
+//!
+//! Exit codes: 0 after a clean (drained) shutdown or a passing
+//! `check-config`; 2 for any configuration error, always reported at start,
+//! one line per problem naming the key and where its value came from; 1 for
+//! anything else (cannot listen, keygen refused).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
+use authgate::app::{App, BuildError};
 use authgate::cli::{Cli, Command};
-use authgate::config::{self, Sources};
+use authgate::config::{self, Config, Errors, Problem, Sources};
+
+/// The exit code of every configuration error.
+const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,16 +42,13 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig => {
-            let cfg = match config::load(&sources) {
+            let cfg = match load(&sources) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let effective = toml::to_string_pretty(&cfg.raw).unwrap_or_default();
             let warnings = cfg.warnings.clone();
-            match authgate::app::App::build(cfg) {
+            match build(cfg) {
                 Ok(_) => {
                     println!("# effective configuration (secrets redacted)\n{effective}");
                     for w in warnings {
@@ -50,19 +57,13 @@ fn main() -> ExitCode {
                     eprintln!("configuration OK");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("configuration error: {e}");
-                    ExitCode::from(2)
-                }
+                Err(code) => code,
             }
         }
         Command::ExplainPolicy { method, path } => {
-            let cfg = match config::load(&sources) {
+            let cfg = match load(&sources) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match authgate::explain_policy(&cfg, &method, &path) {
                 Ok(text) => {
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("{e}");
-                    ExitCode::from(2)
+                    ExitCode::from(CONFIG_ERROR)
                 }
             }
         }
@@ -79,13 +80,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// `config::load`, printing every problem on failure.
+fn load(sources: &Sources) -> Result<Config, ExitCode> {
+    config::load(sources).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(CONFIG_ERROR)
+    })
+}
+
+/// `App::build` (keys, TLS files), its failures reported like the other
+/// configuration errors: one line, the key and where its value came from.
+fn build(mut cfg: Config) -> Result<App, ExitCode> {
+    let origins = std::mem::take(&mut cfg.origins);
+    let session_key = if cfg.raw.session.secret.is_empty() {
+        "session.secret_file"
+    } else {
+        "session.secret"
+    };
+    App::build(cfg).map_err(|e| {
+        let (key, message) = match &e {
+            BuildError::SigningKey(inner) => ("identity.signing_key", inner.to_string()),
+            BuildError::Session(inner) => (session_key, inner.to_string()),
+            BuildError::Tls(inner) => (inner.key(), inner.to_string()),
+            other => ("", other.to_string()),
+        };
+        let problem = Problem {
+            key: key.to_string(),
+            source: if key.is_empty() {
+                "configuration".into()
+            } else {
+                origins.of(key)
+            },
+            message,
+        };
+        eprintln!("{}", Errors(vec![problem]));
+        ExitCode::from(CONFIG_ERROR)
+    })
+}
+
 fn serve(sources: Sources) -> ExitCode {
-    let cfg = match config::load(&sources) {
+    let cfg = match load(&sources) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     authgate::telemetry::init(&cfg.log);
     for w in &cfg.warnings {
@@ -97,12 +133,9 @@ fn serve(sources: Sources) -> ExitCode {
             .unwrap_or(1),
         n => n,
     };
-    let app = match authgate::app::App::build(cfg) {
+    let app = match build(cfg) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -115,7 +148,9 @@ fn serve(sources: Sources) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
+        // Before binding: from here on SIGTERM/SIGINT mean "drain".
+        let signal = authgate::server::shutdown_signal();
         let bound = match app.bind() {
             Ok(b) => b,
             Err(e) => {
@@ -124,8 +159,12 @@ fn serve(sources: Sources) -> ExitCode {
             }
         };
         tracing::info!(listen = %bound.addr, metrics = ?bound.metrics_addr, workers, "authgate started");
-        bound.serve(authgate::server::shutdown_signal()).await;
+        bound.serve(signal).await;
         tracing::info!("authgate stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // Connections still open after server.shutdown_grace are cut here; do
+    // not wait for stray blocking tasks (DNS lookups) either.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }

@@ -27,10 +27,21 @@ pub enum Origin {
     File { path: String, line: usize },
 }
 
+impl Origin {
+    /// How error messages name variable `name` set here:
+    /// `environment variable X` or `variable X at lse.env:3`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Origin::Environment => format!("environment variable {name}"),
+            file => format!("variable {name} at {file}"),
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Environment => f.write_str("environment"),
+            Origin::Environment => f.write_str("process environment"),
             Origin::File { path, line } => write!(f, "{path}:{line}"),
         }
     }

@@ -27,7 +27,8 @@ pub struct Error {
 pub struct Layer {
     /// Nested keys, e.g. `{"ldap": {"enabled": true}}`.
     pub values: Map<String, Value>,
-    /// Dotted key path (`ldap.enabled`, `mapping.roles.reviewer`) → "VAR (origin)".
+    /// Dotted key path (`ldap.enabled`, `mapping.roles.reviewer`) → where it
+    /// was set (`variable AUTH_LDAP_ENABLED at lse.env:1`).
     pub origins: BTreeMap<String, String>,
 }
 
@@ -194,7 +195,7 @@ pub fn translate(env: &[Entry]) -> Result<Layer, Vec<Error>> {
             origin: entry.origin.clone(),
             message,
         };
-        let label = format!("{var} ({})", entry.origin);
+        let label = entry.origin.describe(var);
         let raw = entry.value.as_str();
         let result: Result<Vec<(String, Value)>, String> = match kind {
             Kind::Str => Ok(vec![(

@@ -54,13 +54,24 @@ pub struct Problem {
 }
 
 impl fmt::Display for Problem {
+    /// Always one line: messages from parsers (TOML, JSON, PEM) may carry
+    /// line breaks, which would split one problem over several log lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = one_line(&self.message);
         if self.key.is_empty() {
-            write!(f, "{}: {}", self.source, self.message)
+            write!(f, "{}: {message}", self.source)
         } else {
-            write!(f, "{} (from {}): {}", self.key, self.source, self.message)
+            write!(f, "{} (from {}): {message}", self.key, self.source)
         }
     }
+}
+
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Every problem found; displayed one per line.
@@ -94,14 +105,16 @@ impl Errors {
 pub struct Origins {
     file_label: String,
     file: Option<toml_edit::ImDocument<String>>,
-    /// key → "environment variable X" / "X (lse.env:3)"
+    /// key → "environment variable X" / "variable X at lse.env:3"
     vars: BTreeMap<String, String>,
 }
 
 impl Origins {
     /// The most specific known origin of `key` (or of its closest parent).
+    /// List items may be written `a.b[0]` or `a.b.0`.
     pub fn of(&self, key: &str) -> String {
-        let mut k = key;
+        let key = key.replace('[', ".").replace(']', "");
+        let mut k = key.as_str();
         loop {
             if let Some(v) = self.vars.get(k) {
                 return v.clone();
@@ -116,20 +129,20 @@ impl Origins {
         }
     }
 
+    /// The 1-based line of `key` in the TOML file, if the file sets it.
     fn file_line(&self, key: &str) -> Option<usize> {
         let doc = self.file.as_ref()?;
-        let mut table: &dyn toml_edit::TableLike = doc.as_table();
-        let parts: Vec<&str> = key.split('.').collect();
+        let mut item: &toml_edit::Item = doc.as_item();
         let mut span = None;
-        for (i, part) in parts.iter().enumerate() {
-            let item = table.get(part)?;
-            span = table
-                .get_key_value(part)
-                .and_then(|(k, _)| k.span())
-                .or_else(|| item.span());
-            if i + 1 < parts.len() {
-                table = item.as_table_like()?;
-            }
+        for part in key.split('.') {
+            let (next, key_span) = if item.is_array() || item.is_array_of_tables() {
+                (item.get(part.parse::<usize>().ok()?)?, None)
+            } else {
+                let (k, v) = item.as_table_like()?.get_key_value(part)?;
+                (v, k.span())
+            };
+            span = key_span.or_else(|| next.span()).or(span);
+            item = next;
         }
         let start = span?.start;
         let text = doc.raw();
@@ -137,15 +150,49 @@ impl Origins {
     }
 }
 
-/// Reads every source and returns the typed configuration, or every problem.
+/// Reads every source and returns the typed configuration, or every problem
+/// found in all of them (unknown keys, wrong types, bad values), each naming
+/// its key and source.
 pub fn load(src: &Sources) -> Result<Config, Errors> {
-    let (figment, origins) = assemble(src)?;
-    let raw: raw::Raw = extract(&figment, &origins)?;
-    validate::validate(raw, &origins)
+    let (figment, origins, mut problems) = gather(src)?;
+    let Some(raw) = extract(&figment, &origins, &mut problems) else {
+        return Err(Errors(problems));
+    };
+    match validate::validate(raw, origins) {
+        Ok(cfg) if problems.is_empty() => Ok(cfg),
+        Ok(_) => Err(Errors(problems)),
+        Err(Errors(more)) => {
+            // A key already reported (a wrong type, say) fell back to its
+            // default; what validation then says about it would be noise.
+            let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+            problems.extend(
+                more.into_iter()
+                    .filter(|p| !reported.iter().any(|k| is_same_or_under(&p.key, k))),
+            );
+            Err(Errors(problems))
+        }
+    }
+}
+
+fn is_same_or_under(key: &str, parent: &str) -> bool {
+    key.strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// Merges the sources into one figment (also used by tests).
 pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
+    let (figment, origins, problems) = gather(src)?;
+    if problems.is_empty() {
+        Ok((figment, origins))
+    } else {
+        Err(Errors(problems))
+    }
+}
+
+/// Merges the sources. Fails at once only when a file cannot be read or
+/// parsed at all; problems with single variables are returned alongside so
+/// that they are reported together with everything else.
+fn gather(src: &Sources) -> Result<(Figment, Origins, Vec<Problem>), Errors> {
     let mut origins = Origins::default();
     let mut problems = Vec::new();
 
@@ -177,7 +224,11 @@ pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
                     .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                     .unwrap_or(1);
                 let msg = e.message().trim().to_string();
-                return Err(Errors::one("", format!("{label}:{line}"), msg));
+                return Err(Errors::one(
+                    "",
+                    format!("{label}:{line}"),
+                    format!("invalid TOML: {msg}"),
+                ));
             }
         }
         figment = figment.merge(figment::providers::Toml::string(&text));
@@ -216,6 +267,10 @@ pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
 
     // 4. AUTHGATE_SECTION__KEY variables.
     let defaults = Value::serialize(raw::Raw::default()).unwrap_or(Value::from(Dict::new()));
+    let sections: Vec<String> = defaults
+        .as_dict()
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default();
     let mut latest: BTreeMap<&str, &dotenv::Entry> = BTreeMap::new();
     for e in &entries {
         if e.key.starts_with(ENV_PREFIX) {
@@ -224,14 +279,37 @@ pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
     }
     let mut env_dict = Dict::new();
     for (name, entry) in latest {
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(|p| p.to_ascii_lowercase())
-            .collect();
+        let rest = &name[ENV_PREFIX.len()..];
+        if !rest.contains("__") {
+            // `AUTHGATE_SERVER_LISTEN` is a typo worth an error; other
+            // AUTHGATE_* variables (a test harness's, a wrapper script's) are
+            // not configuration keys and are left alone.
+            let lower = rest.to_ascii_lowercase();
+            if let Some(section) = sections
+                .iter()
+                .find(|s| lower == **s || lower.starts_with(&format!("{s}_")))
+            {
+                let key = &rest[section.len()..].trim_start_matches('_');
+                let hint = if key.is_empty() {
+                    format!("AUTHGATE_{}__KEY", section.to_ascii_uppercase())
+                } else {
+                    format!("AUTHGATE_{}__{key}", section.to_ascii_uppercase())
+                };
+                problems.push(Problem {
+                    key: name.to_string(),
+                    source: entry.origin.describe(name),
+                    message: format!(
+                        "not a configuration variable: sections and keys are separated by two underscores (did you mean {hint}?)"
+                    ),
+                });
+            }
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
         if path.iter().any(|p| p.is_empty()) {
             problems.push(Problem {
                 key: name.to_string(),
-                source: describe_var(name, &entry.origin),
+                source: entry.origin.describe(name),
                 message: "expected AUTHGATE_SECTION__KEY".into(),
             });
             continue;
@@ -239,7 +317,7 @@ pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
         let key = path.join(".");
         origins
             .vars
-            .insert(key.clone(), describe_var(name, &entry.origin));
+            .insert(key.clone(), entry.origin.describe(name));
         let value = env_value(&entry.value, defaults.find_ref(&key));
         insert_value(&mut env_dict, &path, value);
     }
@@ -248,18 +326,7 @@ pub fn assemble(src: &Sources) -> Result<(Figment, Origins), Errors> {
         values: env_dict,
     });
 
-    if problems.is_empty() {
-        Ok((figment, origins))
-    } else {
-        Err(Errors(problems))
-    }
-}
-
-fn describe_var(name: &str, origin: &dotenv::Origin) -> String {
-    match origin {
-        dotenv::Origin::Environment => format!("environment variable {name}"),
-        file => format!("variable {name} at {file}"),
-    }
+    Ok((figment, origins, problems))
 }
 
 /// Parses a variable's text as the type its default has, so that a numeric
@@ -310,35 +377,87 @@ fn read_file(path: &Path, what: &str) -> Result<String, Errors> {
     })
 }
 
-fn extract<T: serde::de::DeserializeOwned>(
-    figment: &Figment,
-    origins: &Origins,
-) -> Result<T, Errors> {
-    figment.extract::<T>().map_err(|err| {
-        Errors(
-            err.into_iter()
-                .map(|e| {
-                    let mut path = e.path.clone();
-                    if let figment::error::Kind::UnknownField(f, _) = &e.kind {
-                        path.push(f.clone());
-                    }
-                    let key = path.join(".");
-                    let message = match &e.kind {
-                        figment::error::Kind::UnknownField(f, expected) => format!(
-                            "unknown key `{f}` (expected one of: {})",
-                            expected.join(", ")
-                        ),
-                        kind => kind.to_string(),
-                    };
-                    Problem {
-                        source: origins.of(&key),
-                        key,
-                        message,
-                    }
-                })
-                .collect(),
-        )
-    })
+/// Keys whose values must not appear even in an error message.
+const SECRET_KEYS: &[&str] = &["ldap.bind_password", "session.secret"];
+
+/// Deserializes the merged values into `Raw`, collecting every problem:
+/// serde stops at the first one, so each offending key is reported, dropped
+/// (its default applies) and extraction retried. `None` when no `Raw` could
+/// be produced at all.
+fn extract(figment: &Figment, origins: &Origins, problems: &mut Vec<Problem>) -> Option<raw::Raw> {
+    let mut data: Dict = match figment.extract::<Dict>() {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(Problem {
+                key: String::new(),
+                source: "configuration".into(),
+                message: e.to_string(),
+            });
+            return None;
+        }
+    };
+    // Each round removes at least one key, so this ends; the bound is a guard.
+    for _ in 0..256 {
+        let layer = DictLayer {
+            name: "configuration",
+            values: data.clone(),
+        };
+        let err = match Figment::from(layer).extract::<raw::Raw>() {
+            Ok(raw) => return Some(raw),
+            Err(err) => err,
+        };
+        let mut progressed = false;
+        for e in err {
+            let mut path = e.path.clone();
+            if let figment::error::Kind::UnknownField(f, _) = &e.kind {
+                if path.last() != Some(f) {
+                    path.push(f.clone());
+                }
+            }
+            let key = path.join(".");
+            let secret = SECRET_KEYS.iter().any(|s| is_same_or_under(&key, s));
+            let message = match &e.kind {
+                figment::error::Kind::UnknownField(f, expected) => format!(
+                    "unknown key `{f}` (expected one of: {})",
+                    expected.join(", ")
+                ),
+                figment::error::Kind::InvalidType(_, expected)
+                | figment::error::Kind::InvalidValue(_, expected)
+                    if secret =>
+                {
+                    format!("invalid value (not shown: the key is secret); expected {expected}")
+                }
+                kind => kind.to_string(),
+            };
+            problems.push(Problem {
+                source: origins.of(&key),
+                key,
+                message,
+            });
+            progressed |= remove_path(&mut data, &path);
+        }
+        if !progressed {
+            return None;
+        }
+    }
+    None
+}
+
+/// Removes the value at `path`, or the deepest enclosing table entry that
+/// holds it (a list, say), so that its default applies. False when nothing
+/// could be removed.
+fn remove_path(dict: &mut Dict, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    if !rest.is_empty() {
+        if let Some(Value::Dict(_, inner)) = dict.get_mut(first) {
+            if remove_path(inner, rest) {
+                return true;
+            }
+        }
+    }
+    dict.remove(first).is_some()
 }
 
 /// A provider over already-built values, named for error messages.
@@ -371,5 +490,81 @@ impl Provider for DictLayer {
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origins(toml: &str) -> Origins {
+        Origins {
+            file_label: "a.toml".into(),
+            file: Some(toml_edit::ImDocument::parse(toml.to_string()).expect("toml")),
+            vars: BTreeMap::from([(
+                "mapping.roles.reviewer".to_string(),
+                "environment variable AUTH_LDAP_ORGANIZATION_ROLE_REVIEWER".to_string(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn origins_name_the_line_of_keys_list_items_and_array_tables() {
+        let o = origins(
+            "[server]\nlisten = \"x\"\ntrusted_proxies = [\n  \"a\",\n  \"b\",\n]\n\n[[mapping.projects]]\nproject = \"1\"\n\n[[mapping.projects]]\nproject = \"2\"\ngroup = \"g\"\n",
+        );
+        let cases = [
+            ("server", "a.toml:1"),
+            ("server.listen", "a.toml:2"),
+            ("server.trusted_proxies.1", "a.toml:5"),
+            ("server.trusted_proxies[0]", "a.toml:4"),
+            ("server.nothing", "a.toml:1"),
+            ("mapping.projects[1].group", "a.toml:13"),
+            ("mapping.projects[0].group", "a.toml:8"),
+            (
+                "mapping.roles.reviewer[2]",
+                "environment variable AUTH_LDAP_ORGANIZATION_ROLE_REVIEWER",
+            ),
+            ("ldap.enabled", "default"),
+        ];
+        for (key, want) in cases {
+            assert_eq!(o.of(key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn every_extraction_problem_is_reported_once() {
+        let src = Sources {
+            config_text: Some((
+                "a.toml".into(),
+                "[server]\nlisten = 1\nlistn = 2\n[upstream]\nmax_body = \"big\"\n[ldap]\nenabled = \"maybe\"\n".into(),
+            )),
+            ..Sources::default()
+        };
+        let (figment, origins, mut problems) = gather(&src).expect("gathered");
+        assert!(extract(&figment, &origins, &mut problems).is_some());
+        let keys: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.source.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("ldap.enabled", "a.toml:7"),
+                ("server.listen", "a.toml:2"),
+                ("server.listn", "a.toml:3"),
+                ("upstream.max_body", "a.toml:5"),
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_are_one_line() {
+        let p = Problem {
+            key: "k".into(),
+            source: "s".into(),
+            message: "first\n  second\r\n".into(),
+        };
+        assert_eq!(p.to_string(), "k (from s): first; second");
     }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use http::header::HeaderName;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::raw::{self, Raw};
 use super::{Errors, Origins, Problem, Secret};
@@ -34,6 +36,17 @@ pub struct Config {
     pub raw: Raw,
     /// Things worth a warning at start (e.g. TLS verification disabled).
     pub warnings: Vec<String>,
+    /// Where each value came from, for errors found after loading (e.g. by
+    /// `App::build`).
+    pub origins: Origins,
+}
+
+impl Config {
+    /// Where the value of `key` came from: `file.toml:12`,
+    /// `environment variable AUTHGATE_X`, `variable X at lse.env:3`, `default`.
+    pub fn source_of(&self, key: &str) -> String {
+        self.origins.of(key)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -236,11 +249,36 @@ impl Check<'_> {
             }
         }
     }
+
+    /// Reads a PEM file that must hold at least one certificate.
+    fn certificates(&mut self, key: &str, path: &str) {
+        let Some(bytes) = self.read(key, path) else {
+            return;
+        };
+        match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => {}
+            Ok(_) => self.fail(
+                key,
+                format!("no PEM certificate (-----BEGIN CERTIFICATE-----) in {path:?}"),
+            ),
+            Err(e) => self.fail(key, format!("invalid PEM in {path:?}: {e}")),
+        }
+    }
+
+    /// Reads a PEM file that must hold a private key.
+    fn private_key(&mut self, key: &str, path: &str) {
+        let Some(bytes) = self.read(key, path) else {
+            return;
+        };
+        if let Err(e) = PrivateKeyDer::from_pem_slice(&bytes) {
+            self.fail(key, format!("no usable PEM private key in {path:?}: {e}"));
+        }
+    }
 }
 
-pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
+pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let mut c = Check {
-        origins,
+        origins: &origins,
         problems: Vec::new(),
     };
     let mut warnings = Vec::new();
@@ -260,6 +298,9 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
                     "server.public_url",
                     "must be scheme://host[:port] without a path or query",
                 );
+            }
+            if u.authority().is_some_and(|a| a.as_str().contains('@')) {
+                c.fail("server.public_url", "must not contain user:password@");
             }
             let https = u.scheme_str() == Some("https");
             (
@@ -307,8 +348,8 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
     let tls = match (s.tls_cert.trim(), s.tls_key.trim()) {
         ("", "") => None,
         (cert, key) if !cert.is_empty() && !key.is_empty() => {
-            c.read("server.tls_cert", cert);
-            c.read("server.tls_key", key);
+            c.certificates("server.tls_cert", cert);
+            c.private_key("server.tls_key", key);
             Some(TlsFiles {
                 cert: cert.into(),
                 key: key.into(),
@@ -352,6 +393,11 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
                     "upstream.url",
                     "must not have a path: requests keep their own path",
                 );
+            }
+            // Credentials in the URL would be printed by check-config and
+            // are never sent anyway: requests carry their own Authorization.
+            if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+                c.fail("upstream.url", "must not contain user:password@");
             }
             (Scheme::HTTP, uri.authority().cloned())
         }
@@ -553,10 +599,13 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
             );
         }
         if template.is_empty() && l.user_search_bases.is_empty() {
-            c.fail(
-                "ldap.user_search_bases",
-                "search mode (empty user_dn_template) needs at least one search base",
-            );
+            // Name where the (empty) template came from: that is what the
+            // operator reads as "search mode".
+            c.problems.push(Problem {
+                key: "ldap.user_search_bases".into(),
+                source: c.origins.of("ldap.user_dn_template"),
+                message: "search mode (empty ldap.user_dn_template / AUTH_LDAP_USER_DN_TEMPLATE) needs at least one search base (ldap.user_search_bases / AUTH_LDAP_USER_SEARCH_BASES)".into(),
+            });
         }
         if require_cert == RequireCert::Skip && (uri.starts_with("ldaps://") || l.start_tls) {
             warnings.push(format!("ldap.require_cert = {:?}: the directory's TLS certificate is NOT verified (from {})", l.require_cert, origins.of("ldap.require_cert")));
@@ -568,8 +617,10 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
     let ca_file = if l.ca_file.trim().is_empty() {
         None
     } else {
+        // Checked only when LDAP is on: an env file may carry the whole LSE
+        // block with LDAP switched off.
         if l.enabled {
-            c.read("ldap.ca_file", l.ca_file.trim());
+            c.certificates("ldap.ca_file", l.ca_file.trim());
         }
         Some(PathBuf::from(l.ca_file.trim()))
     };
@@ -606,14 +657,26 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
 
     // [mapping]
     let mut raw_mapping: raw::Mapping = raw.mapping.clone();
-    if raw_mapping.owner_email.trim().is_empty() {
+    let owner_from_ldap = raw_mapping.owner_email.trim().is_empty();
+    if owner_from_ldap {
         raw_mapping.owner_email = owner.unwrap_or_default();
     }
-    let mapping = match Mapping::compile(&raw_mapping, !raw.policy.manual_role_management) {
+    let mapping = match Mapping::compile_all(&raw_mapping, !raw.policy.manual_role_management) {
         Ok(m) => m,
-        Err(e) => {
-            let key = e.key();
-            c.fail(key, e.to_string());
+        Err(errors) => {
+            for e in errors {
+                let key = match &e {
+                    crate::mapping::Error::InvalidEmail { .. } if owner_from_ldap => {
+                        "ldap.organization_owner_email".to_string()
+                    }
+                    // Point at the offending role's own line.
+                    crate::mapping::Error::UnknownRole { value, key } if key == "mapping.roles" => {
+                        format!("mapping.roles.{value}")
+                    }
+                    e => e.key().to_string(),
+                };
+                c.fail(&key, e.to_string());
+            }
             Mapping::default()
         }
     };
@@ -676,6 +739,7 @@ pub fn validate(raw: Raw, origins: &Origins) -> Result<Config, Errors> {
         mapping,
         raw,
         warnings,
+        origins,
     })
 }
 

@@ -164,23 +164,57 @@ pub async fn serve_metrics(
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when
+/// this is called (inside the runtime, before the listener accepts), not when
+/// the future is first polled, so an early signal is never lost to the
+/// default action. A second signal while in-flight requests drain ends the
+/// process at once (exit 130), as operators expect from a second Ctrl-C.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| tracing::warn!(error = %e, "cannot handle SIGTERM"))
+            .ok();
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| tracing::warn!(error = %e, "cannot handle SIGINT"))
+            .ok();
+        async move {
+            let name = next_signal(&mut term, &mut int).await;
+            tracing::info!(signal = name, "shutdown requested");
+            tokio::spawn(async move {
+                let name = next_signal(&mut term, &mut int).await;
+                tracing::warn!(signal = name, "second signal: exiting without draining");
+                std::process::exit(130);
+            });
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal(
+    term: &mut Option<tokio::signal::unix::Signal>,
+    int: &mut Option<tokio::signal::unix::Signal>,
+) -> &'static str {
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                if s.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    tokio::select! {
+        _ = recv(term) => "SIGTERM",
+        _ = recv(int) => "SIGINT",
     }
 }
 

@@ -1,0 +1,908 @@
+//! Configuration: the Label Studio Enterprise example env file read
+//! verbatim into typed values, precedence of the sources, and errors that
+//! are one line naming the key and where its value came from — through
+//! `config::load` and through the real binary (exit code 2, at start).
+//!
+//! About the fixture's CA file: `tests/fixtures/lse-example.env` is the LSE
+//! documentation's example, byte for byte, and its
+//! `AUTH_LDAP_CONNECTION_OPTIONS` names `/path/to/cert.crt`, which does not
+//! exist. With LDAP enabled that is a configuration error, reported at start
+//! by `serve` and `check-config` alike, naming the variable, its file and
+//! line, and the missing path: that is what an operator who pastes the
+//! documentation's example needs to see. So the unchanged file is asserted
+//! to fail with exactly that one error, and the typed values of every
+//! variable are checked by loading the same unchanged file with one
+//! process-environment override, `AUTH_LDAP_CONNECTION_OPTIONS` pointing at
+//! an existing CA file (the process environment wins over `--env-file`);
+//! what the file's own connection options parse to is checked from that
+//! error and from the file loaded with LDAP switched off.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use authgate::config::validate::{QueryField, RequireCert};
+use authgate::config::{self, Config, Errors, Sources};
+use authgate::mapping::Role;
+use common::Keys;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/lse-example.env"
+);
+const EXAMPLE_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/authgate.example.toml");
+const BIN: &str = env!("CARGO_BIN_EXE_authgate");
+
+/// Any well-formed PEM certificate will do as an LDAP CA bundle here.
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBujCCAWCgAwIBAgIUUUcMJC/vPU8q01mW2zbEuDlnAFcwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyOTE3Mzg1M1oXDTI2MTIwMTE3
+Mzg1M1owFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAEU0dDM/c2E0wv+XkhKwNjcvlYWvoDGVWxg4o76XlnzN4SewEedKQ/X4Yc
+Cy7IBajNBvDDX1FrI7dSupv0J8ydmaOBjzCBjDAdBgNVHQ4EFgQUhXT9KLHProa7
+l4Zq+rtkJeXa2fkwHwYDVR0jBBgwFoAUhXT9KLHProa7l4Zq+rtkJeXa2fkwGgYD
+VR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwCwYDVR0PBAQD
+AgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQCj84gA
+zHw5Ixpkq6sHDoC6pzdOgDExR5PXlfHiIFxJQQIgbgptZNMhsK+4+Z6+uRiN/gOd
+4IHFm98ZoBlteaThfLU=
+-----END CERTIFICATE-----
+";
+
+/// The smallest complete configuration: fresh keys, everything else default.
+fn base_toml(keys: &Keys) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[session]\nsecret_file = \"{}\"\n\n[identity]\nsigning_key = \"{}\"\n",
+        keys.session_key.display(),
+        keys.signing_key.display()
+    )
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_text(text: &str, env: &[(&str, &str)], env_file: Option<&Path>) -> Result<Config, Errors> {
+    config::load(&Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text.to_string())),
+        env: vars(env),
+        env_file: env_file.map(Path::to_path_buf),
+    })
+}
+
+/// The shipped example TOML plus the unchanged LSE fixture, keys from the
+/// environment, as `scripts/test` runs check-config.
+fn load_fixture(keys: &Keys, extra_env: &[(&str, &str)]) -> Result<Config, Errors> {
+    let mut env = vec![
+        (
+            "AUTHGATE_IDENTITY__SIGNING_KEY".to_string(),
+            keys.signing_key.display().to_string(),
+        ),
+        (
+            "AUTHGATE_SESSION__SECRET_FILE".to_string(),
+            keys.session_key.display().to_string(),
+        ),
+    ];
+    env.extend(vars(extra_env));
+    config::load(&Sources {
+        config_file: Some(PathBuf::from(EXAMPLE_TOML)),
+        config_text: None,
+        env,
+        env_file: Some(PathBuf::from(FIXTURE)),
+    })
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+/// Every problem, each asserted to be exactly one line.
+fn problems(e: &Errors) -> Vec<String> {
+    let text = e.to_string();
+    assert_eq!(
+        text.lines().count(),
+        e.0.len(),
+        "one line per problem:\n{text}"
+    );
+    for line in text.lines() {
+        assert!(line.starts_with("configuration error: "), "{line}");
+    }
+    text.lines().map(str::to_string).collect()
+}
+
+/// The only problem.
+fn only(e: &Errors) -> String {
+    let lines = problems(e);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    lines[0].clone()
+}
+
+fn role(cfg: &Config, group: &str) -> Option<Role> {
+    cfg.mapping.resolve(None, &[group.to_string()]).role
+}
+
+#[test]
+fn lse_example_env_file_is_read_into_every_typed_value() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    // The one override (see the module comment): the CA file must exist.
+    let options = format!("OPT_X_TLS_CACERTFILE={};OPT_X_TLS_NEWCTX=0", ca.display());
+    let cfg = load_fixture(&keys, &[("AUTH_LDAP_CONNECTION_OPTIONS", &options)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let l = &cfg.ldap;
+
+    // AUTH_LDAP_ENABLED=1
+    assert!(l.enabled);
+    // AUTH_LDAP_SERVER_URI, after a comment line.
+    assert_eq!(l.server_uri, "ldaps://ldap.example.com");
+    // AUTH_LDAP_BIND_DN, after a comment line with trailing spaces.
+    assert_eq!(
+        l.bind_dn,
+        "uid=user,ou=sysadmins,o=123abc,dc=zexample,dc=com"
+    );
+    assert_eq!(l.bind_password.expose(), "password123");
+    assert!(!format!("{:?}", cfg.ldap).contains("password123"));
+    // USE_USERNAME_FOR_LOGIN=1
+    assert!(l.use_username_for_login);
+    // A template, so not search mode.
+    assert_eq!(
+        l.user_dn_template.as_deref(),
+        Some("uid=%(user)s,ou=Users,o=123abc,dc=example,dc=com")
+    );
+    assert!(l.user_search_bases.is_empty());
+    assert_eq!(
+        l.organization_owner_email.as_deref(),
+        Some("heartex@heartex.net")
+    );
+    assert_eq!(cfg.mapping.owner_email(), Some("heartex@heartex.net"));
+    assert_eq!(
+        cfg.mapping
+            .resolve(Some("HeartEx@Heartex.NET"), &["cn=nobody,dc=x".into()])
+            .role,
+        Some(Role::Owner),
+        "the owner is matched case-insensitively"
+    );
+    assert_eq!(l.attr_first_name, "firstName");
+    assert_eq!(l.attr_last_name, "lastName");
+    assert_eq!(l.attr_email, "mail");
+    assert_eq!(l.attr_username, "sAMAccountName");
+    assert_eq!(l.user_query_field, QueryField::Email);
+    assert_eq!(
+        l.group_search_base_dn,
+        "ou=Users,o=group-id,dc=example,dc=com"
+    );
+    assert_eq!(l.group_search_filter, "(objectClass=groupOfNames)");
+    assert_eq!(l.group_type, "ou");
+    assert!(!l.start_tls);
+
+    // The role lists: values with trailing spaces are trimmed, the
+    // annotator list is split at `;`, and DNs match normalized.
+    let roles = &cfg.raw.mapping.roles;
+    assert_eq!(
+        roles["administrator"],
+        ["cn=admins,ou=users,o=123abc,dc=example,dc=com"]
+    );
+    assert_eq!(
+        roles["manager"],
+        ["cn=managers,ou=users,o=123abc,dc=example,dc=com"]
+    );
+    assert_eq!(
+        roles["not_activated"],
+        ["cn=not,ou=users,o=123abc,dc=example,dc=com"]
+    );
+    assert_eq!(
+        roles["annotator"],
+        [
+            "cn=annotators,ou=users,o=123abc,dc=example,dc=com",
+            "cn=guests,ou=users,o=123abc,dc=example,dc=com"
+        ]
+    );
+    let cases = [
+        (
+            "cn=admins,ou=users,o=123abc,dc=example,dc=com",
+            Role::Administrator,
+        ),
+        (
+            "CN=Admins, OU=Users, O=123abc, DC=Example, DC=com",
+            Role::Administrator,
+        ),
+        (
+            "cn=managers,ou=users,o=123abc,dc=example,dc=com",
+            Role::Manager,
+        ),
+        (
+            "cn=reviewers,ou=users,o=123abc,dc=example,dc=com",
+            Role::Reviewer,
+        ),
+        (
+            "cn=annotators,ou=users,o=123abc,dc=example,dc=com",
+            Role::Annotator,
+        ),
+        (
+            "cn=guests,ou=users,o=123abc,dc=example,dc=com",
+            Role::Annotator,
+        ),
+        (
+            "cn=not,ou=users,o=123abc,dc=example,dc=com",
+            Role::NotActivated,
+        ),
+        (
+            "cn=deactivated,ou=users,o=123abc,dc=example,dc=com",
+            Role::Deactivated,
+        ),
+        // MANUAL_ROLE_MANAGEMENT=0: no mapped group means deactivated.
+        (
+            "cn=strangers,ou=users,o=123abc,dc=example,dc=com",
+            Role::Deactivated,
+        ),
+    ];
+    for (group, want) in cases {
+        assert_eq!(role(&cfg, group), Some(want), "{group}");
+    }
+    let both = cfg.mapping.resolve(
+        None,
+        &[
+            "cn=admins,ou=users,o=123abc,dc=example,dc=com".into(),
+            "cn=deactivated,ou=users,o=123abc,dc=example,dc=com".into(),
+        ],
+    );
+    assert_eq!(both.role, Some(Role::Deactivated), "deactivated wins");
+
+    // The workspace JSON: title → `;`-separated groups.
+    let ws = &cfg.raw.mapping.workspaces;
+    assert_eq!(ws.len(), 2);
+    assert_eq!(
+        ws["Workspace 1"],
+        ["cn=team1,ou=users,o=60cbc901ec2e8e387a3b2d3e,dc=jumpcloud,dc=com"]
+    );
+    assert_eq!(
+        ws["Workspace 2"],
+        ["cn=team2,ou=users,o=60cbc901ec2e8e387a3b2d3e,dc=jumpcloud,dc=com"]
+    );
+    let r = cfg.mapping.resolve(
+        None,
+        &[
+            "cn=annotators,ou=users,o=123abc,dc=example,dc=com".into(),
+            "cn=team2,ou=users,o=60cbc901ec2e8e387a3b2d3e,dc=jumpcloud,dc=com".into(),
+        ],
+    );
+    assert_eq!(r.role, Some(Role::Annotator));
+    assert_eq!(r.workspaces, ["Workspace 2"]);
+
+    // MANUAL_*_MANAGEMENT=0
+    assert!(!cfg.policy.manual_project_member_management);
+    assert!(!cfg.policy.manual_workspace_management);
+    assert!(!cfg.policy.manual_role_management);
+    assert!(!cfg.policy.disable_signup_without_link);
+
+    // AUTH_LDAP_CONNECTION_OPTIONS: the CA file, and no REQUIRE_CERT option
+    // means the safe default (verify).
+    assert_eq!(l.ca_file.as_deref(), Some(ca.as_path()));
+    assert_eq!(l.require_cert, RequireCert::Verify);
+
+    // Each value remembers its variable and line.
+    for (key, var, line) in [
+        ("ldap.enabled", "AUTH_LDAP_ENABLED", 1),
+        ("ldap.server_uri", "AUTH_LDAP_SERVER_URI", 4),
+        ("ldap.bind_dn", "AUTH_LDAP_BIND_DN", 6),
+        ("ldap.user_dn_template", "AUTH_LDAP_USER_DN_TEMPLATE", 13),
+        (
+            "mapping.roles.manager",
+            "AUTH_LDAP_ORGANIZATION_ROLE_MANAGER",
+            37,
+        ),
+        (
+            "mapping.workspaces",
+            "AUTH_LDAP_ORGANIZATION_WORKSPACES",
+            43,
+        ),
+        (
+            "policy.manual_role_management",
+            "MANUAL_ROLE_MANAGEMENT",
+            47,
+        ),
+    ] {
+        assert_eq!(
+            cfg.source_of(key),
+            format!("variable {var} at {FIXTURE}:{line}"),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        cfg.source_of("ldap.ca_file"),
+        "environment variable AUTH_LDAP_CONNECTION_OPTIONS"
+    );
+    // Not in the env file: from the TOML file.
+    assert!(cfg
+        .source_of("server.listen")
+        .ends_with("authgate.example.toml:8"));
+}
+
+#[test]
+fn lse_example_env_file_unchanged_names_the_missing_ca_file() {
+    let keys = Keys::new();
+    let err = load_fixture(&keys, &[]).expect_err("/path/to/cert.crt does not exist");
+    let line = only(&err);
+    assert_eq!(err.0[0].key, "ldap.ca_file");
+    assert!(
+        line.contains(&format!(
+            "variable AUTH_LDAP_CONNECTION_OPTIONS at {FIXTURE}:49"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("\"/path/to/cert.crt\""), "{line}");
+    assert!(line.contains("No such file"), "{line}");
+
+    // With LDAP off the CA file is not needed, and the file's own
+    // connection options are what they say.
+    let cfg = load_fixture(&keys, &[("AUTH_LDAP_ENABLED", "0")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.ldap.enabled);
+    assert_eq!(
+        cfg.ldap.ca_file.as_deref(),
+        Some(Path::new("/path/to/cert.crt"))
+    );
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Verify);
+    assert!(cfg
+        .source_of("ldap.ca_file")
+        .ends_with("lse-example.env:49"));
+}
+
+#[test]
+fn empty_user_dn_template_means_search_mode() {
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = write(
+        dir.path(),
+        "lse.env",
+        "AUTH_LDAP_ENABLED=1\n\
+         AUTH_LDAP_SERVER_URI=ldaps://ldap.example.com\n\
+         # empty: search the bases below\n\
+         AUTH_LDAP_USER_DN_TEMPLATE=\n\
+         AUTH_LDAP_USER_SEARCH_BASES=ou=Users,dc=example,dc=com ;ou=Staff,dc=example,dc=com; \n\
+         AUTH_LDAP_ORGANIZATION_OWNER_EMAIL=Owner@Example.COM \n\
+         AUTH_LDAP_USER_QUERY_FIELD=username\n\
+         AUTH_LDAP_CONNECTION_OPTIONS=OPT_X_TLS_REQUIRE_CERT=OPT_X_TLS_NEVER;OPT_NETWORK_TIMEOUT=2.5\n",
+    );
+    // The TOML file sets a template; the (empty) variable wins over it.
+    let text =
+        base_toml(&keys) + "[ldap]\nuser_dn_template = \"uid=%(user)s,ou=Old,dc=example,dc=com\"\n";
+    let cfg = load_text(&text, &[], Some(&env_file)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.user_dn_template, None, "search mode");
+    assert_eq!(
+        cfg.ldap.user_search_bases,
+        ["ou=Users,dc=example,dc=com", "ou=Staff,dc=example,dc=com"]
+    );
+    assert_eq!(
+        cfg.ldap.organization_owner_email.as_deref(),
+        Some("owner@example.com")
+    );
+    assert_eq!(cfg.ldap.user_query_field, QueryField::Username);
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Skip);
+    assert_eq!(cfg.ldap.timeout, std::time::Duration::from_millis(2500));
+    assert!(
+        cfg.warnings.iter().any(|w| w.contains("NOT verified")),
+        "{:?}",
+        cfg.warnings
+    );
+
+    // Search mode without a search base is an error that names the template's source.
+    let err = load_text(
+        &base_toml(&keys),
+        &[
+            ("AUTH_LDAP_ENABLED", "1"),
+            ("AUTH_LDAP_SERVER_URI", "ldaps://ldap.example.com"),
+            ("AUTH_LDAP_USER_DN_TEMPLATE", ""),
+        ],
+        None,
+    )
+    .expect_err("no search base");
+    let line = only(&err);
+    assert!(line.contains("ldap.user_search_bases"), "{line}");
+    assert!(
+        line.contains("environment variable AUTH_LDAP_USER_DN_TEMPLATE"),
+        "{line}"
+    );
+}
+
+#[test]
+fn toml_below_lse_variables_below_authgate_variables() {
+    let keys = Keys::new();
+    let text = base_toml(&keys) + "[ldap]\nserver_uri = \"ldaps://toml.example\"\n";
+    let uri = |env: &[(&str, &str)]| {
+        let cfg = load_text(&text, env, None).unwrap_or_else(|e| panic!("{e}"));
+        (
+            cfg.ldap.server_uri.clone(),
+            cfg.source_of("ldap.server_uri"),
+        )
+    };
+    assert_eq!(
+        uri(&[]),
+        ("ldaps://toml.example".into(), "test.toml:10".into())
+    );
+    assert_eq!(
+        uri(&[("AUTH_LDAP_SERVER_URI", "ldaps://lse.example")]),
+        (
+            "ldaps://lse.example".into(),
+            "environment variable AUTH_LDAP_SERVER_URI".into()
+        )
+    );
+    assert_eq!(
+        uri(&[
+            ("AUTHGATE_LDAP__SERVER_URI", "ldaps://authgate.example"),
+            ("AUTH_LDAP_SERVER_URI", "ldaps://lse.example"),
+        ]),
+        (
+            "ldaps://authgate.example".into(),
+            "environment variable AUTHGATE_LDAP__SERVER_URI".into()
+        )
+    );
+    // Typed by the key's default: a numeric password stays a string, a
+    // comma list becomes a list.
+    let cfg = load_text(
+        &text,
+        &[
+            ("AUTHGATE_LDAP__BIND_PASSWORD", "1234"),
+            ("AUTHGATE_SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ("AUTHGATE_UPSTREAM__MAX_BODY", "1000"),
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.bind_password.expose(), "1234");
+    assert_eq!(cfg.server.trusted_proxies.len(), 2);
+    assert_eq!(cfg.upstream.max_body, Some(1000));
+}
+
+#[test]
+fn process_environment_beats_the_env_file() {
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = write(
+        dir.path(),
+        "app.env",
+        "AUTH_LDAP_BIND_DN=cn=from-file\n\
+         AUTH_LDAP_GROUP_TYPE=from-file\n\
+         AUTHGATE_SERVER__PREFIX=/_file\n\
+         AUTHGATE_LOG__LEVEL=debug\n\
+         AUTHGATE_IDENTITY__AUDIENCE=file-audience\n",
+    );
+    let cfg = load_text(
+        &base_toml(&keys),
+        &[
+            ("AUTH_LDAP_BIND_DN", "cn=from-process"),
+            ("AUTHGATE_SERVER__PREFIX", "/_proc"),
+            // An LSE variable in the process does not beat an AUTHGATE_
+            // variable in the file: the AUTHGATE_ layer is above the LSE one
+            // wherever each was set.
+            ("AUTH_LDAP_GROUP_TYPE", "from-process"),
+            ("AUTHGATE_LDAP__GROUP_TYPE", "authgate-from-process"),
+        ],
+        Some(&env_file),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.bind_dn, "cn=from-process");
+    assert_eq!(
+        cfg.source_of("ldap.bind_dn"),
+        "environment variable AUTH_LDAP_BIND_DN"
+    );
+    assert_eq!(cfg.server.prefix, "/_proc");
+    assert_eq!(cfg.ldap.group_type, "authgate-from-process");
+    // Only in the file: the file's value, with its line.
+    assert_eq!(cfg.log.level, "debug");
+    assert_eq!(cfg.identity.audience, "file-audience");
+    assert_eq!(
+        cfg.source_of("identity.audience"),
+        format!(
+            "variable AUTHGATE_IDENTITY__AUDIENCE at {}:5",
+            env_file.display()
+        )
+    );
+
+    let file_only = write(
+        dir.path(),
+        "b.env",
+        "AUTHGATE_LDAP__GROUP_TYPE=authgate-from-file\n",
+    );
+    let cfg = load_text(
+        &base_toml(&keys),
+        &[("AUTH_LDAP_GROUP_TYPE", "lse-from-process")],
+        Some(&file_only),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.group_type, "authgate-from-file");
+}
+
+#[test]
+fn unknown_key_in_toml_names_file_and_line() {
+    let keys = Keys::new();
+    let text =
+        base_toml(&keys) + "\n[upstream]\nurl = \"http://127.0.0.1:9\"\nresponse_timout = \"5s\"\n";
+    let err = load_text(&text, &[], None).expect_err("typo");
+    let line = only(&err);
+    assert_eq!(err.0[0].key, "upstream.response_timout");
+    assert_eq!(err.0[0].source, "test.toml:12");
+    assert!(line.contains("unknown key `response_timout`"), "{line}");
+    assert!(
+        line.contains("response_timeout"),
+        "lists the known keys: {line}"
+    );
+}
+
+#[test]
+fn wrong_type_in_toml_names_file_and_line() {
+    let keys = Keys::new();
+    let text = base_toml(&keys) + "\n[upstream]\npool_max_idle = \"many\"\n";
+    let err = load_text(&text, &[], None).expect_err("wrong type");
+    let line = only(&err);
+    assert_eq!(err.0[0].key, "upstream.pool_max_idle");
+    assert_eq!(err.0[0].source, "test.toml:11");
+    assert!(line.contains("invalid type"), "{line}");
+
+    // A secret's value is not repeated, even when it is the wrong type.
+    let text = base_toml(&keys) + "\n[ldap]\nbind_password = 918273645\n";
+    let err = load_text(&text, &[], None).expect_err("wrong type");
+    let line = only(&err);
+    assert!(
+        line.contains("ldap.bind_password (from test.toml:11)"),
+        "{line}"
+    );
+    assert!(!line.contains("918273645"), "{line}");
+
+    // Broken TOML syntax: the file and line.
+    let err = load_text("[server\nlisten = 1\n", &[], None).expect_err("syntax");
+    let line = only(&err);
+    assert!(
+        line.starts_with("configuration error: test.toml:1: invalid TOML"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_url_in_environment_names_the_variable() {
+    let keys = Keys::new();
+    let err = load_text(
+        &base_toml(&keys),
+        &[("AUTHGATE_UPSTREAM__URL", "not a url")],
+        None,
+    )
+    .expect_err("bad url");
+    let line = only(&err);
+    assert_eq!(
+        line,
+        "configuration error: upstream.url (from environment variable AUTHGATE_UPSTREAM__URL): invalid URL \"not a url\"; expected e.g. \"http://127.0.0.1:8081\""
+    );
+    let err = load_text(
+        &base_toml(&keys),
+        &[(
+            "AUTHGATE_UPSTREAM__URL",
+            "http://user:hunter2@127.0.0.1:8081",
+        )],
+        None,
+    )
+    .expect_err("credentials in the URL");
+    assert!(only(&err).contains("user:password@"));
+}
+
+#[test]
+fn missing_config_file_is_one_error() {
+    let err = config::load(&Sources {
+        config_file: Some("/nonexistent/authgate.toml".into()),
+        ..Sources::default()
+    })
+    .expect_err("missing");
+    let line = only(&err);
+    assert!(line.starts_with("configuration error: --config (from command line): cannot read /nonexistent/authgate.toml"), "{line}");
+    let err = config::load(&Sources {
+        env_file: Some("/nonexistent/lse.env".into()),
+        ..Sources::default()
+    })
+    .expect_err("missing");
+    assert!(only(&err).contains("--env-file"));
+}
+
+#[test]
+fn invalid_workspace_json_in_env_file_names_variable_file_and_line() {
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = write(
+        dir.path(),
+        "lse.env",
+        "# workspaces\nAUTH_LDAP_ENABLED=0\nAUTH_LDAP_ORGANIZATION_WORKSPACES='{\"Workspace 1\": \"cn=a,dc=x\",}'\n",
+    );
+    let err = load_text(&base_toml(&keys), &[], Some(&env_file)).expect_err("bad JSON");
+    let line = only(&err);
+    assert!(
+        line.starts_with(&format!(
+            "configuration error: AUTH_LDAP_ORGANIZATION_WORKSPACES (from {}:3): invalid JSON",
+            env_file.display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn unknown_authgate_variable_names_the_variable() {
+    let keys = Keys::new();
+    let err = load_text(
+        &base_toml(&keys),
+        &[("AUTHGATE_SERVER__LISTN", "0.0.0.0:80")],
+        None,
+    )
+    .expect_err("typo");
+    let line = only(&err);
+    assert_eq!(err.0[0].key, "server.listn");
+    assert!(
+        line.contains("(from environment variable AUTHGATE_SERVER__LISTN): unknown key `listn`"),
+        "{line}"
+    );
+    // One underscore where two belong: a hint, not silence.
+    let err = load_text(
+        &base_toml(&keys),
+        &[("AUTHGATE_SERVER_LISTEN", "0.0.0.0:80")],
+        None,
+    )
+    .expect_err("typo");
+    assert!(only(&err).contains("did you mean AUTHGATE_SERVER__LISTEN?"));
+    // Variables that are not about a section are someone else's
+    // (scripts/test exports AUTHGATE_TEST_PYTHON).
+    load_text(
+        &base_toml(&keys),
+        &[("AUTHGATE_TEST_PYTHON", "/usr/bin/python3")],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn several_errors_are_reported_together() {
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = write(dir.path(), "lse.env", "AUTH_LDAP_ENABLED=perhaps\n");
+    let text = base_toml(&keys)
+        + "\n[upstream]\npool_max_idle = -1\nconnect_timeout = \"soon\"\n\n[log]\nformat = \"xml\"\ncolour = true\n\n[mapping.roles]\nwizard = [\"cn=a,dc=x\"]\n";
+    let err = load_text(
+        &text,
+        &[
+            ("AUTHGATE_UPSTREAM__URL", "ftp://x"),
+            ("AUTHGATE_SERVER__LISTN", "1"),
+        ],
+        Some(&env_file),
+    )
+    .expect_err("many problems");
+    let lines = problems(&err);
+    let want = [
+        format!("AUTH_LDAP_ENABLED (from {}:1)", env_file.display()),
+        "server.listn (from environment variable AUTHGATE_SERVER__LISTN)".into(),
+        "log.colour (from test.toml:16)".into(),
+        "upstream.pool_max_idle (from test.toml:11)".into(),
+        "upstream.url (from environment variable AUTHGATE_UPSTREAM__URL)".into(),
+        "upstream.connect_timeout (from test.toml:12)".into(),
+        "log.format (from test.toml:15)".into(),
+        "mapping.roles.wizard (from test.toml:19)".into(),
+    ];
+    for w in &want {
+        assert!(
+            lines.iter().any(|l| l.contains(w.as_str())),
+            "missing {w:?} in\n{}",
+            lines.join("\n")
+        );
+    }
+    assert_eq!(lines.len(), want.len(), "{}", lines.join("\n"));
+}
+
+// ---- the real binary ----
+
+/// The binary with a clean environment as far as configuration goes.
+fn authgate_cmd() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AUTHGATE_")
+            || k.starts_with("AUTH_LDAP_")
+            || k.starts_with("MANUAL_")
+            || k == "USE_USERNAME_FOR_LOGIN"
+            || k == "DISABLE_SIGNUP_WITHOUT_LINK"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    // scripts/test exports this; it must not disturb the configuration.
+    cmd.env("AUTHGATE_TEST_PYTHON", "/usr/bin/python3");
+    cmd
+}
+
+fn authgate(args: &[&str]) -> Output {
+    authgate_cmd().args(args).output().expect("run authgate")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn binary_exits_2_with_one_line_per_problem_at_start() {
+    let keys = Keys::new();
+    let cfg = write(
+        keys.dir.path(),
+        "bad.toml",
+        &(base_toml(&keys) + "\n[server.extra]\nx = 1\n\n[upstream]\nurl = \"http://[::1\"\n"),
+    );
+    let cfg_arg = cfg.display().to_string();
+    for cmd in ["check-config", "serve"] {
+        let started = std::time::Instant::now();
+        let out = authgate(&[cmd, "--config", &cfg_arg]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out.stderr));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(out.stdout.is_empty(), "{cmd}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{cmd}: {err}");
+        assert!(lines.iter().all(|l| l.starts_with("configuration error: ")));
+        assert!(
+            err.contains(&format!("server.extra (from {cfg_arg}:10)")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("upstream.url (from {cfg_arg}:14)")),
+            "{err}"
+        );
+    }
+    // A missing --config file.
+    let out = authgate(&["serve", "--config", "/nonexistent/authgate.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    // Errors found while building (a key file that is not a key) too.
+    let garbage = write(keys.dir.path(), "garbage.pem", "not a key\n");
+    let cfg = write(
+        keys.dir.path(),
+        "garbage.toml",
+        &base_toml(&keys).replace(
+            &keys.signing_key.display().to_string(),
+            &garbage.display().to_string(),
+        ),
+    );
+    let out = authgate(&["check-config", "--config", &cfg.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "configuration error: identity.signing_key (from {}:8): ",
+            cfg.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    let keys = Keys::new();
+    let session_secret = std::fs::read_to_string(&keys.session_key).expect("secret");
+    let session_secret = session_secret.trim();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    let inline = "inline-session-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+    let cfg = write(
+        keys.dir.path(),
+        "authgate.toml",
+        &(base_toml(&keys).replace(
+            "[session]\n",
+            &format!("[session]\nsecret = [\"{inline}\"]\n"),
+        )),
+    );
+    let out = authgate_cmd()
+        .args([
+            "check-config",
+            "--config",
+            &cfg.display().to_string(),
+            "--env-file",
+            FIXTURE,
+        ])
+        .env(
+            "AUTH_LDAP_CONNECTION_OPTIONS",
+            format!("OPT_X_TLS_CACERTFILE={}", ca.display()),
+        )
+        .output()
+        .expect("run");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("configuration OK"), "{stderr}");
+    assert!(stdout.starts_with("# effective configuration (secrets redacted)"));
+    // The values of the env file are there...
+    let effective: toml::Value = toml::from_str(&stdout).expect("stdout is TOML");
+    assert_eq!(effective["ldap"]["enabled"].as_bool(), Some(true));
+    assert_eq!(
+        effective["ldap"]["bind_dn"].as_str(),
+        Some("uid=user,ou=sysadmins,o=123abc,dc=zexample,dc=com")
+    );
+    assert_eq!(
+        effective["mapping"]["roles"]["annotator"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        effective["policy"]["manual_role_management"].as_bool(),
+        Some(false)
+    );
+    // ...the secrets are not, anywhere.
+    assert_eq!(
+        effective["ldap"]["bind_password"].as_str(),
+        Some("[redacted]")
+    );
+    for secret in ["password123", session_secret, inline] {
+        assert!(!stdout.contains(secret), "{secret} in stdout");
+        assert!(!stderr.contains(secret), "{secret} in stderr");
+    }
+
+    // The unchanged fixture: exit 2, the CA file error, still no secret.
+    let out = authgate_cmd()
+        .args([
+            "check-config",
+            "--config",
+            &cfg.display().to_string(),
+            "--env-file",
+            FIXTURE,
+        ])
+        .env_remove("AUTH_LDAP_CONNECTION_OPTIONS")
+        .output()
+        .expect("run");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("configuration error: ldap.ca_file (from variable AUTH_LDAP_CONNECTION_OPTIONS at {FIXTURE}:49): cannot read \"/path/to/cert.crt\": No such file or directory (os error 2)")
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!stderr.contains("password123"));
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("identity.pem");
+    let secret = dir.path().join("session.key");
+    let (key_arg, secret_arg) = (key.display().to_string(), secret.display().to_string());
+    let out = authgate(&["keygen", &key_arg, "--session-secret", &secret_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (k1, s1) = (
+        std::fs::read(&key).expect("key"),
+        std::fs::read(&secret).expect("secret"),
+    );
+    assert!(text(&k1).starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "private files are not group/world readable"
+        );
+    }
+
+    let out = authgate(&["keygen", &key_arg, "--session-secret", &secret_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exists; pass --force"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&key).expect("key"), k1, "unchanged");
+    assert_eq!(std::fs::read(&secret).expect("secret"), s1, "unchanged");
+
+    let out = authgate(&[
+        "keygen",
+        &key_arg,
+        "--session-secret",
+        &secret_arg,
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read(&key).expect("key"), k1, "replaced");
+    assert_ne!(std::fs::read(&secret).expect("secret"), s1, "replaced");
+}
