@@ -183,23 +183,42 @@ impl State {
         principal: Principal,
         client: std::net::IpAddr,
     ) -> Result<(Arc<Session>, HeaderValue), Error> {
-        let method = principal.method;
+        // The one route each login method signs in on (DESIGN.md, "Endpoints"): the form POST
+        // of LDAP, the Assertion Consumer Service of SAML.
+        let path = match principal.method {
+            crate::identity::Method::Ldap => format!("{}/ldap/login", self.config.server.prefix),
+            crate::identity::Method::Saml => format!("{}/saml/acs", self.config.server.prefix),
+        };
         let identity =
             principal.into_identity(&self.config.mapping, self.config.identity.all_groups);
+        fn audit<'a>(
+            event: &'static str,
+            id: &'a Identity,
+            path: &'a str,
+            client: std::net::IpAddr,
+            reason: &'a str,
+        ) -> crate::telemetry::Audit<'a> {
+            crate::telemetry::Audit {
+                event,
+                subject: Some(&id.subject),
+                role: id.role.as_deref(),
+                method: "POST",
+                path,
+                client,
+                reason,
+                request_id: None,
+            }
+        }
         if identity.role.as_deref() == Some("deactivated") {
             self.metrics.logins_failed.inc();
-            crate::audit!("login_refused", subject = %identity.subject, method = method.as_str(), role = "deactivated", client = %client, reason = "deactivated");
+            audit("login_refused", &identity, &path, client, "deactivated").emit();
             return Err(Error::Deactivated);
         }
         let (session, cookie) = self.start_session(identity).await?;
         self.metrics.logins_ok.inc();
-        crate::audit!(
-            "login_success",
-            subject = %session.identity.subject,
-            method = method.as_str(),
-            role = session.identity.role.as_deref().unwrap_or("-"),
-            client = %client,
-        );
+        let id: &Identity = &session.identity;
+        // The reason of a success is how the user proved who they are (the `amr` claim).
+        audit("login_success", id, &path, client, id.method.as_str()).emit();
         Ok((session, cookie))
     }
 

@@ -50,8 +50,49 @@ impl RequestIds {
     }
 }
 
-/// One structured audit event (login success/failure, refusal, policy
-/// denial, logout). Fields are plain values chosen by the caller.
+/// One audit event: a decision that matters (login success or failure, a
+/// refusal, a policy denial, a logout), written as one line to target
+/// `authgate::audit` (one JSON object with `log.format = "json"`).
+///
+/// Every event carries the same fields, so one query finds them all:
+/// `event`, `subject` and `role` (left out when unknown), `method` and
+/// `path` (the normalized path, never the query: an invite token lives
+/// there), `client`, `reason`, and `request_id` when there is a request.
+/// Never put a password, token, cookie or assertion in any of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    /// `login_success`, `login_failure`, `login_refused`, `access_refused`,
+    /// `policy_denied`, `logout`.
+    pub event: &'static str,
+    pub subject: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub client: std::net::IpAddr,
+    /// A short machine-readable why: the armed switch, `deactivated`,
+    /// `pending_activation`, `session_ended`...
+    pub reason: &'a str,
+    pub request_id: Option<&'a str>,
+}
+
+impl Audit<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            target: "authgate::audit",
+            event = self.event,
+            subject = self.subject,
+            role = self.role,
+            method = self.method,
+            path = self.path,
+            client = %self.client,
+            reason = self.reason,
+            request_id = self.request_id,
+        );
+    }
+}
+
+/// One structured audit event with free-form fields. Prefer [`Audit`],
+/// which carries the fields every audit line must have.
 #[macro_export]
 macro_rules! audit {
     ($event:expr, $($field:tt)*) => {

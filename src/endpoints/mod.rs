@@ -36,7 +36,7 @@ pub async fn dispatch(
         "/readyz" if get => Ok(readyz(state)),
         "/jwks.json" if get => Ok(jwks(state)),
         "/login" if get => Ok(login_page(state, &req)),
-        "/logout" if get || m == Method::POST => logout(state, ctx, &req).await,
+        "/logout" if get || m == Method::POST => logout(state, ctx, &req, path).await,
         "/userinfo" if get => {
             let s = state
                 .load_session(req.headers())
@@ -157,23 +157,38 @@ fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
 
 /// Ends the session: revoked server-side (a copied cookie stops working) and
 /// the cookie cleared.
+/// `path` is the normalized path (authgate's logout, or the upstream's intercepted one).
 pub async fn logout(
     state: &State,
     ctx: &RequestCtx,
     req: &Request<Incoming>,
+    path: &str,
 ) -> Result<Response<Body>, Error> {
-    let mut subject = None;
-    if let Some(s) = state.load_session(req.headers()).await? {
+    let session = state.load_session(req.headers()).await?;
+    if let Some(s) = &session {
         state
             .sessions
             .revoke(&s.id)
             .await
             .map_err(Error::SessionStore)?;
-        subject = Some(s.identity.subject.clone());
     }
-    if let Some(sub) = &subject {
-        crate::audit!("logout", subject = %sub, client = %ctx.client);
+    let id = session.as_ref().map(|s| &s.identity);
+    crate::telemetry::Audit {
+        event: "logout",
+        subject: id.map(|i| i.subject.as_str()),
+        role: id.and_then(|i| i.role.as_deref()),
+        method: ctx.method.as_str(),
+        path,
+        client: ctx.client,
+        reason: if id.is_some() {
+            "session_ended"
+        } else {
+            "no_session"
+        },
+        request_id: Some(&ctx.id),
     }
+    .emit();
+    let subject = id.map(|i| i.subject.as_str());
     let mut r = if ctx.wants_html || req.method() == Method::GET {
         error::html(
             StatusCode::OK,
@@ -322,16 +337,15 @@ async fn check(
         crate::policy::Decision::Allow | crate::policy::Decision::Logout { .. } => {}
         crate::policy::Decision::Deny { reason, .. } => {
             state.metrics.policy_denials.inc();
-            crate::audit!("policy_denied", method = %method, path = %p, reason = %reason, client = %ctx.client, via = "check");
-            return Err(Error::ManagedByDirectory {
-                reason: reason.to_string(),
-            });
+            crate::proxy::audit_denial(state, ctx, h, method.as_str(), &p, &reason).await;
+            return Err(Error::ManagedByDirectory { reason });
         }
         crate::policy::Decision::Login { .. } => {
             state.metrics.policy_denials.inc();
-            return Err(Error::Forbidden(
-                "sign in through this site's single sign-on",
-            ));
+            crate::proxy::audit_denial(state, ctx, h, method.as_str(), &p, "native_login").await;
+            return Err(Error::ManagedByDirectory {
+                reason: "native_login".into(),
+            });
         }
     }
     let mut r = Response::new(full(""));

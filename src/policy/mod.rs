@@ -160,7 +160,8 @@ pub const OVERRIDE_HEADERS: [&str; 2] = ["x-http-method-override", "x-method-ove
 pub const OVERRIDE_PARAM: &str = "_method";
 
 /// Every method a request names besides its own: all values of [`OVERRIDE_HEADERS`] (comma
-/// separated lists included) and of every `_method` query parameter (key compared
+/// separated lists included; `_` in the name counts as `-`) and of every `_method` query
+/// parameter (key compared
 /// case-insensitively). Values that are not method tokens are ignored: no framework would act on
 /// them.
 pub fn override_methods(headers: &http::HeaderMap, query: Option<&str>) -> Vec<http::Method> {
@@ -173,8 +174,13 @@ pub fn override_methods(headers: &http::HeaderMap, query: Option<&str>) -> Vec<h
             }
         }
     };
-    for name in OVERRIDE_HEADERS {
-        for value in headers.get_all(name) {
+    // Every spelling of the names: WSGI/CGI servers turn `X_HTTP_Method_Override` into the
+    // same `HTTP_X_HTTP_METHOD_OVERRIDE` variable as the dash spelling.
+    for (name, value) in headers {
+        if OVERRIDE_HEADERS
+            .iter()
+            .any(|want| same_header_name(name.as_str(), want))
+        {
             push(value.as_bytes());
         }
     }
@@ -185,6 +191,15 @@ pub fn override_methods(headers: &http::HeaderMap, query: Option<&str>) -> Vec<h
         }
     }
     out
+}
+
+/// `name` (lower case, as `http` stores it) is `want` with any `-` spelled `_`.
+fn same_header_name(name: &str, want: &str) -> bool {
+    name.len() == want.len()
+        && name
+            .bytes()
+            .zip(want.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
 /// Is this `Content-Type` a form, whose body may carry a `_method` field?
@@ -256,6 +271,14 @@ impl RouteTable {
     /// Row `index` (the `rule` of a [`Decision`]).
     pub fn rule(&self, index: usize) -> Option<&Rule> {
         self.compiled.rules.get(index)
+    }
+
+    /// The switch of row `index` (policy and intercept rows only): its name and the table's
+    /// default, before `policy.switches` overrides it.
+    pub fn rule_switch(&self, index: usize) -> Option<(&str, bool)> {
+        let rule = self.compiled.rules.get(index)?;
+        let def = self.compiled.switches.get(rule.switch?)?;
+        Some((def.name.as_str(), def.default))
     }
 
     /// The switches of the policy/intercept rows: (name, default, description).

@@ -711,9 +711,17 @@ fn override_methods_are_collected_from_headers_and_query() {
         "x-method-override",
         http::HeaderValue::from_static("bad value"),
     );
+    h.append(
+        "X_HTTP_Method_Override",
+        http::HeaderValue::from_static("TRACE"),
+    );
+    h.append("x-http-method", http::HeaderValue::from_static("OPTIONS"));
     let got = override_methods(&h, Some("a=1&_method=DELETE&%5FMETHOD=patch&_method="));
     let names: Vec<&str> = got.iter().map(Method::as_str).collect();
-    assert_eq!(names, ["delete", "PUT", "PATCH", "DELETE", "patch"]);
+    assert_eq!(
+        names,
+        ["delete", "PUT", "PATCH", "TRACE", "DELETE", "patch"]
+    );
     assert!(override_methods(&http::HeaderMap::new(), None).is_empty());
     assert!(is_form_content_type(
         "application/x-www-form-urlencoded; charset=utf-8"

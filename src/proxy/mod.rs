@@ -105,10 +105,13 @@ pub async fn handle(
     state.metrics.in_flight.inc();
     let mut user: Option<Arc<Session>> = None;
     let mut logged_path = String::new();
-    let resp = match phases(&state, &conn, &ctx, req, &mut user, &mut logged_path).await {
+    let mut resp = match phases(&state, &conn, &ctx, req, &mut user, &mut logged_path).await {
         Ok(r) => r,
         Err(e) => error::respond(&e, &ctx),
     };
+    if ctx.method == Method::HEAD {
+        resp = without_body(resp);
+    }
     state.metrics.in_flight.dec();
     let status = resp.status().as_u16();
     state.metrics.record_status(status);
@@ -167,24 +170,39 @@ async fn phases(
         crate::policy::Decision::Allow => {}
         crate::policy::Decision::Deny { reason, .. } => {
             state.metrics.policy_denials.inc();
-            crate::audit!("policy_denied", method = %ctx.method, path = %path, reason = %reason, client = %ctx.client);
-            return Err(Error::ManagedByDirectory {
-                reason: reason.to_string(),
-            });
+            audit_denial(
+                state,
+                ctx,
+                req.headers(),
+                ctx.method.as_str(),
+                &path,
+                &reason,
+            )
+            .await;
+            return Err(Error::ManagedByDirectory { reason });
         }
         crate::policy::Decision::Login { .. } => {
             state.metrics.policy_denials.inc();
             if ctx.wants_html {
                 return Ok(crate::endpoints::redirect_to_login(state, "/"));
             }
-            crate::audit!("policy_denied", method = %ctx.method, path = %path, reason = "native_login", client = %ctx.client);
-            return Err(Error::Forbidden(
-                "sign in through this site's single sign-on",
-            ));
+            // The same refusal as any other directory-managed route, so API clients see one shape.
+            audit_denial(
+                state,
+                ctx,
+                req.headers(),
+                ctx.method.as_str(),
+                &path,
+                "native_login",
+            )
+            .await;
+            return Err(Error::ManagedByDirectory {
+                reason: "native_login".into(),
+            });
         }
         crate::policy::Decision::Logout { .. } => {
             // The upstream's own logout also ends our session.
-            return crate::endpoints::logout(state, ctx, &req).await;
+            return crate::endpoints::logout(state, ctx, &req, &path).await;
         }
     }
 
@@ -213,7 +231,24 @@ async fn phases(
     *user = Some(session.clone());
 
     // 8. Role gates.
-    crate::endpoints::authorize(&session)?;
+    if let Err(e) = crate::endpoints::authorize(&session) {
+        let id = &session.identity;
+        crate::telemetry::Audit {
+            event: "access_refused",
+            subject: Some(&id.subject),
+            role: id.role.as_deref(),
+            method: ctx.method.as_str(),
+            path: &path,
+            client: ctx.client,
+            reason: match e {
+                Error::PendingActivation => "pending_activation",
+                _ => "deactivated",
+            },
+            request_id: Some(&ctx.id),
+        }
+        .emit();
+        return Err(e);
+    }
 
     // 9. Forward with identity.
     forward(
@@ -229,6 +264,51 @@ async fn phases(
     .await
 }
 
+/// A HEAD answer: the headers of the GET answer, no body (RFC 9110 §9.3.2). hyper drops the
+/// body itself over HTTP/1.1 but not over HTTP/2, where DATA on a HEAD response is a protocol
+/// error; the upstream's answers to HEAD already have none.
+fn without_body(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    match body {
+        Either::Left(upstream) => Response::from_parts(parts, Either::Left(upstream)),
+        Either::Right(ours) => {
+            if let Some(n) = http_body::Body::size_hint(&ours).exact() {
+                parts
+                    .headers
+                    .entry(header::CONTENT_LENGTH)
+                    .or_insert_with(|| HeaderValue::from(n));
+            }
+            Response::from_parts(parts, full(Bytes::new()))
+        }
+    }
+}
+
+/// The audit line of a policy refusal of `method path` (forward-auth passes the
+/// original request's). The policy runs before the session is looked at; the
+/// session is read here only to name who was refused.
+pub async fn audit_denial(
+    state: &State,
+    ctx: &RequestCtx,
+    headers: &http::HeaderMap,
+    method: &str,
+    path: &str,
+    reason: &str,
+) {
+    let session = state.load_session(headers).await.ok().flatten();
+    let id = session.as_ref().map(|s| &s.identity);
+    crate::telemetry::Audit {
+        event: "policy_denied",
+        subject: id.map(|i| i.subject.as_str()),
+        role: id.and_then(|i| i.role.as_deref()),
+        method,
+        path,
+        client: ctx.client,
+        reason,
+        request_id: Some(&ctx.id),
+    }
+    .emit();
+}
+
 /// `path` is `prefix` or below it (`/_auth`, `/_auth/x`, not `/_authx`).
 fn is_under(path: &str, prefix: &str) -> bool {
     path.len() >= prefix.len()
@@ -236,14 +316,16 @@ fn is_under(path: &str, prefix: &str) -> bool {
         && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
 }
 
-/// A POST whose body is a form may carry a `_method` field.
+/// A POST whose body is a form may carry a `_method` field. Django upper-cases the method
+/// (`post` is POST) and a repeated Content-Type may be read either way, so any spelling counts.
 pub fn is_form_post(req: &Request<Incoming>) -> bool {
-    req.method() == Method::POST
+    req.method().as_str().eq_ignore_ascii_case("POST")
         && req
             .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(crate::policy::is_form_content_type)
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(crate::policy::is_form_content_type)
 }
 
 /// `Authorization: Token …` or `Bearer …` (the upstream's own API tokens).
