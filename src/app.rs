@@ -39,6 +39,8 @@ pub struct State {
     pub signer: Signer,
     pub header_names: HeaderNames,
     pub switches: Switches,
+    /// LDAP sign-in (directory, throttle); `None` when LDAP is off.
+    pub ldap: Option<crate::endpoints::ldap_login::LdapLogin>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum BuildError {
     Tls(#[source] crate::server::tls::Error),
     #[error("header names: {0}")]
     Headers(String),
+    #[error("ldap: {0}")]
+    Ldap(#[source] crate::ldap::Error),
 }
 
 pub fn now_unix() -> u64 {
@@ -95,7 +99,10 @@ impl State {
         };
         let switches = State::new_switches(&config);
         let sessions: Arc<dyn Store> = Arc::new(MemoryStore::new(config.session.idle_timeout));
+        let ldap =
+            crate::endpoints::ldap_login::LdapLogin::new(&config).map_err(BuildError::Ldap)?;
         Ok(State {
+            ldap,
             upstream: upstream::Client::new(&config.upstream),
             protected,
             metrics: Metrics::new(),

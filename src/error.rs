@@ -42,6 +42,12 @@ pub enum Error {
     SessionStore(#[source] crate::session::StoreError),
     #[error("identity signing failed")]
     Identity(#[source] crate::identity::Error),
+    #[error("ldap sign-in failed")]
+    Ldap(#[source] crate::ldap::Error),
+    #[error("too many failed sign-in attempts")]
+    Throttled { retry_after: u64 },
+    #[error("login form CSRF token missing or not bound to this browser")]
+    CsrfMismatch,
 }
 
 impl Error {
@@ -62,6 +68,10 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Identity(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Ldap(e) if e.is_credentials() => StatusCode::UNAUTHORIZED,
+            Error::Ldap(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::CsrfMismatch => StatusCode::FORBIDDEN,
         }
     }
 
@@ -82,6 +92,10 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::Identity(_) => "internal_error",
+            Error::Ldap(e) if e.is_credentials() => "invalid_credentials",
+            Error::Ldap(_) => "directory_unavailable",
+            Error::Throttled { .. } => "too_many_attempts",
+            Error::CsrfMismatch => "csrf",
         }
     }
 
@@ -102,6 +116,10 @@ impl Error {
             Error::MethodNotAllowed => "Method not allowed.".into(),
             Error::SessionStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
             Error::Identity(_) => "Something went wrong on our side.".into(),
+            Error::Ldap(e) if e.is_credentials() => crate::endpoints::ldap_login::INVALID.into(),
+            Error::Ldap(_) => crate::endpoints::ldap_login::UNAVAILABLE.into(),
+            Error::Throttled { .. } => crate::endpoints::ldap_login::THROTTLED.into(),
+            Error::CsrfMismatch => crate::endpoints::ldap_login::EXPIRED.into(),
         }
     }
 }
@@ -134,6 +152,10 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
     };
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if let Error::Throttled { retry_after } = err {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
     resp
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod identity;
+pub mod ldap;
 pub mod mapping;
 pub mod metrics;
 pub mod pages;

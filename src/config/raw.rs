@@ -276,6 +276,16 @@ pub struct Ldap {
     pub timeout: String,
     /// Signed-in LDAP users have their groups re-read this often.
     pub refresh_interval: String,
+    /// Service-account connections kept open for reuse.
+    pub pool_size: usize,
+    /// Nested group types: how many levels of groups-in-groups are followed.
+    pub max_group_depth: usize,
+    /// Failed logins allowed per username within `throttle_window`.
+    pub max_failures: u32,
+    /// Failed logins allowed per client address within `throttle_window`.
+    pub max_failures_per_client: u32,
+    /// Sliding window of the login throttle.
+    pub throttle_window: String,
 }
 
 impl Default for Ldap {
@@ -302,6 +312,11 @@ impl Default for Ldap {
             require_cert: "demand".into(),
             timeout: "5s".into(),
             refresh_interval: "5m".into(),
+            pool_size: 4,
+            max_group_depth: 10,
+            max_failures: 5,
+            max_failures_per_client: 20,
+            throttle_window: "5m".into(),
         }
     }
 }

@@ -175,12 +175,84 @@ pub struct Ldap {
     pub attr_username: String,
     pub group_search_base_dn: String,
     pub group_search_filter: String,
+    /// As written (`member`, `ou`, ...).
     pub group_type: String,
+    /// What `group_type` means.
+    pub group_kind: GroupType,
     pub organization_owner_email: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub require_cert: RequireCert,
     pub timeout: Duration,
     pub refresh_interval: Duration,
+    pub pool_size: usize,
+    pub max_group_depth: usize,
+    pub max_failures: u32,
+    pub max_failures_per_client: u32,
+    pub throttle_window: Duration,
+}
+
+/// How group membership is stored (`ldap.group_type`, `AUTH_LDAP_GROUP_TYPE`).
+/// Names follow django-auth-ldap's group type classes; every accepted
+/// spelling is listed in [`GroupType::parse`] and in the README.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupType {
+    /// Groups whose `attr` (`member`, `uniqueMember`) holds the user's DN
+    /// (groupOfNames, groupOfUniqueNames, Active Directory groups).
+    /// `name_attr` is django-auth-ldap's `GroupOfNamesType(name_attr=...)`
+    /// (the seed's `ou`); groups are matched by DN, so it only documents.
+    MemberDn {
+        attr: &'static str,
+        name_attr: String,
+    },
+    /// posixGroup: `memberUid` holds the user's `uid`, or the user's
+    /// `gidNumber` is the group's (primary group).
+    Posix,
+    /// The user entry's `memberOf` values (OpenLDAP memberof overlay,
+    /// Active Directory), kept when under the group search base.
+    MemberOf,
+    /// Like `MemberDn`, then groups that contain those groups, recursively
+    /// (cycle guard, `ldap.max_group_depth` levels).
+    Nested { attr: &'static str },
+    /// Active Directory's transitive rule `member:1.2.840.113556.1.4.1941:`
+    /// (LDAP_MATCHING_RULE_IN_CHAIN): one search, resolved by the server.
+    ActiveDirectoryNested,
+}
+impl GroupType {
+    /// The accepted values, case-insensitive.
+    pub fn parse(s: &str) -> Option<GroupType> {
+        let member = |name_attr: &str| GroupType::MemberDn {
+            attr: "member",
+            name_attr: name_attr.to_string(),
+        };
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "member" | "groupofnames" | "groupofnamestype" | "memberdngrouptype" => member("cn"),
+            "activedirectory" | "activedirectorygrouptype" => member("cn"),
+            "ou" => member("ou"),
+            "cn" => member("cn"),
+            "uniquemember" | "groupofuniquenames" | "groupofuniquenamestype" => {
+                GroupType::MemberDn {
+                    attr: "uniqueMember",
+                    name_attr: "cn".into(),
+                }
+            }
+            "memberuid" | "posixgroup" | "posixgrouptype" => GroupType::Posix,
+            "memberof" => GroupType::MemberOf,
+            "nested"
+            | "nestedgroupofnames"
+            | "nestedgroupofnamestype"
+            | "nestedmemberdngrouptype" => GroupType::Nested { attr: "member" },
+            "nesteduniquemember" | "nestedgroupofuniquenames" | "nestedgroupofuniquenamestype" => {
+                GroupType::Nested {
+                    attr: "uniqueMember",
+                }
+            }
+            "nestedactivedirectory"
+            | "nestedactivedirectorygrouptype"
+            | "memberof_in_chain"
+            | "1.2.840.113556.1.4.1941" => GroupType::ActiveDirectoryNested,
+            _ => return None,
+        })
+    }
 }
 
 /// Collects problems while fields are converted.
@@ -583,6 +655,32 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             RequireCert::Verify
         }
     };
+    // Checked only when LDAP is on, like the other LDAP settings.
+    let group_kind = GroupType::parse(&l.group_type).unwrap_or_else(|| {
+        if !l.enabled {
+            return GroupType::MemberOf;
+        }
+        c.fail(
+            "ldap.group_type",
+            format!(
+                "unknown group type {:?}; expected member (groupOfNames), uniqueMember (groupOfUniqueNames), memberUid (posixGroup), memberOf, nested, nestedUniqueMember, nestedActiveDirectory, or a group name attribute (ou, cn)",
+                l.group_type
+            ),
+        );
+        GroupType::MemberOf
+    });
+    if l.pool_size == 0 || l.pool_size > 64 {
+        c.fail("ldap.pool_size", "must be between 1 and 64");
+    }
+    if l.max_group_depth == 0 || l.max_group_depth > 100 {
+        c.fail("ldap.max_group_depth", "must be between 1 and 100");
+    }
+    if l.max_failures == 0 {
+        c.fail("ldap.max_failures", "must be at least 1");
+    }
+    if l.max_failures_per_client == 0 {
+        c.fail("ldap.max_failures_per_client", "must be at least 1");
+    }
     let template = l.user_dn_template.trim();
     if !template.is_empty() && !template.contains("%(user)s") {
         c.fail(
@@ -609,6 +707,15 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         }
         if require_cert == RequireCert::Skip && (uri.starts_with("ldaps://") || l.start_tls) {
             warnings.push(format!("ldap.require_cert = {:?}: the directory's TLS certificate is NOT verified (from {})", l.require_cert, origins.of("ldap.require_cert")));
+        }
+        if !l.bind_dn.trim().is_empty() && l.bind_password.expose().is_empty() {
+            c.fail(
+                "ldap.bind_password",
+                "ldap.bind_dn is set but the password is empty (an empty-password bind is anonymous); set AUTH_LDAP_BIND_PASSWORD",
+            );
+        }
+        if l.group_search_base_dn.trim().is_empty() && group_kind != GroupType::MemberOf {
+            warnings.push("ldap.group_search_base_dn is empty: no groups are read, so every LDAP user gets mapping.default_role".into());
         }
         if uri.starts_with("ldap://") && !l.start_tls {
             warnings.push("ldap.server_uri is ldap:// without start_tls: passwords cross the network in clear text".into());
@@ -648,11 +755,17 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         group_search_base_dn: l.group_search_base_dn.trim().to_string(),
         group_search_filter: l.group_search_filter.trim().to_string(),
         group_type: l.group_type.trim().to_string(),
+        group_kind,
         organization_owner_email: owner.clone(),
         ca_file,
         require_cert,
         timeout: c.duration("ldap.timeout", &l.timeout),
         refresh_interval: c.duration("ldap.refresh_interval", &l.refresh_interval),
+        pool_size: l.pool_size,
+        max_group_depth: l.max_group_depth,
+        max_failures: l.max_failures,
+        max_failures_per_client: l.max_failures_per_client,
+        throttle_window: c.duration("ldap.throttle_window", &l.throttle_window),
     };
 
     // [mapping]

@@ -2,7 +2,9 @@
 //! that call `session`, `identity` and `policy`. Only this module and
 //! `proxy` build HTTP responses.
 
+pub mod ldap_login;
 pub mod redirect;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -33,9 +35,10 @@ pub async fn dispatch(
     let get = m == Method::GET || m == Method::HEAD;
     match sub {
         "/healthz" if get => Ok(text(StatusCode::OK, "ok\n")),
-        "/readyz" if get => Ok(readyz(state)),
+        "/readyz" if get => Ok(readyz(state).await),
         "/jwks.json" if get => Ok(jwks(state)),
-        "/login" if get => Ok(login_page(state, &req)),
+        "/login" if get => Ok(ldap_login::login_page(state, &req).await),
+        "/ldap/login" if m == Method::POST => ldap_login::submit(state, ctx, req).await,
         "/logout" if get || m == Method::POST => logout(state, ctx, &req, path).await,
         "/userinfo" if get => {
             let s = state
@@ -43,12 +46,12 @@ pub async fn dispatch(
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             *user = Some(s.clone());
+            ldap_login::maybe_refresh(state, &s);
             Ok(userinfo(&s))
         }
         "/check" if get || m == Method::POST => check(state, ctx, &req, user).await,
-        "/healthz" | "/readyz" | "/jwks.json" | "/login" | "/logout" | "/userinfo" | "/check" => {
-            Err(Error::MethodNotAllowed)
-        }
+        "/healthz" | "/readyz" | "/jwks.json" | "/login" | "/logout" | "/userinfo" | "/check"
+        | "/ldap/login" => Err(Error::MethodNotAllowed),
         _ => Err(Error::NotFound),
     }
 }
@@ -63,13 +66,24 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-fn readyz(state: &State) -> Response<Body> {
+async fn readyz(state: &State) -> Response<Body> {
     // Keys and the route table are loaded before the listener opens; later
     // checks (IdP metadata, directory) join here.
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "ready": true,
         "checks": { "signing_key": "loaded", "routes": state.config.policy.routes.len() },
     });
+    // The directory is reported, not gating: signed-in users keep working
+    // while it is down, so the pod must stay in rotation. Cached (no bind
+    // per probe).
+    if let Some(l) = &state.ldap {
+        let up = l.directory.reachable().await;
+        body["checks"]["ldap"] =
+            serde_json::Value::from(if up { "reachable" } else { "unreachable" });
+        if !up {
+            body["degraded"] = serde_json::Value::from(true);
+        }
+    }
     error::json(StatusCode::OK, &body)
 }
 
@@ -139,20 +153,6 @@ fn decode_form(b: &[u8]) -> String {
     percent_encoding::percent_decode(&plus)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
-    let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
-    let rd = redirect::local_target(&rd).to_string();
-    let body = if state.config.ldap.enabled {
-        format!(
-            "<h1>Sign in</h1><p>Use your directory account.</p><p class=\"muted\">Password sign-in is being set up; the form appears here once the directory connection is configured.</p><input type=\"hidden\" name=\"rd\" value=\"{}\">",
-            pages::escape(&rd)
-        )
-    } else {
-        "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>".to_string()
-    };
-    error::html(StatusCode::OK, pages::frame("Sign in", &body))
 }
 
 /// Ends the session: revoked server-side (a copied cookie stops working) and
@@ -383,6 +383,7 @@ async fn check(
         return Err(Error::Unauthenticated);
     };
     *user = Some(session.clone());
+    ldap_login::maybe_refresh(state, &session);
     authorize(&session)?;
     let token = state.identity_token(&session)?;
     let out = r.headers_mut();

@@ -229,6 +229,7 @@ async fn phases(
         }
     };
     *user = Some(session.clone());
+    crate::endpoints::ldap_login::maybe_refresh(state, &session);
 
     // 8. Role gates.
     if let Err(e) = crate::endpoints::authorize(&session) {

@@ -1,0 +1,331 @@
+//! LDAP sign-in over HTTP: the login form, `POST {prefix}/ldap/login`, its
+//! CSRF token, the failed-login throttle, and the background refresh of
+//! signed-in LDAP users.
+//!
+//! - **CSRF**: the form carries a random token; the same token travels in a
+//!   short-lived pre-login cookie sealed with the session keys
+//!   (`session::cookie::seal`, payload prefixed `login-csrf:` so it can
+//!   never open as a session id, which has no `:`). A POST whose form token
+//!   does not match the cookie's gets 403.
+//! - **Throttle**: failures per username and per client address, each a
+//!   sliding window (`ldap.max_failures`, `ldap.max_failures_per_client`,
+//!   `ldap.throttle_window`); past the limit: 429 with `Retry-After`.
+//! - **One message** for unknown user, wrong password and empty password:
+//!   "Invalid username or password" (401). Directory down: 503 and a page
+//!   saying so; nothing else changes for signed-in users.
+//! - **Refresh**: [`maybe_refresh`] is called with every loaded LDAP
+//!   session; when its identity is older than `ldap.refresh_interval`, a
+//!   background task re-reads the entry and groups and replaces the
+//!   session's identity (or revokes the session: user deleted or now
+//!   deactivated). The request itself is served with the current identity.
+//!
+//! Must not: log passwords or tokens; answer differently for unknown users
+//! and wrong passwords.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::throttle::Throttle;
+use super::{form_value, query_param, redirect};
+use crate::app::{now_unix, State};
+use crate::config::Config;
+use crate::error::{self, Error};
+use crate::identity::{random_bytes, Method};
+use crate::ldap::{self, Directory};
+use crate::pages;
+use crate::proxy::context::RequestCtx;
+use crate::proxy::Body;
+use crate::session::cookie::{self, CookieConfig};
+use crate::session::Session;
+
+/// Largest login form body read (100 KB usernames still get the generic
+/// answer rather than a 413).
+const MAX_FORM: usize = 512 * 1024;
+/// Lifetime of the pre-login CSRF cookie.
+const CSRF_TTL: Duration = Duration::from_secs(3600);
+const CSRF_PREFIX: &str = "login-csrf:";
+/// Keys each throttle tracks at most.
+const THROTTLE_CAPACITY: usize = 100_000;
+
+pub const INVALID: &str = "Invalid username or password.";
+pub const UNAVAILABLE: &str =
+    "The directory is unavailable right now, so sign-in cannot be checked. Try again in a moment.";
+pub const EXPIRED: &str = "Your sign-in form expired. Please sign in again.";
+pub const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes and try again.";
+
+/// LDAP sign-in state shared by all requests (in `State::ldap`).
+pub struct LdapLogin {
+    pub directory: Arc<Directory>,
+    per_user: Throttle,
+    per_client: Throttle,
+    csrf_cookie: CookieConfig,
+    /// Sessions whose refresh is in flight (one at a time per session).
+    refreshing: Mutex<HashSet<String>>,
+}
+
+impl LdapLogin {
+    /// `None` when LDAP is off. Fails on unreadable TLS trust material.
+    pub fn new(config: &Config) -> Result<Option<LdapLogin>, ldap::Error> {
+        let l = &config.ldap;
+        if !l.enabled {
+            return Ok(None);
+        }
+        let directory = Arc::new(Directory::new(l)?);
+        let base = CookieConfig::new(&config.session.cookie_name, config.server.https);
+        let base = base.name.trim_start_matches("__Host-");
+        Ok(Some(LdapLogin {
+            directory,
+            per_user: Throttle::new(l.max_failures, l.throttle_window, THROTTLE_CAPACITY),
+            per_client: Throttle::new(
+                l.max_failures_per_client,
+                l.throttle_window,
+                THROTTLE_CAPACITY,
+            ),
+            csrf_cookie: CookieConfig::new(&format!("{base}_login"), config.server.https),
+            refreshing: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// The CSRF token bound to the request's pre-login cookie, if valid.
+    fn csrf_from(&self, state: &State, headers: &HeaderMap) -> Option<String> {
+        let now = now_unix();
+        self.csrf_cookie.find_all(headers).find_map(|v| {
+            let (payload, issued) = cookie::open(&state.keys, v)?;
+            let token = payload.strip_prefix(CSRF_PREFIX)?;
+            let fresh = issued <= now + 60 && now.saturating_sub(issued) < CSRF_TTL.as_secs();
+            fresh.then(|| token.to_string())
+        })
+    }
+
+    /// A new token and the Set-Cookie that binds it to this browser.
+    fn new_csrf(&self, state: &State) -> (String, HeaderValue) {
+        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let sealed = cookie::seal(&state.keys, &format!("{CSRF_PREFIX}{token}"), now_unix());
+        (token, self.csrf_cookie.set_header(&sealed, CSRF_TTL))
+    }
+}
+
+/// What the login page shows besides the form.
+struct View<'a> {
+    status: StatusCode,
+    rd: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// GET `{prefix}/login`.
+pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
+    let rd = redirect::local_target(&rd).to_string();
+    let Some(l) = state.ldap.as_ref() else {
+        let body = "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>";
+        return error::html(StatusCode::OK, pages::frame("Sign in", body));
+    };
+    // Only a directory already known to be down is probed again (cached).
+    let down = l.directory.last_health() == Some(false) && !l.directory.reachable().await;
+    let view = View {
+        status: if down {
+            Error::Ldap(ldap::Error::Unhealthy).status()
+        } else {
+            StatusCode::OK
+        },
+        rd: &rd,
+        username: "",
+        error: down.then_some(UNAVAILABLE),
+    };
+    render(state, l, req.headers(), &view)
+}
+
+/// The page with the form; reuses the browser's CSRF cookie when valid.
+fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Response<Body> {
+    let (token, set_cookie) = match l.csrf_from(state, headers) {
+        Some(t) => (t, None),
+        None => {
+            let (t, c) = l.new_csrf(state);
+            (t, Some(c))
+        }
+    };
+    let action = format!("{}/ldap/login", state.config.server.prefix);
+    let form = pages::LoginForm {
+        action: &action,
+        csrf: &token,
+        rd: v.rd,
+        username: v.username,
+        username_label: l.directory.login_label(),
+        error: v.error,
+    };
+    let mut r = error::html(v.status, pages::login(&form));
+    if let Some(c) = set_cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// POST `{prefix}/ldap/login`: form fields `username`, `password`, `rd`, `csrf`.
+pub async fn submit(
+    state: &Arc<State>,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let Some(l) = state.ldap.as_ref() else {
+        return Err(Error::NotFound);
+    };
+    let (parts, body) = req.into_parts();
+    let body = crate::proxy::read_body(body, MAX_FORM).await?;
+    let field = |name: &str| form_value(&body, name).unwrap_or_default();
+    let (username, password, csrf) = (field("username"), field("password"), field("csrf"));
+    let rd = field("rd");
+    let rd = redirect::local_target(&rd).to_string();
+    // What is shown back in the form and the log: bounded.
+    let shown: String = username.trim().chars().take(ldap::MAX_USERNAME).collect();
+    let page = |status: StatusCode, error: &str| {
+        let view = View {
+            status,
+            rd: &rd,
+            username: &shown,
+            error: Some(error),
+        };
+        render(state, l, &parts.headers, &view)
+    };
+
+    // CSRF: the form's token must equal the one sealed in this browser's cookie.
+    let bound = l.csrf_from(state, &parts.headers);
+    let ok = bound.as_deref().is_some_and(|t| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), csrf.as_bytes()).is_ok()
+    });
+    if !ok {
+        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "csrf");
+        let status = Error::CsrfMismatch.status();
+        // A fresh token and cookie, so the next attempt works.
+        let view = View {
+            status,
+            rd: &rd,
+            username: &shown,
+            error: Some(EXPIRED),
+        };
+        let mut r = render(state, l, &HeaderMap::new(), &view);
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(r);
+    }
+
+    // Throttle before any directory work.
+    let user_key = format!("u:{}", shown.to_lowercase());
+    let client_key = format!("c:{}", ctx.client);
+    let now = Instant::now();
+    if let Err(wait) = l
+        .per_user
+        .check(&user_key, now)
+        .and_then(|_| l.per_client.check(&client_key, now))
+    {
+        let secs = wait.as_secs().max(1);
+        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "throttled");
+        state.metrics.logins_failed.inc();
+        let mut r = page(Error::Throttled { retry_after: secs }.status(), THROTTLED);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
+
+    match l.directory.authenticate(&username, &password).await {
+        Ok(principal) => {
+            l.per_user.clear(&user_key);
+            let (_session, set_cookie) = state.sign_in(principal, ctx.client).await?;
+            let mut r = Response::new(crate::proxy::full(""));
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            let h = r.headers_mut();
+            h.insert(
+                header::LOCATION,
+                HeaderValue::from_str(&rd).unwrap_or_else(|_| HeaderValue::from_static("/")),
+            );
+            h.append(header::SET_COOKIE, set_cookie);
+            h.append(header::SET_COOKIE, l.csrf_cookie.clear_header());
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(r)
+        }
+        Err(e) if e.is_credentials() => {
+            l.per_user.fail(&user_key, now);
+            l.per_client.fail(&client_key, now);
+            state.metrics.logins_failed.inc();
+            crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = %e);
+            Ok(page(Error::Ldap(e).status(), INVALID))
+        }
+        Err(e) => {
+            tracing::warn!(request_id = %ctx.id, error = %ldap::chain(&e), "ldap sign-in failed: directory unavailable");
+            state.metrics.logins_failed.inc();
+            Ok(page(Error::Ldap(e).status(), UNAVAILABLE))
+        }
+    }
+}
+
+/// Called with every loaded session: LDAP sessions whose identity is older
+/// than `ldap.refresh_interval` get re-read in the background. The cost on
+/// the request path is one comparison (plus a set insert when due).
+pub fn maybe_refresh(state: &Arc<State>, s: &Arc<Session>) {
+    if s.identity.method != Method::Ldap {
+        return;
+    }
+    let Some(l) = state.ldap.as_ref() else {
+        return;
+    };
+    let due = s
+        .identity_at
+        .saturating_add(state.config.ldap.refresh_interval.as_secs());
+    if now_unix() < due {
+        return;
+    }
+    let first = l
+        .refreshing
+        .lock()
+        .map(|mut r| r.insert(s.id.clone()))
+        .unwrap_or(false);
+    if !first {
+        return;
+    }
+    let state = Arc::clone(state);
+    let s = Arc::clone(s);
+    tokio::spawn(async move {
+        refresh(&state, &s).await;
+        if let Some(l) = state.ldap.as_ref() {
+            if let Ok(mut r) = l.refreshing.lock() {
+                r.remove(&s.id);
+            }
+        }
+    });
+}
+
+async fn refresh(state: &State, s: &Session) {
+    let Some(l) = state.ldap.as_ref() else {
+        return;
+    };
+    let subject = s.identity.subject.as_str();
+    let revoke = |reason: &'static str| async move {
+        let _ = state.sessions.revoke(&s.id).await;
+        crate::audit!("session_revoked", subject = %subject, method = "ldap", reason = reason);
+    };
+    let identity = match l.directory.refresh(subject).await {
+        Ok(None) => return revoke("deleted_from_directory").await,
+        Ok(Some(p)) => {
+            let id = p.into_identity(&state.config.mapping, state.config.identity.all_groups);
+            if id.role.as_deref() == Some("deactivated") {
+                return revoke("deactivated").await;
+            }
+            id
+        }
+        Err(e) => {
+            // Directory down: keep the identity, try again after the interval.
+            tracing::warn!(subject = %subject, error = %ldap::chain(&e), "ldap refresh failed; identity kept");
+            (*s.identity).clone()
+        }
+    };
+    let next = s.with_identity(Arc::new(identity), &state.header_names, now_unix());
+    // Revoked meanwhile (logout): stays revoked.
+    let _ = state.sessions.insert(Arc::new(next)).await;
+}

@@ -1,0 +1,795 @@
+//! LDAP sign-in against a real OpenLDAP (Debian `slapd`), started by the
+//! tests themselves on free loopback ports with a private configuration
+//! and a CA they generate. Each case does the browser's flow: GET the login
+//! page (CSRF token + pre-login cookie) → POST the form → 303 + session
+//! cookie → a proxied request, checking what a real upstream receives.
+//!
+//! The directory (`ldap/slapd.rs`): under `ou=users,o=123abc,dc=example,dc=com`
+//! admin1 (admins, team1, team2), manager1 (managers), reviewer1
+//! (reviewers, team2), annotator1 (annotators), guest1 (guests), multi
+//! (managers + reviewers), deact (deactivated + admins), nogroup (none),
+//! notact (not), nested1 (inner ∈ outer ∈ cyclic ∈ outer), uniq1
+//! (groupOfUniqueNames), posix1 (posixGroup), owner (the owner email),
+//! o'brien, a*b, x(y), juergen (Jürgen Müller, team1), mover and deleteme
+//! (changed mid-test); teams under `dc=jumpcloud,dc=com`; a service account.
+
+mod common;
+#[path = "ldap/slapd.rs"]
+mod slapd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::{config_text, get, send, Got, Keys, Upstream};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde_json::Value;
+use slapd::*;
+
+use authgate::app::App;
+use authgate::config::{self, Sources};
+
+/// The directory most cases share (they do not change it, except for the
+/// users only the refresh case uses).
+fn shared() -> &'static Slapd {
+    static S: OnceLock<Slapd> = OnceLock::new();
+    S.get_or_init(Slapd::start)
+}
+
+/// authgate in-process, with an optional env file (the seed's).
+struct Running {
+    addr: SocketAddr,
+    _keys: Keys,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+async fn start(
+    up: &Upstream,
+    extra: &str,
+    env: Vec<(String, String)>,
+    env_file: Option<PathBuf>,
+) -> Running {
+    let keys = Keys::new();
+    let text = config_text(&keys, &up.url(), extra);
+    let cfg = config::load(&Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env,
+        env_file,
+    })
+    .unwrap_or_else(|e| panic!("test config: {e}"));
+    let bound = App::build(cfg).expect("build").bind().expect("bind");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = bound.addr;
+    tokio::spawn(bound.serve(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        _keys: keys,
+        stop: Some(tx),
+    }
+}
+
+const ROLES: &str = r#"
+[mapping.roles]
+administrator = ["cn=admins,ou=users,o=123abc,dc=example,dc=com", "cn=unique-admins,ou=users,o=123abc,dc=example,dc=com"]
+manager = ["cn=managers,ou=users,o=123abc,dc=example,dc=com"]
+reviewer = ["cn=reviewers,ou=users,o=123abc,dc=example,dc=com", "cn=outer,ou=users,o=123abc,dc=example,dc=com", "cn=posix-reviewers,ou=users,o=123abc,dc=example,dc=com"]
+annotator = ["cn=annotators,ou=users,o=123abc,dc=example,dc=com", "cn=guests,ou=users,o=123abc,dc=example,dc=com"]
+not_activated = ["cn=not,ou=users,o=123abc,dc=example,dc=com"]
+deactivated = ["cn=deactivated,ou=users,o=123abc,dc=example,dc=com"]
+[mapping.workspaces]
+"Workspace 1" = ["cn=team1,ou=users,o=60cbc901ec2e8e387a3b2d3e,dc=jumpcloud,dc=com"]
+"Workspace 2" = ["cn=team2,ou=users,o=60cbc901ec2e8e387a3b2d3e,dc=jumpcloud,dc=com"]
+"#;
+
+/// `[policy]`, `[ldap]` (search mode over ldaps:// with the test CA) with
+/// `overrides` (key, TOML value) replacing defaults, and the role mapping.
+fn ldap_toml(s: &Slapd, overrides: &[(&str, &str)]) -> String {
+    let q = |v: &str| format!("{v:?}");
+    let mut keys: Vec<(String, String)> = vec![
+        ("enabled".into(), "true".into()),
+        ("server_uri".into(), q(&s.ldaps_url())),
+        ("ca_file".into(), q(&s.ca.display().to_string())),
+        ("bind_dn".into(), q(SVC_DN)),
+        ("bind_password".into(), q(SVC_PW)),
+        ("user_search_bases".into(), format!("[{}]", q(USERS))),
+        ("user_query_field".into(), q("username")),
+        ("attr_username".into(), q("uid")),
+        ("group_search_base_dn".into(), q("dc=com")),
+        (
+            "group_search_filter".into(),
+            q("(objectClass=groupOfNames)"),
+        ),
+        ("group_type".into(), q("member")),
+        ("organization_owner_email".into(), q("heartex@heartex.net")),
+        ("timeout".into(), q("2s")),
+        ("max_failures".into(), "100".into()),
+        ("max_failures_per_client".into(), "1000".into()),
+    ];
+    for (k, v) in overrides {
+        match keys.iter_mut().find(|(key, _)| key == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => keys.push((k.to_string(), v.to_string())),
+        }
+    }
+    let mut out = String::from("[policy]\nmanual_role_management = false\n[ldap]\n");
+    for (k, v) in keys {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out.push_str(ROLES);
+    out
+}
+
+/// What a login attempt returned.
+struct Login {
+    status: StatusCode,
+    /// `authgate=...` when a session started.
+    session: Option<String>,
+    location: Option<String>,
+    got: Got,
+}
+
+fn cookie_pair(got: &Got, name: &str) -> Option<String> {
+    got.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let i = page.find(marker).expect("csrf field") + marker.len();
+    page[i..i + page[i..].find('"').expect("end")].to_string()
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post_login(g: &Running, cookie: &str, body: String) -> Login {
+    let req = Request::post(g.url("/_auth/ldap/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let got = send(req).await;
+    Login {
+        status: got.status,
+        session: cookie_pair(&got, "authgate"),
+        location: got
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        got,
+    }
+}
+
+/// The browser flow: login page, then the form.
+async fn login(g: &Running, username: &str, password: &str) -> Login {
+    let page = get(
+        &g.url("/_auth/login?rd=/projects/1"),
+        &[("accept", "text/html")],
+    )
+    .await;
+    assert!(
+        page.status == StatusCode::OK || page.status == StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text()
+    );
+    let csrf = csrf_of(&page.text());
+    let cookie = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
+    post_login(
+        g,
+        &cookie,
+        form(&[
+            ("username", username),
+            ("password", password),
+            ("rd", "/projects/1"),
+            ("csrf", &csrf),
+        ]),
+    )
+    .await
+}
+
+/// Signs in and returns the session cookie (asserting the 303).
+async fn sign_in(g: &Running, username: &str) -> String {
+    let l = login(g, username, PASSWORD).await;
+    assert_eq!(
+        l.status,
+        StatusCode::SEE_OTHER,
+        "{username}: {}",
+        l.got.text()
+    );
+    assert_eq!(l.location.as_deref(), Some("/projects/1"));
+    l.session.expect("session cookie")
+}
+
+/// The identity claims the upstream received for a proxied request, or the status.
+async fn upstream_claims(g: &Running, up: &Upstream, session: &str) -> Result<Value, StatusCode> {
+    let before = up.count();
+    let got = get(&g.url("/projects/1"), &[("cookie", session)]).await;
+    if got.status != StatusCode::OK {
+        return Err(got.status);
+    }
+    assert_eq!(up.count(), before + 1);
+    let seen = up.last();
+    let jwt = seen.headers["x-identity-assertion"]
+        .to_str()
+        .expect("ascii");
+    let payload = jwt.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("json");
+    if let Some(role) = claims["role"].as_str() {
+        assert_eq!(seen.headers["x-forwarded-role"], role);
+    }
+    Ok(claims)
+}
+
+fn workspaces(c: &Value) -> Vec<String> {
+    c["workspaces"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn expect_role(g: &Running, up: &Upstream, user: &str, role: &str, ws: &[&str]) -> Value {
+    let s = sign_in(g, user).await;
+    let c = upstream_claims(g, up, &s)
+        .await
+        .unwrap_or_else(|st| panic!("{user}: proxied request got {st}"));
+    assert_eq!(c["role"], role, "{user}: {c}");
+    assert_eq!(workspaces(&c), ws, "{user}");
+    assert_eq!(c["amr"], serde_json::json!(["ldap"]));
+    c
+}
+
+#[tokio::test]
+async fn search_mode_users_get_their_roles_and_workspaces_over_ldaps() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(&up, &ldap_toml(s, &[]), vec![], None).await;
+    let c = expect_role(
+        &g,
+        &up,
+        "admin1",
+        "administrator",
+        &["Workspace 1", "Workspace 2"],
+    )
+    .await;
+    assert_eq!(c["sub"], user_dn("admin1"));
+    assert_eq!(c["email"], "admin1@example.com");
+    assert_eq!(c["preferred_username"], "admin1");
+    expect_role(&g, &up, "manager1", "manager", &[]).await;
+    expect_role(&g, &up, "reviewer1", "reviewer", &["Workspace 2"]).await;
+    expect_role(&g, &up, "annotator1", "annotator", &[]).await;
+    expect_role(&g, &up, "guest1", "annotator", &[]).await;
+    expect_role(&g, &up, "multi", "manager", &[]).await;
+    expect_role(&g, &up, "owner", "owner", &[]).await;
+    expect_role(&g, &up, "o'brien", "annotator", &[]).await;
+    expect_role(&g, &up, "a*b", "annotator", &[]).await;
+    expect_role(&g, &up, "x(y)", "annotator", &[]).await;
+    let c = expect_role(&g, &up, "juergen", "annotator", &["Workspace 1"]).await;
+    assert_eq!(c["given_name"], "Jürgen");
+    assert_eq!(c["family_name"], "Müller");
+    // Deactivated wins over administrators; no group = deactivated while
+    // roles are directory-managed: both refused at login.
+    for user in ["deact", "nogroup"] {
+        let l = login(&g, user, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::FORBIDDEN, "{user}");
+        assert!(l.session.is_none());
+    }
+    // not_activated: signed in, every proxied request 403.
+    let s = sign_in(&g, "notact").await;
+    assert_eq!(
+        upstream_claims(&g, &up, &s).await.unwrap_err(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn template_mode_over_starttls_escapes_the_dn() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let tmpl = format!("{:?}", format!("uid=%(user)s,{USERS}"));
+    let toml = ldap_toml(
+        s,
+        &[
+            ("server_uri", &format!("{:?}", s.ldap_url())),
+            ("start_tls", "true"),
+            ("user_dn_template", &tmpl),
+            ("bind_dn", "\"\""),
+            ("bind_password", "\"\""),
+        ],
+    );
+    let g = start(&up, &toml, vec![], None).await;
+    expect_role(
+        &g,
+        &up,
+        "admin1",
+        "administrator",
+        &["Workspace 1", "Workspace 2"],
+    )
+    .await;
+    expect_role(&g, &up, "o'brien", "annotator", &[]).await;
+    expect_role(&g, &up, "a*b", "annotator", &[]).await;
+    expect_role(&g, &up, "x(y)", "annotator", &[]).await;
+    let c = expect_role(&g, &up, "juergen", "annotator", &["Workspace 1"]).await;
+    assert_eq!(c["name"], "Jürgen Müller");
+    // DN injection: the comma is escaped, so this names no entry.
+    for u in ["admin1,ou=users", "admin1\\", "*", "admin1+cn=x"] {
+        assert_eq!(
+            login(&g, u, PASSWORD).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{u}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn email_query_field_and_username_for_login() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("user_query_field", "\"email\"")]),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(
+        &g,
+        &up,
+        "admin1@example.com",
+        "administrator",
+        &["Workspace 1", "Workspace 2"],
+    )
+    .await;
+    assert_eq!(
+        login(&g, "admin1", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = get(&g.url("/_auth/login"), &[]).await.text();
+    assert!(page.contains(">Email</label>"), "{page}");
+
+    // USE_USERNAME_FOR_LOGIN: either works.
+    let g = start(
+        &up,
+        &ldap_toml(
+            s,
+            &[
+                ("user_query_field", "\"email\""),
+                ("use_username_for_login", "true"),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(&g, &up, "manager1", "manager", &[]).await;
+    expect_role(&g, &up, "manager1@example.com", "manager", &[]).await;
+}
+
+#[tokio::test]
+async fn every_group_type() {
+    let s = shared();
+    let up = Upstream::start().await;
+    // groupOfUniqueNames
+    let g = start(
+        &up,
+        &ldap_toml(
+            s,
+            &[
+                ("group_type", "\"uniqueMember\""),
+                (
+                    "group_search_filter",
+                    "\"(objectClass=groupOfUniqueNames)\"",
+                ),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(&g, &up, "uniq1", "administrator", &[]).await;
+    // posixGroup (memberUid)
+    let g = start(
+        &up,
+        &ldap_toml(
+            s,
+            &[
+                ("group_type", "\"posixGroup\""),
+                ("group_search_filter", "\"(objectClass=posixGroup)\""),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(&g, &up, "posix1", "reviewer", &[]).await;
+    // memberOf (memberof overlay), groups anywhere under dc=com
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("group_type", "\"memberOf\"")]),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(
+        &g,
+        &up,
+        "admin1",
+        "administrator",
+        &["Workspace 1", "Workspace 2"],
+    )
+    .await;
+    expect_role(&g, &up, "multi", "manager", &[]).await;
+    // memberOf restricted to a base outside the teams: no workspaces.
+    let g = start(
+        &up,
+        &ldap_toml(
+            s,
+            &[
+                ("group_type", "\"memberOf\""),
+                ("group_search_base_dn", &format!("{USERS:?}")),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    expect_role(&g, &up, "admin1", "administrator", &[]).await;
+    // Direct membership only: nested1 is in `inner` alone (unmapped) → refused.
+    let g = start(&up, &ldap_toml(s, &[]), vec![], None).await;
+    assert_eq!(
+        login(&g, "nested1", PASSWORD).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Nested: inner ∈ outer (reviewer), through a cycle back to outer.
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("group_type", "\"nested\"")]),
+        vec![],
+        None,
+    )
+    .await;
+    let c = expect_role(&g, &up, "nested1", "reviewer", &[]).await;
+    assert_eq!(c["groups"], serde_json::json!([group_dn("outer")]));
+    // Depth limit 1 = direct groups only.
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("group_type", "\"nested\""), ("max_group_depth", "1")]),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(
+        login(&g, "nested1", PASSWORD).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn failures_get_one_generic_answer() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(&up, &ldap_toml(s, &[]), vec![], None).await;
+    let wrong = login(&g, "admin1", "not-the-password").await;
+    let unknown = login(&g, "nobody", "not-the-password").await;
+    // An empty password would be an anonymous bind that succeeds.
+    let empty = login(&g, "admin1", "").await;
+    for l in [&wrong, &unknown, &empty] {
+        assert_eq!(l.status, StatusCode::UNAUTHORIZED);
+        assert!(l.session.is_none());
+        assert!(l.got.text().contains("Invalid username or password."));
+        assert!(l.got.text().contains("role=\"alert\""));
+    }
+    // Filter injection: each is escaped (RFC 4515) and matches nobody.
+    for u in ["*", "*)(uid=*", "admin)(|(uid=*", "admin1)(|(uid=*", "adm*"] {
+        let l = login(&g, u, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::UNAUTHORIZED, "{u}");
+    }
+    // 100 KB inputs.
+    let big = "a".repeat(100 * 1024);
+    assert_eq!(
+        login(&g, &big, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&g, "admin1", &big).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Still healthy afterwards.
+    sign_in(&g, "admin1").await;
+}
+
+#[tokio::test]
+async fn login_post_needs_the_csrf_token_bound_to_the_browser() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(&up, &ldap_toml(s, &[]), vec![], None).await;
+    let body = |csrf: &str| {
+        form(&[
+            ("username", "admin1"),
+            ("password", PASSWORD),
+            ("rd", "/"),
+            ("csrf", csrf),
+        ])
+    };
+    // No cookie at all.
+    let l = post_login(&g, "", body("x")).await;
+    assert_eq!(l.status, StatusCode::FORBIDDEN);
+    assert!(l.session.is_none());
+    // A cookie, but another browser's token.
+    let page = get(&g.url("/_auth/login"), &[]).await;
+    let cookie = cookie_pair(&page, "authgate_login").expect("cookie");
+    let other = get(&g.url("/_auth/login"), &[]).await;
+    let l = post_login(&g, &cookie, body(&csrf_of(&other.text()))).await;
+    assert_eq!(l.status, StatusCode::FORBIDDEN);
+    // The matching pair works; an off-site rd falls back to /.
+    let l = post_login(
+        &g,
+        &cookie,
+        form(&[
+            ("username", "admin1"),
+            ("password", PASSWORD),
+            ("rd", "https://evil.example/"),
+            ("csrf", &csrf_of(&page.text())),
+        ]),
+    )
+    .await;
+    assert_eq!(l.status, StatusCode::SEE_OTHER);
+    assert_eq!(l.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_username() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("max_failures", "3"), ("throttle_window", "\"1m\"")]),
+        vec![],
+        None,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            login(&g, "reviewer1", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let l = login(&g, "Reviewer1", PASSWORD).await;
+    assert_eq!(l.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = l.got.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Other users are not affected.
+    sign_in(&g, "manager1").await;
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let wrong = format!("{:?}", s.wrong_ca.display().to_string());
+    for uri in [s.ldaps_url(), s.ldap_url()] {
+        let g = start(
+            &up,
+            &ldap_toml(
+                s,
+                &[
+                    ("server_uri", &format!("{uri:?}")),
+                    ("start_tls", "true"),
+                    ("ca_file", &wrong),
+                ],
+            ),
+            vec![],
+            None,
+        )
+        .await;
+        let l = login(&g, "admin1", PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert!(l.got.text().contains("directory is unavailable"));
+    }
+}
+
+#[tokio::test]
+async fn directory_down_then_back() {
+    let s = Slapd::start();
+    let up = Upstream::start().await;
+    let g = start(&up, &ldap_toml(&s, &[("timeout", "\"1s\"")]), vec![], None).await;
+    let session = sign_in(&g, "admin1").await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap"], "reachable");
+
+    s.stop();
+    // Signed-in users are unaffected.
+    let c = upstream_claims(&g, &up, &session).await.expect("proxied");
+    assert_eq!(c["role"], "administrator");
+    // Sign-in says the directory is unavailable; readiness reports it.
+    let l = login(&g, "manager1", PASSWORD).await;
+    assert_eq!(l.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(l.got.text().contains("directory is unavailable"));
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap"], "unreachable");
+    let page = get(&g.url("/_auth/login"), &[("accept", "text/html")]).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    s.restart();
+    // Logins work again by themselves (stale pooled connections replaced).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let l = login(&g, "manager1", PASSWORD).await;
+        if l.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "login never recovered: {}",
+            l.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap"], "reachable");
+}
+
+/// Polls proxied requests until `ok` holds for the claims (or status).
+async fn eventually(
+    g: &Running,
+    up: &Upstream,
+    session: &str,
+    ok: impl Fn(&Result<Value, StatusCode>) -> bool,
+) -> Result<Value, StatusCode> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = upstream_claims(g, up, session).await;
+        if ok(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "never changed: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn group_changes_and_deletion_apply_at_the_next_refresh() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let g = start(
+        &up,
+        &ldap_toml(s, &[("refresh_interval", "\"1s\"")]),
+        vec![],
+        None,
+    )
+    .await;
+    let mover = sign_in(&g, "mover").await;
+    let c = upstream_claims(&g, &up, &mover).await.expect("ok");
+    assert_eq!(c["role"], "manager");
+    assert_eq!(workspaces(&c), ["Workspace 1"]);
+    let gone = sign_in(&g, "deleteme").await;
+
+    // Moved from managers (and team1) to reviewers.
+    s.ldapmodify(&format!(
+        "dn: {m}\nchangetype: modify\ndelete: member\nmember: {u}\n\n\
+dn: {r}\nchangetype: modify\nadd: member\nmember: {u}\n\n\
+dn: cn=team1,{TEAMS}\nchangetype: modify\ndelete: member\nmember: {u}\n\n",
+        m = group_dn("managers"),
+        r = group_dn("reviewers"),
+        u = user_dn("mover"),
+    ));
+    s.ldapmodify(&format!(
+        "dn: {}\nchangetype: delete\n\n",
+        user_dn("deleteme")
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let c = eventually(&g, &up, &mover, |r| {
+        r.as_ref().is_ok_and(|c| c["role"] == "reviewer")
+    })
+    .await
+    .expect("ok");
+    assert!(workspaces(&c).is_empty());
+    // Deleted from the directory: the session is revoked.
+    eventually(&g, &up, &gone, |r| r == &Err(StatusCode::UNAUTHORIZED))
+        .await
+        .ok();
+
+    // Removed from every role group: deactivated, session revoked.
+    s.ldapmodify(&format!(
+        "dn: {r}\nchangetype: modify\ndelete: member\nmember: {u}\n\n",
+        r = group_dn("reviewers"),
+        u = user_dn("mover"),
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    eventually(&g, &up, &mover, |r| r == &Err(StatusCode::UNAUTHORIZED))
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn the_seed_env_file_pointed_at_the_test_directory_signs_users_in() {
+    let s = shared();
+    let up = Upstream::start().await;
+    let env = vec![
+        ("AUTH_LDAP_SERVER_URI".to_string(), s.ldaps_url()),
+        ("AUTH_LDAP_BIND_DN".to_string(), SVC_DN.to_string()),
+        ("AUTH_LDAP_BIND_PASSWORD".to_string(), SVC_PW.to_string()),
+        (
+            "AUTH_LDAP_GROUP_SEARCH_BASE_DN".to_string(),
+            "dc=com".to_string(),
+        ),
+        (
+            "AUTH_LDAP_CONNECTION_OPTIONS".to_string(),
+            format!("OPT_X_TLS_CACERTFILE={};OPT_X_TLS_NEWCTX=0", s.ca.display()),
+        ),
+    ];
+    let g = start(
+        &up,
+        "",
+        env,
+        Some(PathBuf::from("tests/fixtures/lse-example.env")),
+    )
+    .await;
+    // The seed: DN template uid=%(user)s,ou=Users,..., AUTH_LDAP_GROUP_TYPE=ou.
+    expect_role(
+        &g,
+        &up,
+        "admin1",
+        "administrator",
+        &["Workspace 1", "Workspace 2"],
+    )
+    .await;
+    expect_role(&g, &up, "reviewer1", "reviewer", &["Workspace 2"]).await;
+    expect_role(&g, &up, "guest1", "annotator", &[]).await;
+    expect_role(&g, &up, "juergen", "annotator", &["Workspace 1"]).await;
+    expect_role(&g, &up, "owner", "owner", &[]).await;
+    let s = sign_in(&g, "notact").await;
+    assert_eq!(
+        upstream_claims(&g, &up, &s).await.unwrap_err(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        login(&g, "nogroup", PASSWORD).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
