@@ -39,6 +39,8 @@ pub struct State {
     pub signer: Signer,
     pub header_names: HeaderNames,
     pub switches: Switches,
+    /// SAML SSO (IdP metadata, SP, replay cache); `None` when SAML is off.
+    pub saml: Option<Arc<crate::saml::Sso>>,
     /// LDAP sign-in (directory, throttle); `None` when LDAP is off.
     pub ldap: Option<crate::endpoints::ldap_login::LdapLogin>,
 }
@@ -53,6 +55,8 @@ pub enum BuildError {
     Tls(#[source] crate::server::tls::Error),
     #[error("header names: {0}")]
     Headers(String),
+    #[error("saml: {0}")]
+    Saml(#[source] crate::saml::Error),
     #[error("ldap: {0}")]
     Ldap(#[source] crate::ldap::Error),
 }
@@ -98,6 +102,12 @@ impl State {
             role: id.headers.role.clone(),
         };
         let switches = State::new_switches(&config);
+        let saml = match &config.saml {
+            Some(s) => Some(Arc::new(
+                crate::saml::Sso::new(s.clone()).map_err(BuildError::Saml)?,
+            )),
+            None => None,
+        };
         let sessions: Arc<dyn Store> = Arc::new(MemoryStore::new(config.session.idle_timeout));
         let ldap =
             crate::endpoints::ldap_login::LdapLogin::new(&config).map_err(BuildError::Ldap)?;
@@ -113,6 +123,7 @@ impl State {
             signer,
             header_names,
             switches,
+            saml,
             config,
         })
     }
@@ -121,7 +132,7 @@ impl State {
     pub fn new_switches(config: &Config) -> Switches {
         let p = &config.policy;
         // authgate owns sign-in whenever one of its login methods is on.
-        let sso_on = config.ldap.enabled;
+        let sso_on = config.ldap.enabled || config.saml.is_some();
         Switches {
             manual_role_management: p.manual_role_management,
             manual_workspace_management: p.manual_workspace_management,
@@ -322,6 +333,23 @@ impl Bound {
                 }
             })
         };
+        let saml_refresh = state.saml.clone().map(|sso| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let every = sso.settings.metadata_refresh;
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if let Err(e) = sso.refresh().await {
+                                tracing::warn!(error = %e, "IdP metadata refresh failed; the last good copy stays in force");
+                            }
+                        }
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        });
         let metrics_task = self.metrics.map(|l| {
             let mut stop = stop_rx.clone();
             tokio::spawn(crate::server::serve_metrics(state.clone(), l, async move {
@@ -331,6 +359,9 @@ impl Bound {
         crate::server::serve(state, self.listener, self.app.tls, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = housekeeping.await;
+        if let Some(t) = saml_refresh {
+            let _ = t.await;
+        }
         if let Some(t) = metrics_task {
             let _ = t.await;
         }

@@ -42,6 +42,8 @@ pub enum Error {
     SessionStore(#[source] crate::session::StoreError),
     #[error("identity signing failed")]
     Identity(#[source] crate::identity::Error),
+    #[error("SAML sign-in refused")]
+    Saml(#[source] crate::saml::Error),
     #[error("ldap sign-in failed")]
     Ldap(#[source] crate::ldap::Error),
     #[error("too many failed sign-in attempts")]
@@ -68,6 +70,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Identity(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Saml(e) => saml_status(e),
             Error::Ldap(e) if e.is_credentials() => StatusCode::UNAUTHORIZED,
             Error::Ldap(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -92,6 +95,7 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::SessionStore(_) => "session_store_unavailable",
             Error::Identity(_) => "internal_error",
+            Error::Saml(_) => "saml_refused",
             Error::Ldap(e) if e.is_credentials() => "invalid_credentials",
             Error::Ldap(_) => "directory_unavailable",
             Error::Throttled { .. } => "too_many_attempts",
@@ -116,6 +120,7 @@ impl Error {
             Error::MethodNotAllowed => "Method not allowed.".into(),
             Error::SessionStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
             Error::Identity(_) => "Something went wrong on our side.".into(),
+            Error::Saml(e) => saml_message(e),
             Error::Ldap(e) if e.is_credentials() => crate::endpoints::ldap_login::INVALID.into(),
             Error::Ldap(_) => crate::endpoints::ldap_login::UNAVAILABLE.into(),
             Error::Throttled { .. } => crate::endpoints::ldap_login::THROTTLED.into(),
@@ -158,6 +163,78 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
     resp
+}
+
+/// SAML failures: the status each one gets (chosen here, exhaustively).
+fn saml_status(e: &crate::saml::Error) -> StatusCode {
+    use crate::saml::Error as S;
+    match e {
+        S::MetadataInvalid(_)
+        | S::MetadataNoSigningCertificate
+        | S::MetadataBadCertificate(_)
+        | S::MetadataNoRedirectSso
+        | S::MetadataFetch { .. }
+        | S::Build(_)
+        | S::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
+        S::MissingResponse | S::Base64 | S::NotUtf8 | S::Malformed(_) => StatusCode::BAD_REQUEST,
+        S::Doctype
+        | S::Entity
+        | S::AssertionCount { .. }
+        | S::EncryptedAssertion
+        | S::Unsigned
+        | S::SignatureAlgorithm(_)
+        | S::SignatureInvalid
+        | S::Status { .. }
+        | S::Destination { .. }
+        | S::Recipient { .. }
+        | S::Issuer { .. }
+        | S::AudienceMissing { .. }
+        | S::Audience { .. }
+        | S::Expired(_)
+        | S::NotYetValid(_)
+        | S::IssuedInFuture(_)
+        | S::TooOld(_)
+        | S::SubjectConfirmation(_)
+        | S::UnknownRequest(_)
+        | S::Unsolicited
+        | S::Replay(_)
+        | S::MissingNameId
+        | S::MissingEmail(_)
+        | S::EmailDomain(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+/// What a person can do about each SAML failure, in plain words.
+fn saml_message(e: &crate::saml::Error) -> String {
+    use crate::saml::Error as S;
+    const AGAIN: &str = "Start again from the sign-in page.";
+    const ADMIN: &str =
+        "Ask your administrator to check the SSO set-up, quoting the request id below.";
+    match e {
+        S::MetadataInvalid(_)
+        | S::MetadataNoSigningCertificate
+        | S::MetadataBadCertificate(_)
+        | S::MetadataNoRedirectSso
+        | S::MetadataFetch { .. }
+        | S::Build(_) => format!("Single sign-on is not available right now: the identity provider's metadata could not be loaded. {ADMIN}"),
+        S::ReplayCacheFull => "Single sign-on is busy right now. Try again in a few minutes.".into(),
+        S::MissingResponse | S::Base64 | S::NotUtf8 | S::Malformed(_) => format!("The sign-in response from your identity provider could not be read. {AGAIN}"),
+        S::Doctype | S::Entity | S::AssertionCount { .. } => format!("The sign-in response has a structure this service refuses for security reasons. {ADMIN}"),
+        S::EncryptedAssertion => "The identity provider encrypts its assertions, which this service does not support yet. An administrator must turn assertion encryption off for this application in the identity provider.".into(),
+        S::Unsigned => "The identity provider sent an unsigned response. An administrator must configure it to sign the assertion or the response.".into(),
+        S::SignatureAlgorithm(alg) => format!("The response is signed with an algorithm this service does not accept ({alg}). An administrator should switch the identity provider to RSA-SHA256."),
+        S::SignatureInvalid => "The sign-in response is not signed by a certificate this service trusts. If the identity provider's signing certificate changed, an administrator must refresh the IdP metadata in authgate.".into(),
+        S::Status { code, message } => format!("Your identity provider did not sign you in (status {code}{}). Try again, or contact your administrator.", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
+        S::Destination { expected, .. } | S::Recipient { expected, .. } => format!("The identity provider sent the response to another address. An administrator must set the ACS (Reply/Recipient) URL in the identity provider to {expected}"),
+        S::Issuer { expected, .. } => format!("The response comes from an identity provider this service is not set up for (expected {expected}). An administrator must check the IdP metadata."),
+        S::AudienceMissing { expected } | S::Audience { expected, .. } => format!("The identity provider addressed its response to another application. An administrator must paste this entity ID into the identity provider as the Audience (SP Entity ID): {expected}"),
+        S::Expired(_) | S::NotYetValid(_) | S::IssuedInFuture(_) | S::TooOld(_) => format!("The sign-in response has expired or is not valid yet. This usually means the clocks of the identity provider and this server differ: check both clocks, then {}", AGAIN.to_lowercase()),
+        S::SubjectConfirmation(_) | S::MissingNameId => format!("The sign-in response lacks information this service needs. {ADMIN}"),
+        S::UnknownRequest(_) | S::Unsolicited => format!("This sign-in was not started from this browser, or it took too long. {AGAIN}"),
+        S::Replay(_) => format!("This sign-in response was already used. {AGAIN}"),
+        S::MissingEmail(attr) => format!("Your identity provider did not send your email address. An administrator must add the attribute {attr} to the SAML assertion."),
+        S::EmailDomain(domain) => format!("Accounts of the domain {domain} cannot sign in here."),
+    }
 }
 
 fn cause_chain(err: &dyn std::error::Error) -> String {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod saml;
 pub mod server;
 pub mod session;
 pub mod telemetry;

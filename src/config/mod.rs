@@ -13,6 +13,7 @@
 pub mod dotenv;
 pub mod lse_env;
 pub mod raw;
+pub mod saml;
 pub mod secret;
 pub mod validate;
 

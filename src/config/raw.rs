@@ -23,6 +23,7 @@ pub struct Raw {
     pub policy: Policy,
     pub ldap: Ldap,
     pub mapping: Mapping,
+    pub saml: Saml,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,4 +343,78 @@ pub struct ProjectRule {
     pub group: String,
     /// annotator | reviewer | inherit
     pub role: String,
+}
+
+/// `[saml]`: authgate as a SAML 2.0 Service Provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Saml {
+    pub enabled: bool,
+    /// The IdP's metadata XML, as a file...
+    pub idp_metadata_file: String,
+    /// ...or a URL fetched at start and every `metadata_refresh`
+    /// (https; plain http only for loopback).
+    pub idp_metadata_url: String,
+    pub metadata_refresh: String,
+    /// Time allowed for one metadata download.
+    pub metadata_timeout: String,
+    /// Our entityID (the Audience); empty = `{public_url}/_auth/saml/metadata`.
+    pub entity_id: String,
+    /// PEM key and self-signed certificate of the SP (`authgate keygen --saml`);
+    /// the certificate is published in our metadata.
+    pub sp_key: String,
+    pub sp_cert: String,
+    /// Accepted XML signature algorithms (rsa-sha1 is off unless listed).
+    pub allowed_signature_algorithms: Vec<String>,
+    /// Tolerated clock difference with the IdP.
+    pub clock_skew: String,
+    /// Accept responses the IdP sends without a request from us.
+    pub allow_idp_initiated: bool,
+    /// Attribute names (built-in aliases for Okta, OneLogin, Ping and
+    /// Entra ID / AD FS claim URIs are tried after these).
+    pub attr_email: String,
+    pub attr_first_name: String,
+    pub attr_last_name: String,
+    pub attr_name: String,
+    pub attr_username: String,
+    pub attr_groups: String,
+    pub builtin_attribute_aliases: bool,
+    /// Only these email domains may sign in; empty = any.
+    pub allowed_email_domains: Vec<String>,
+    /// NameID format to ask for: "", "email", "persistent", "unspecified" or a URN.
+    pub name_id_format: String,
+}
+
+impl Default for Saml {
+    fn default() -> Self {
+        Saml {
+            enabled: false,
+            idp_metadata_file: String::new(),
+            idp_metadata_url: String::new(),
+            metadata_refresh: "1h".into(),
+            metadata_timeout: "10s".into(),
+            entity_id: String::new(),
+            sp_key: String::new(),
+            sp_cert: String::new(),
+            allowed_signature_algorithms: vec![
+                "rsa-sha256".into(),
+                "rsa-sha384".into(),
+                "rsa-sha512".into(),
+                "ecdsa-sha256".into(),
+                "ecdsa-sha384".into(),
+                "ecdsa-sha512".into(),
+            ],
+            clock_skew: "90s".into(),
+            allow_idp_initiated: false,
+            attr_email: "Email".into(),
+            attr_first_name: "FirstName".into(),
+            attr_last_name: "LastName".into(),
+            attr_name: String::new(),
+            attr_username: String::new(),
+            attr_groups: "Groups".into(),
+            builtin_attribute_aliases: true,
+            allowed_email_domains: Vec::new(),
+            name_id_format: String::new(),
+        }
+    }
 }

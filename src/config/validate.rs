@@ -32,6 +32,8 @@ pub struct Config {
     pub policy: Policy,
     pub ldap: Ldap,
     pub mapping: Mapping,
+    /// `[saml]`, present when `saml.enabled`.
+    pub saml: Option<super::saml::Saml>,
     /// What was loaded, for `check-config` (secrets print redacted).
     pub raw: Raw,
     /// Things worth a warning at start (e.g. TLS verification disabled).
@@ -838,6 +840,14 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         switches: p.switches.clone(),
     };
 
+    // [saml]
+    let saml = super::saml::check(
+        &raw.saml,
+        &server.public_url,
+        &server.prefix,
+        &mut |k, m| c.fail(k, m),
+    );
+
     if !c.problems.is_empty() {
         return Err(Errors(c.problems));
     }
@@ -850,6 +860,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         policy,
         ldap,
         mapping,
+        saml,
         raw,
         warnings,
         origins,

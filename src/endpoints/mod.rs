@@ -4,6 +4,7 @@
 
 pub mod ldap_login;
 pub mod redirect;
+pub mod saml;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -37,6 +38,12 @@ pub async fn dispatch(
         "/healthz" if get => Ok(text(StatusCode::OK, "ok\n")),
         "/readyz" if get => Ok(readyz(state).await),
         "/jwks.json" if get => Ok(jwks(state)),
+        "/login" if get && state.saml.is_some() && !state.config.ldap.enabled => {
+            Ok(saml::login_page(state, &req))
+        }
+        "/saml/login" | "/saml/acs" | "/saml/metadata" | "/admin/sso" => {
+            saml::dispatch(state, ctx, req, sub, user).await
+        }
         "/login" if get => Ok(ldap_login::login_page(state, &req).await),
         "/ldap/login" if m == Method::POST => ldap_login::submit(state, ctx, req).await,
         "/logout" if get || m == Method::POST => logout(state, ctx, &req, path).await,

@@ -1,0 +1,413 @@
+//! `[saml]` → the typed SAML Service Provider settings.
+//!
+//! Everything an operator can get wrong is found here, at start, each
+//! problem with its key: metadata source (file read and parsed, so a
+//! missing signing certificate is a start-up error), URLs, durations,
+//! signature algorithms, attribute names, the SP key and certificate. The
+//! IdP metadata *URL* is fetched later, by `saml::Sso::new` (network I/O
+//! belongs to building the app, not to parsing configuration).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw;
+use super::Secret;
+use crate::saml::SignatureAlgorithm;
+
+/// Where the IdP metadata comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataSource {
+    File(PathBuf),
+    /// `http(s)://...`; plain http only for loopback hosts.
+    Url(http::Uri),
+}
+
+impl std::fmt::Display for MetadataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataSource::File(p) => write!(f, "file {}", p.display()),
+            MetadataSource::Url(u) => write!(f, "URL {u}"),
+        }
+    }
+}
+
+/// Attribute names looked up for each user property, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttributeNames {
+    pub email: Vec<String>,
+    pub first_name: Vec<String>,
+    pub last_name: Vec<String>,
+    pub name: Vec<String>,
+    pub username: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Typed `[saml]` (present only when `saml.enabled`).
+#[derive(Debug, Clone)]
+pub struct Saml {
+    pub metadata: MetadataSource,
+    /// The metadata file's text, read at validation (None for a URL).
+    pub metadata_text: Option<String>,
+    pub metadata_refresh: Duration,
+    pub metadata_timeout: Duration,
+    /// Our entityID (the Audience the IdP must put in assertions).
+    pub entity_id: String,
+    /// `{public_url}{prefix}/saml/acs`
+    pub acs_url: String,
+    /// `{public_url}{prefix}/saml/login`
+    pub login_url: String,
+    /// `{public_url}{prefix}/saml/metadata`
+    pub metadata_url: String,
+    /// `{public_url}{prefix}/logout`
+    pub logout_url: String,
+    /// DER of the SP certificate advertised in our metadata, if configured.
+    pub sp_cert_der: Option<Vec<u8>>,
+    /// PEM of the SP private key (kept for signed requests later; never logged).
+    pub sp_key_pem: Option<Secret<Vec<u8>>>,
+    pub allowed_signature_algorithms: Vec<SignatureAlgorithm>,
+    pub clock_skew: Duration,
+    pub allow_idp_initiated: bool,
+    pub attributes: AttributeNames,
+    /// Lowercased, without a leading `@`; empty = any domain.
+    pub allowed_email_domains: Vec<String>,
+    /// NameIDPolicy Format to request; None = let the IdP choose.
+    pub name_id_format: Option<String>,
+}
+
+/// Built-in attribute names (after the configured one) per property: Okta,
+/// OneLogin, Ping, Entra ID / AD FS claim URIs, and the LDAP/eduPerson OIDs
+/// (SAML V2.0 X.500/LDAP Attribute Profile).
+pub mod aliases {
+    pub const EMAIL: &[&str] = &[
+        "Email",
+        "email",
+        "mail",
+        "emailAddress",
+        "EmailAddress",
+        "User.email",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        "urn:oid:0.9.2342.19200300.100.1.3",
+        "urn:oid:1.2.840.113549.1.9.1",
+    ];
+    pub const FIRST_NAME: &[&str] = &[
+        "FirstName",
+        "firstName",
+        "givenName",
+        "given_name",
+        "User.FirstName",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+        "urn:oid:2.5.4.42",
+    ];
+    pub const LAST_NAME: &[&str] = &[
+        "LastName",
+        "lastName",
+        "sn",
+        "surname",
+        "family_name",
+        "User.LastName",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+        "urn:oid:2.5.4.4",
+    ];
+    pub const NAME: &[&str] = &[
+        "displayName",
+        "DisplayName",
+        "http://schemas.microsoft.com/identity/claims/displayname",
+        "urn:oid:2.16.840.1.113730.3.1.241",
+    ];
+    pub const USERNAME: &[&str] = &[
+        "username",
+        "Username",
+        "uid",
+        "User.Username",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        "urn:oid:0.9.2342.19200300.100.1.1",
+    ];
+    pub const GROUPS: &[&str] = &[
+        "Groups",
+        "groups",
+        "memberOf",
+        "isMemberOf",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+        "http://schemas.xmlsoap.org/claims/Group",
+        "urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
+        "urn:oid:1.2.840.113556.1.2.102",
+    ];
+}
+
+/// Converts `[saml]`; `fail(key, message)` records a problem.
+pub fn check(
+    raw: &raw::Saml,
+    public_url: &str,
+    prefix: &str,
+    fail: &mut dyn FnMut(&str, String),
+) -> Option<Saml> {
+    if !raw.enabled {
+        return None;
+    }
+    let file = raw.idp_metadata_file.trim();
+    let url = raw.idp_metadata_url.trim();
+    let mut metadata_text = None;
+    let metadata = match (file.is_empty(), url.is_empty()) {
+        (false, false) => {
+            fail(
+                "saml.idp_metadata_file",
+                "set saml.idp_metadata_file or saml.idp_metadata_url, not both".into(),
+            );
+            MetadataSource::File(file.into())
+        }
+        (true, true) => {
+            fail("saml.idp_metadata_file", "SAML is enabled but no IdP metadata is configured: set saml.idp_metadata_file (the XML your IdP exports) or saml.idp_metadata_url".into());
+            MetadataSource::File(PathBuf::new())
+        }
+        (false, true) => {
+            match std::fs::read_to_string(file) {
+                Ok(text) => {
+                    if let Err(e) = crate::saml::metadata::parse(&text) {
+                        fail("saml.idp_metadata_file", format!("{file:?}: {e}"));
+                    }
+                    metadata_text = Some(text);
+                }
+                Err(e) => fail(
+                    "saml.idp_metadata_file",
+                    format!("cannot read {file:?}: {e}"),
+                ),
+            }
+            MetadataSource::File(file.into())
+        }
+        (true, false) => {
+            match url.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {
+                    MetadataSource::Url(u)
+                }
+                Ok(u) if u.scheme_str() == Some("http") && is_loopback(u.host().unwrap_or("")) => {
+                    MetadataSource::Url(u)
+                }
+                Ok(u) if u.scheme_str() == Some("http") => {
+                    fail("saml.idp_metadata_url", format!("{url:?}: metadata decides whose signatures are trusted, so it must come over https (plain http only for 127.0.0.1/localhost); or download it and use saml.idp_metadata_file"));
+                    MetadataSource::Url(u)
+                }
+                _ => {
+                    fail(
+                    "saml.idp_metadata_url",
+                    format!("invalid URL {url:?}; expected e.g. \"https://idp.example.com/metadata\""),
+                );
+                    MetadataSource::File(PathBuf::new())
+                }
+            }
+        }
+    };
+
+    let base = format!("{public_url}{prefix}");
+    let entity_id = match raw.entity_id.trim() {
+        "" => format!("{base}/saml/metadata"),
+        e => e.to_string(),
+    };
+
+    let mut allowed = Vec::new();
+    if raw.allowed_signature_algorithms.is_empty() {
+        fail(
+            "saml.allowed_signature_algorithms",
+            "must name at least one algorithm, e.g. [\"rsa-sha256\"]".into(),
+        );
+    }
+    for (i, a) in raw.allowed_signature_algorithms.iter().enumerate() {
+        match SignatureAlgorithm::parse(a) {
+            Some(alg) => allowed.push(alg),
+            None => fail(
+                &format!("saml.allowed_signature_algorithms.{i}"),
+                format!(
+                    "unknown algorithm {a:?}; use one of: {}",
+                    SignatureAlgorithm::ALL
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
+    }
+
+    let sp_cert_der = match raw.sp_cert.trim() {
+        "" => None,
+        path => match std::fs::read(path) {
+            Ok(pem) => match openssl::x509::X509::from_pem(&pem).and_then(|c| c.to_der()) {
+                Ok(der) => Some(der),
+                Err(_) => {
+                    fail(
+                        "saml.sp_cert",
+                        format!("{path:?} holds no PEM certificate (`authgate keygen --saml` writes one)"),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                fail("saml.sp_cert", format!("cannot read {path:?}: {e}"));
+                None
+            }
+        },
+    };
+    let sp_key_pem = match raw.sp_key.trim() {
+        "" => None,
+        path => match std::fs::read(path) {
+            Ok(pem) => match openssl::pkey::PKey::private_key_from_pem(&pem) {
+                Ok(key) => {
+                    if let Some(der) = &sp_cert_der {
+                        let matches = openssl::x509::X509::from_der(der)
+                            .and_then(|c| c.public_key())
+                            .map(|pk| pk.public_eq(&key))
+                            .unwrap_or(false);
+                        if !matches {
+                            fail(
+                                "saml.sp_key",
+                                "the key does not belong to the certificate in saml.sp_cert".into(),
+                            );
+                        }
+                    }
+                    Some(Secret::new(pem))
+                }
+                Err(_) => {
+                    fail(
+                        "saml.sp_key",
+                        format!("{path:?} holds no unencrypted PEM private key"),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                fail("saml.sp_key", format!("cannot read {path:?}: {e}"));
+                None
+            }
+        },
+    };
+    if sp_cert_der.is_some() != sp_key_pem.is_some() && !raw.sp_cert.trim().is_empty() {
+        fail(
+            "saml.sp_key",
+            "saml.sp_key and saml.sp_cert must be set together".into(),
+        );
+    }
+
+    let names =
+        |key: &str, configured: &str, builtin: &[&str], fail: &mut dyn FnMut(&str, String)| {
+            let mut out = Vec::new();
+            let c = configured.trim();
+            if !c.is_empty() {
+                out.push(c.to_string());
+            } else if key.ends_with("email") || key.ends_with("groups") {
+                fail(key, "must not be empty".into());
+            }
+            if raw.builtin_attribute_aliases {
+                for b in builtin {
+                    if !out.iter().any(|o| o == b) {
+                        out.push((*b).to_string());
+                    }
+                }
+            }
+            out
+        };
+    let attributes = AttributeNames {
+        email: names("saml.attr_email", &raw.attr_email, aliases::EMAIL, fail),
+        first_name: names(
+            "saml.attr_first_name",
+            &raw.attr_first_name,
+            aliases::FIRST_NAME,
+            fail,
+        ),
+        last_name: names(
+            "saml.attr_last_name",
+            &raw.attr_last_name,
+            aliases::LAST_NAME,
+            fail,
+        ),
+        name: names("saml.attr_name", &raw.attr_name, aliases::NAME, fail),
+        username: names(
+            "saml.attr_username",
+            &raw.attr_username,
+            aliases::USERNAME,
+            fail,
+        ),
+        groups: names("saml.attr_groups", &raw.attr_groups, aliases::GROUPS, fail),
+    };
+
+    let mut domains = Vec::new();
+    for (i, d) in raw.allowed_email_domains.iter().enumerate() {
+        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+        if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+            fail(
+                &format!("saml.allowed_email_domains.{i}"),
+                format!("{d:?} is not a domain such as \"example.com\""),
+            );
+        } else {
+            domains.push(d);
+        }
+    }
+
+    let duration = |key: &str, text: &str, fail: &mut dyn FnMut(&str, String)| {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                fail(
+                    key,
+                    format!("invalid duration {text:?}; use e.g. \"90s\", \"5m\", \"1h\""),
+                );
+                Duration::from_secs(1)
+            }
+        }
+    };
+    let clock_skew = duration("saml.clock_skew", &raw.clock_skew, fail);
+    if clock_skew > Duration::from_secs(600) {
+        fail(
+            "saml.clock_skew",
+            "at most 10m: a larger skew lets stale responses through; fix the clocks (NTP) instead"
+                .into(),
+        );
+    }
+    let metadata_refresh = duration("saml.metadata_refresh", &raw.metadata_refresh, fail);
+    let metadata_timeout = duration("saml.metadata_timeout", &raw.metadata_timeout, fail);
+
+    let name_id_format = match raw.name_id_format.trim() {
+        "" => None,
+        "email" | "emailAddress" => {
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into())
+        }
+        "persistent" => Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+        "unspecified" => Some("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into()),
+        f if f.starts_with("urn:") => Some(f.to_string()),
+        f => {
+            fail(
+                "saml.name_id_format",
+                format!("{f:?}: use \"email\", \"persistent\", \"unspecified\" or a full urn:oasis:... format"),
+            );
+            None
+        }
+    };
+
+    Some(Saml {
+        metadata,
+        metadata_text,
+        metadata_refresh,
+        metadata_timeout,
+        entity_id,
+        acs_url: format!("{base}/saml/acs"),
+        login_url: format!("{base}/saml/login"),
+        metadata_url: format!("{base}/saml/metadata"),
+        logout_url: format!("{base}/logout"),
+        sp_cert_der,
+        sp_key_pem,
+        allowed_signature_algorithms: allowed,
+        clock_skew,
+        allow_idp_initiated: raw.allow_idp_initiated,
+        attributes,
+        allowed_email_domains: domains,
+        name_id_format,
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}

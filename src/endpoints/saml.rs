@@ -1,0 +1,399 @@
+//! SAML endpoints: `{prefix}/saml/login` (AuthnRequest, HTTP-Redirect),
+//! `{prefix}/saml/acs` (Response, HTTP-POST), `{prefix}/saml/metadata`,
+//! and the operator page `{prefix}/admin/sso`.
+//!
+//! The requests a browser started are kept in a short-lived sealed cookie
+//! (`<session cookie>-saml`: request ID, return path, time), so the ACS
+//! accepts only answers to requests *this browser* started. The IdP's
+//! cross-site POST must carry it: `SameSite=None; Secure` on https (Lax
+//! on plain http, where browsers refuse None without Secure).
+//!
+//! Must not: validate SAML itself (that is `crate::saml`), or log SAML
+//! XML, cookies or attribute values.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::redirect;
+use super::{form_value, query_param};
+use crate::app::State;
+use crate::error::{self, Error};
+use crate::pages::{self, escape};
+use crate::proxy::context::RequestCtx;
+use crate::proxy::{full, Body};
+use crate::saml::{self, Pending, Sso};
+use crate::session::cookie::{self, CookieConfig};
+use crate::session::Session;
+
+/// How long a started sign-in may take at the IdP.
+const STATE_TTL: Duration = Duration::from_secs(600);
+/// Sign-ins remembered per browser (several tabs).
+const STATE_MAX: usize = 4;
+/// Marks a sealed value as SAML request state (never a session id).
+const STATE_TAG: &str = "saml-state:";
+/// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
+const RELAY_STATE_MAX: usize = 80;
+
+/// Routes `/saml/*` and `/admin/sso`.
+pub async fn dispatch(
+    state: &Arc<State>,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    sub: &str,
+    user: &mut Option<Arc<Session>>,
+) -> Result<Response<Body>, Error> {
+    let m = req.method().clone();
+    let get = m == Method::GET || m == Method::HEAD;
+    if sub == "/admin/sso" {
+        return if get {
+            admin(state, &req, user).await
+        } else {
+            Err(Error::MethodNotAllowed)
+        };
+    }
+    let Some(sso) = state.saml.clone() else {
+        return Err(Error::NotFound);
+    };
+    match sub {
+        "/saml/login" if get => login(state, &sso, &req),
+        "/saml/metadata" if get => Ok(metadata(&sso)),
+        "/saml/acs" if m == Method::POST => acs(state, &sso, ctx, req).await,
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// The "Sign in with SSO" block of the login page (empty when SAML is off).
+pub fn sso_block(state: &State, rd: &str) -> String {
+    if state.saml.is_none() {
+        return String::new();
+    }
+    let mut href = format!("{}/saml/login", state.config.server.prefix);
+    if rd != "/" {
+        href.push_str("?rd=");
+        href.extend(percent_encoding::utf8_percent_encode(
+            rd,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    format!(
+        "<p>Sign in with your organization's account.</p><a class=\"button\" id=\"sso\" href=\"{}\">Sign in with SSO</a>",
+        escape(&href)
+    )
+}
+
+/// The login page when SAML is the only sign-in method.
+pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
+    let rd = redirect::local_target(&rd);
+    let body = format!("<h1>Sign in</h1>{}", sso_block(state, rd));
+    error::html(StatusCode::OK, pages::frame("Sign in", &body))
+}
+
+/// GET `{prefix}/saml/login?rd=PATH`: 302 to the IdP with a fresh
+/// AuthnRequest; the request is remembered in the state cookie.
+fn login(state: &State, sso: &Sso, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
+    let rd = redirect::local_target(&rd).to_string();
+    let relay = if rd.len() <= RELAY_STATE_MAX {
+        rd.as_str()
+    } else {
+        ""
+    };
+    let authn = sso.authn_request(relay).map_err(Error::Saml)?;
+    let now = saml_now();
+    let mut entries = read_state(state, req.headers(), now);
+    entries.push(Entry {
+        id: authn.id,
+        rd,
+        t: now,
+    });
+    while entries.len() > STATE_MAX {
+        entries.remove(0);
+    }
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::FOUND;
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&authn.url).map_err(|_| Error::BadRequest("IdP URL"))?,
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.append(header::SET_COOKIE, state_cookie(state, &entries));
+    Ok(r)
+}
+
+/// GET `{prefix}/saml/metadata`.
+fn metadata(sso: &Sso) -> Response<Body> {
+    let mut r = Response::new(full(sso.sp_metadata()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/samlmetadata+xml"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+/// POST `{prefix}/saml/acs`: validate, sign in, 303 to where the user
+/// started. Failures are an HTML page (the browser posted a form) with the
+/// request id; the log line with the same id has the precise reason.
+async fn acs(
+    state: &State,
+    sso: &Sso,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let page_ctx = RequestCtx {
+        id: ctx.id.clone(),
+        start: ctx.start,
+        method: ctx.method.clone(),
+        wants_html: true,
+        prefix: ctx.prefix.clone(),
+        client: ctx.client,
+    };
+    let path = format!("{}/saml/acs", state.config.server.prefix);
+    let refuse = |e: Error| {
+        state.metrics.logins_failed.inc();
+        let reason = cause(&e);
+        tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %reason, "SAML sign-in refused");
+        tracing::info!(target: "authgate::audit", event = "login_failure", method = "POST", path = %path, client = %ctx.client, reason = %reason, request_id = %ctx.id);
+        error::respond(&e, &page_ctx)
+    };
+    let headers = req.headers().clone();
+    let body = match crate::proxy::read_body(req.into_body(), saml::MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return Ok(refuse(e)),
+    };
+    let Some(response) = form_value(&body, "SAMLResponse") else {
+        return Ok(refuse(Error::Saml(saml::Error::MissingResponse)));
+    };
+    let relay = form_value(&body, "RelayState").unwrap_or_default();
+    let now = saml_now();
+    let mut entries = read_state(state, &headers, now);
+    let pending: Vec<Pending> = entries
+        .iter()
+        .map(|e| Pending {
+            id: e.id.clone(),
+            rd: e.rd.clone(),
+        })
+        .collect();
+    let verified = match sso.consume(&response, &pending, SystemTime::now()).await {
+        Ok(v) => v,
+        Err(e) => return Ok(refuse(Error::Saml(e))),
+    };
+    // Single use: the answered request leaves the cookie.
+    let rd = match &verified.request_id {
+        Some(id) => {
+            let rd = entries
+                .iter()
+                .find(|e| e.id == *id)
+                .map(|e| e.rd.clone())
+                .unwrap_or_else(|| "/".into());
+            entries.retain(|e| e.id != *id);
+            rd
+        }
+        None => redirect::local_target(&relay).to_string(),
+    };
+    let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
+        Ok(x) => x,
+        Err(e) => return Ok(error::respond(&e, &page_ctx)),
+    };
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&rd).unwrap_or_else(|_| HeaderValue::from_static("/")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.append(header::SET_COOKIE, set_cookie);
+    h.append(header::SET_COOKIE, state_cookie(state, &entries));
+    Ok(r)
+}
+
+fn cause(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn saml_now() -> u64 {
+    crate::app::now_unix()
+}
+
+/// One started sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    id: String,
+    rd: String,
+    t: u64,
+}
+
+fn state_cookie_config(state: &State) -> CookieConfig {
+    CookieConfig {
+        name: format!("{}-saml", state.cookie.name),
+        secure: state.cookie.secure,
+    }
+}
+
+/// The live entries of the request-state cookie (any that opens; expired
+/// entries dropped).
+fn read_state(state: &State, headers: &HeaderMap, now: u64) -> Vec<Entry> {
+    let cfg = state_cookie_config(state);
+    for value in cfg.find_all(headers) {
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
+            continue;
+        };
+        let Some(json) = payload.strip_prefix(STATE_TAG) else {
+            continue;
+        };
+        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64)>>(json) else {
+            continue;
+        };
+        return list
+            .into_iter()
+            .filter(|(_, _, t)| *t <= now && now - *t <= STATE_TTL.as_secs())
+            .map(|(id, rd, t)| Entry { id, rd, t })
+            .collect();
+    }
+    Vec::new()
+}
+
+/// `Set-Cookie` for the entries (deletes the cookie when there are none).
+fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
+    let cfg = state_cookie_config(state);
+    let attrs = if cfg.secure {
+        "; Path=/; HttpOnly; Secure; SameSite=None"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    };
+    let mut list: Vec<(&str, &str, u64)> = entries
+        .iter()
+        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t))
+        .collect();
+    let header = loop {
+        if list.is_empty() {
+            break format!(
+                "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}",
+                cfg.name
+            );
+        }
+        let json = serde_json::to_string(&list).unwrap_or_default();
+        let sealed = cookie::seal(&state.keys, &format!("{STATE_TAG}{json}"), saml_now());
+        if sealed.len() <= cookie::MAX_VALUE_LEN - 64 {
+            break format!(
+                "{}={sealed}; Max-Age={}{attrs}",
+                cfg.name,
+                STATE_TTL.as_secs()
+            );
+        }
+        // Too big for one cookie (long return paths): forget the oldest.
+        list.remove(0);
+    };
+    let mut v = HeaderValue::from_str(&header)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"));
+    v.set_sensitive(true);
+    v
+}
+
+/// GET `{prefix}/admin/sso`: what to paste into the IdP, the IdP metadata
+/// status and the effective group mappings. Owner and administrator only.
+async fn admin(
+    state: &State,
+    req: &Request<Incoming>,
+    user: &mut Option<Arc<Session>>,
+) -> Result<Response<Body>, Error> {
+    let Some(s) = state.load_session(req.headers()).await? else {
+        if crate::proxy::context::is_navigation(req.method(), req.headers()) {
+            return Ok(super::redirect_to_login(
+                state,
+                &format!("{}/admin/sso", state.config.server.prefix),
+            ));
+        }
+        return Err(Error::Unauthenticated);
+    };
+    *user = Some(s.clone());
+    if !matches!(
+        s.identity.role.as_deref(),
+        Some("owner") | Some("administrator")
+    ) {
+        return Err(Error::Forbidden(
+            "this page is for owners and administrators",
+        ));
+    }
+    let mut b = String::from("<h1>Single sign-on</h1>");
+    let row = |k: &str, v: &str| {
+        format!(
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(k),
+            escape(v)
+        )
+    };
+    match &state.saml {
+        None => b.push_str("<p>SAML SSO is off. Set <code>[saml] enabled = true</code> and the IdP metadata to turn it on.</p>"),
+        Some(sso) => {
+            let st = &sso.settings;
+            b.push_str("<h2>Paste into your identity provider</h2><table>");
+            b.push_str(&row("ACS URL (Reply URL, Single sign-on URL)", &st.acs_url));
+            b.push_str(&row("Audience (SP Entity ID, Identifier)", &st.entity_id));
+            b.push_str(&row("Recipient / Destination", &st.acs_url));
+            b.push_str(&row("Login URL (Sign-on URL)", &st.login_url));
+            b.push_str(&row("Logout URL", &st.logout_url));
+            b.push_str(&row("SP metadata", &st.metadata_url));
+            b.push_str(&row("Attributes", &format!("{}, {}, {}, {} (email required)", st.attributes.email.first().map(String::as_str).unwrap_or("Email"), st.attributes.first_name.first().map(String::as_str).unwrap_or("FirstName"), st.attributes.last_name.first().map(String::as_str).unwrap_or("LastName"), st.attributes.groups.first().map(String::as_str).unwrap_or("Groups"))));
+            b.push_str("</table><h2>IdP metadata</h2><table>");
+            let status = sso.status();
+            let loaded = sso.loaded();
+            b.push_str(&row("Source", &status.source));
+            b.push_str(&row("Last refresh", &saml::metadata::describe_time(status.loaded_at)));
+            b.push_str(&row("Last attempt", &saml::metadata::describe_time(status.last_attempt)));
+            b.push_str(&row("Last error", status.last_error.as_deref().unwrap_or("none")));
+            b.push_str(&row("IdP entity ID", &loaded.idp.entity_id));
+            b.push_str(&row("IdP sign-in URL", &loaded.idp.sso_redirect));
+            for c in &loaded.idp.certs {
+                b.push_str(&row(
+                    "Signing certificate",
+                    &format!("{} — expires {}{}", c.subject, c.not_after, if c.expired { " (EXPIRED)" } else { "" }),
+                ));
+            }
+            b.push_str("</table>");
+        }
+    }
+    let m = &state.config.raw.mapping;
+    b.push_str("<h2>Group mappings</h2><table>");
+    for (role, groups) in &m.roles {
+        b.push_str(&row(&format!("role {role}"), &groups.join("; ")));
+    }
+    for (ws, groups) in &m.workspaces {
+        b.push_str(&row(&format!("workspace {ws}"), &groups.join("; ")));
+    }
+    for p in &m.projects {
+        b.push_str(&row(
+            &format!("project {}", p.project),
+            &format!("{} → {}", p.group, p.role),
+        ));
+    }
+    let default = match state.config.mapping.default_role() {
+        Some(r) => r.as_str().to_string(),
+        None => "(no role claim)".into(),
+    };
+    b.push_str(&row("users in no mapped group", &default));
+    b.push_str("</table>");
+    Ok(error::html(
+        StatusCode::OK,
+        pages::frame("Single sign-on", &b),
+    ))
+}

@@ -1,0 +1,361 @@
+//! SAML 2.0 Service Provider: IdP metadata, AuthnRequests, and the full
+//! validation of a Response posted to the ACS.
+//!
+//! Owns everything that knows samael (0.0.22, xmlsec feature) and SAML XML.
+//! samael verifies the XML signature and reduces the document to the signed
+//! element (so signature-wrapping cannot smuggle unsigned content in); the
+//! checks samael leaves out are done here, as measured in
+//! `shared/notes-samael.md`: body size, DOCTYPE/ENTITY refusal, one
+//! assertion only, signature-algorithm allow-list, required
+//! AudienceRestriction, Status/Destination/Issuer of the Response even
+//! when only the Assertion is signed, InResponseTo bound to requests this
+//! browser started, a future IssueInstant bounded by the clock skew, and a
+//! replay cache of assertion IDs.
+//!
+//! Must not: touch HTTP requests or responses (the endpoints do), log SAML
+//! XML or attribute values, or accept anything when the IdP metadata has no
+//! signing certificate (samael would then skip verification).
+
+pub mod attributes;
+pub mod metadata;
+pub mod replay;
+pub mod request;
+pub mod response;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::config::saml::{MetadataSource, Saml as Settings};
+use crate::identity::Principal;
+
+pub use metadata::IdpMetadata;
+pub use replay::{MemoryReplayCache, ReplayCache};
+pub use request::AuthnRedirect;
+pub use response::{Pending, Verified};
+
+/// Largest SAMLResponse form body accepted (before base64 decoding).
+/// Real responses are a few KB; samael needs ~0.5 s and 65 MB per MB of XML.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// XML signature algorithms (`SignatureMethod/@Algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    RsaSha1,
+    RsaSha256,
+    RsaSha384,
+    RsaSha512,
+    EcdsaSha256,
+    EcdsaSha384,
+    EcdsaSha512,
+}
+
+impl SignatureAlgorithm {
+    pub const ALL: [SignatureAlgorithm; 7] = [
+        SignatureAlgorithm::RsaSha1,
+        SignatureAlgorithm::RsaSha256,
+        SignatureAlgorithm::RsaSha384,
+        SignatureAlgorithm::RsaSha512,
+        SignatureAlgorithm::EcdsaSha256,
+        SignatureAlgorithm::EcdsaSha384,
+        SignatureAlgorithm::EcdsaSha512,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::RsaSha1 => "rsa-sha1",
+            SignatureAlgorithm::RsaSha256 => "rsa-sha256",
+            SignatureAlgorithm::RsaSha384 => "rsa-sha384",
+            SignatureAlgorithm::RsaSha512 => "rsa-sha512",
+            SignatureAlgorithm::EcdsaSha256 => "ecdsa-sha256",
+            SignatureAlgorithm::EcdsaSha384 => "ecdsa-sha384",
+            SignatureAlgorithm::EcdsaSha512 => "ecdsa-sha512",
+        }
+    }
+
+    /// The XML-DSig URI (RFC 6931 §2.3).
+    pub fn uri(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            SignatureAlgorithm::RsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            SignatureAlgorithm::RsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+            SignatureAlgorithm::RsaSha512 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            SignatureAlgorithm::EcdsaSha256 => {
+                "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+            }
+            SignatureAlgorithm::EcdsaSha384 => {
+                "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+            }
+            SignatureAlgorithm::EcdsaSha512 => {
+                "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
+            }
+        }
+    }
+
+    /// A short name (`rsa-sha256`) or the URI.
+    pub fn parse(s: &str) -> Option<SignatureAlgorithm> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s) || a.uri() == s)
+    }
+
+    fn samael(self) -> Option<samael::crypto::AllowedSignatureAlgorithm> {
+        use samael::crypto::AllowedSignatureAlgorithm as A;
+        match self {
+            SignatureAlgorithm::RsaSha1 => None,
+            SignatureAlgorithm::RsaSha256 => Some(A::RsaSha256),
+            SignatureAlgorithm::RsaSha384 => Some(A::RsaSha384),
+            SignatureAlgorithm::RsaSha512 => Some(A::RsaSha512),
+            SignatureAlgorithm::EcdsaSha256 => Some(A::EcdsaSha256),
+            SignatureAlgorithm::EcdsaSha384 => Some(A::EcdsaSha384),
+            SignatureAlgorithm::EcdsaSha512 => Some(A::EcdsaSha512),
+        }
+    }
+}
+
+/// Every way SAML can fail, each with its precise reason (for the log).
+/// Messages are lowercase and never contain XML or attribute values other
+/// than identifiers the operator needs (entity IDs, URLs, status codes).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- IdP metadata (start-up and refresh) ---
+    #[error("IdP metadata is not valid SAML metadata: {0}")]
+    MetadataInvalid(String),
+    #[error("IdP metadata has no signing certificate; without one no response could be verified, so authgate refuses to start")]
+    MetadataNoSigningCertificate,
+    #[error("IdP metadata has a certificate that cannot be read: {0}")]
+    MetadataBadCertificate(String),
+    #[error("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")]
+    MetadataNoRedirectSso,
+    #[error("downloading IdP metadata from {url} failed: {reason}")]
+    MetadataFetch { url: String, reason: String },
+    #[error("the service provider could not be built: {0}")]
+    Build(String),
+
+    // --- the posted form ---
+    #[error("the form has no SAMLResponse field")]
+    MissingResponse,
+    #[error("SAMLResponse is not valid base64")]
+    Base64,
+    #[error("SAMLResponse is not UTF-8 XML")]
+    NotUtf8,
+    #[error("the response contains a DOCTYPE declaration (refused: DTDs enable entity attacks)")]
+    Doctype,
+    #[error("the response contains an ENTITY declaration")]
+    Entity,
+    #[error("the response is not well-formed SAML: {0}")]
+    Malformed(String),
+    #[error("the response carries {assertions} assertions and {encrypted} encrypted assertions; exactly one plain assertion is accepted")]
+    AssertionCount { assertions: usize, encrypted: usize },
+    #[error("the response carries an encrypted assertion, which is not supported; turn assertion encryption off for this SP in the IdP")]
+    EncryptedAssertion,
+
+    // --- signature ---
+    #[error("the response is not signed (neither the Response nor the Assertion)")]
+    Unsigned,
+    #[error("the signature uses {0}, which saml.allowed_signature_algorithms does not allow")]
+    SignatureAlgorithm(String),
+    #[error("the signature does not verify with any IdP metadata certificate (signed by an unknown key, or altered after signing)")]
+    SignatureInvalid,
+
+    // --- protocol checks ---
+    #[error("the IdP answered with status {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Status {
+        code: String,
+        message: Option<String>,
+    },
+    #[error("the response Destination {found:?} is not our ACS URL {expected:?}")]
+    Destination { expected: String, found: String },
+    #[error("the SubjectConfirmationData Recipient {found:?} is not our ACS URL {expected:?}")]
+    Recipient { expected: String, found: String },
+    #[error("the Issuer {found:?} is not the IdP entity ID {expected:?}")]
+    Issuer { expected: String, found: String },
+    #[error(
+        "the assertion has no AudienceRestriction; our entityID {expected:?} must be its Audience"
+    )]
+    AudienceMissing { expected: String },
+    #[error("the assertion's Audience {found:?} is not our entityID {expected:?}")]
+    Audience { expected: String, found: String },
+    #[error("the assertion expired at {0} (beyond the allowed clock skew)")]
+    Expired(String),
+    #[error("the assertion is not valid before {0} (beyond the allowed clock skew)")]
+    NotYetValid(String),
+    #[error("the assertion was issued in the future ({0}), beyond the allowed clock skew")]
+    IssuedInFuture(String),
+    #[error("the response was issued too long ago ({0})")]
+    TooOld(String),
+    #[error("the assertion has no usable bearer SubjectConfirmation: {0}")]
+    SubjectConfirmation(String),
+    #[error("InResponseTo {0:?} names no sign-in this browser started (or it expired)")]
+    UnknownRequest(String),
+    #[error("unsolicited (IdP-initiated) response, but saml.allow_idp_initiated is false")]
+    Unsolicited,
+    #[error("assertion {0:?} was already used (replay)")]
+    Replay(String),
+    #[error("the replay cache is full; refusing new sign-ins until entries expire")]
+    ReplayCacheFull,
+
+    // --- the user ---
+    #[error("the assertion has no NameID")]
+    MissingNameId,
+    #[error("the assertion has no email attribute (looked for {0})")]
+    MissingEmail(String),
+    #[error("the email domain {0:?} is not in saml.allowed_email_domains")]
+    EmailDomain(String),
+}
+
+/// How the metadata was last loaded, for the operator page and readiness.
+#[derive(Debug, Clone)]
+pub struct MetadataStatus {
+    pub source: String,
+    pub loaded_at: Option<SystemTime>,
+    pub last_attempt: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// The SAML Service Provider at run time: settings, the current IdP
+/// metadata (with the samael SP built from it, swapped on refresh), and
+/// the replay cache.
+pub struct Sso {
+    pub settings: Settings,
+    current: RwLock<Arc<response::Loaded>>,
+    status: Mutex<MetadataStatus>,
+    pub replay: Arc<dyn ReplayCache>,
+}
+
+impl std::fmt::Debug for Sso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sso")
+            .field("entity_id", &self.settings.entity_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sso {
+    /// Loads the IdP metadata (reads the file, or downloads the URL) and
+    /// builds the SP. Any failure is a start-up error.
+    pub fn new(settings: Settings) -> Result<Sso, Error> {
+        let text = match (&settings.metadata, &settings.metadata_text) {
+            (MetadataSource::File(_), Some(text)) => text.clone(),
+            (MetadataSource::File(p), None) => std::fs::read_to_string(p)
+                .map_err(|e| Error::MetadataInvalid(format!("cannot read {}: {e}", p.display())))?,
+            (MetadataSource::Url(u), _) => metadata::fetch_blocking(u, settings.metadata_timeout)?,
+        };
+        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?)?;
+        let now = SystemTime::now();
+        Ok(Sso {
+            status: Mutex::new(MetadataStatus {
+                source: settings.metadata.to_string(),
+                loaded_at: Some(now),
+                last_attempt: Some(now),
+                last_error: None,
+            }),
+            current: RwLock::new(Arc::new(loaded)),
+            replay: Arc::new(MemoryReplayCache::new(replay::DEFAULT_CAPACITY)),
+            settings,
+        })
+    }
+
+    /// The metadata and SP in force.
+    pub fn loaded(&self) -> Arc<response::Loaded> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn status(&self) -> MetadataStatus {
+        match self.status.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the metadata; on failure the last good copy stays in force
+    /// and the error is kept for the operator page.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let result = async {
+            let text = match &self.settings.metadata {
+                MetadataSource::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
+                    Error::MetadataInvalid(format!("cannot read {}: {e}", p.display()))
+                })?,
+                MetadataSource::Url(u) => {
+                    metadata::fetch(u, self.settings.metadata_timeout).await?
+                }
+            };
+            response::Loaded::new(&self.settings, metadata::parse(&text)?)
+        }
+        .await;
+        let now = SystemTime::now();
+        let mut status = match self.status.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        status.last_attempt = Some(now);
+        match result {
+            Ok(loaded) => {
+                let mut cur = match self.current.write() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                *cur = Arc::new(loaded);
+                status.loaded_at = Some(now);
+                status.last_error = None;
+                Ok(())
+            }
+            Err(e) => {
+                status.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// A fresh AuthnRequest for the HTTP-Redirect binding.
+    pub fn authn_request(&self, relay_state: &str) -> Result<AuthnRedirect, Error> {
+        request::authn_redirect(&self.loaded(), &self.settings, relay_state)
+    }
+
+    /// Validates a posted `SAMLResponse` (base64 as received) against the
+    /// requests this browser started, then records the assertion ID so the
+    /// same assertion is never accepted twice.
+    pub async fn consume(
+        &self,
+        saml_response: &str,
+        pending: &[Pending],
+        now: SystemTime,
+    ) -> Result<Verified, Error> {
+        let loaded = self.loaded();
+        let verified = response::verify(&loaded, &self.settings, saml_response, pending, now)?;
+        let key = format!("{}\u{1f}{}", loaded.idp.entity_id, verified.assertion_id);
+        let now_unix = unix(now);
+        if !self
+            .replay
+            .first_use(&key, verified.replay_until, now_unix)
+            .await?
+        {
+            return Err(Error::Replay(verified.assertion_id.clone()));
+        }
+        Ok(verified)
+    }
+
+    /// The SP metadata XML (no encryption key: samael cannot decrypt).
+    pub fn sp_metadata(&self) -> String {
+        request::sp_metadata(&self.settings)
+    }
+
+    /// Turns a verified assertion's user into a [`Principal`].
+    pub fn principal(&self, v: &Verified) -> Principal {
+        v.principal.clone()
+    }
+}
+
+pub(crate) fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The allowed skew as a chrono duration.
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::seconds(90))
+}

@@ -1,0 +1,574 @@
+//! Validation of a SAML Response posted to the ACS.
+//!
+//! Order: cheap refusals on the raw document first (size is capped by the
+//! endpoint; base64; DOCTYPE/ENTITY; a Response root; Status; exactly one
+//! plain assertion; at least one signature with an allowed algorithm;
+//! Destination and Issuer of the Response), then samael (signature by an
+//! IdP metadata certificate, reduction to the signed element, Issuer,
+//! bearer SubjectConfirmation with Recipient and times, Conditions times),
+//! then what samael skips (required AudienceRestriction, future
+//! IssueInstant, InResponseTo bound to this browser's requests even with
+//! IdP-initiated SSO on). Only the assertion samael returned — the signed
+//! one — is read for the user.
+//!
+//! The Response-level checks read the Response element even when only the
+//! assertion is signed: they can only refuse, never grant (SAML bindings
+//! §3.5.5.2 and profiles §4.1.4.3 still require Destination and Status to
+//! be right).
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use quick_xml::events::Event;
+use samael::schema::Assertion;
+use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProviderBuilder};
+
+use super::attributes;
+use super::metadata::{contains_ci, IdpMetadata};
+use super::{chrono_duration, Error, SignatureAlgorithm};
+use crate::config::saml::Saml as Settings;
+use crate::identity::Principal;
+
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+/// How old (by its IssueInstant) a response may be, on top of the clock
+/// skew: time for the browser to carry it from the IdP to us.
+pub const MAX_RESPONSE_AGE: Duration = Duration::from_secs(180);
+
+/// A sign-in this browser started (from the request-state cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: String,
+    /// The local path to return to.
+    pub rd: String,
+}
+
+/// A response that passed every check.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub assertion_id: String,
+    /// The request it answers (None: IdP-initiated).
+    pub request_id: Option<String>,
+    /// Unix time until which the assertion ID must be remembered.
+    pub replay_until: u64,
+}
+
+/// The IdP metadata in force and the samael SP built from it once.
+pub struct Loaded {
+    pub idp: IdpMetadata,
+    pub sp: ServiceProvider,
+}
+
+impl Loaded {
+    pub fn new(settings: &Settings, idp: IdpMetadata) -> Result<Loaded, Error> {
+        // samael has no rsa-sha1 entry: when an operator allows it, samael
+        // gets no list and the allow-list is enforced by `prescan` alone.
+        let samael_algs: Option<Vec<_>> = settings
+            .allowed_signature_algorithms
+            .iter()
+            .map(|a| a.samael())
+            .collect();
+        let sp = ServiceProviderBuilder::default()
+            .entity_id(settings.entity_id.clone())
+            .acs_url(settings.acs_url.clone())
+            .metadata_url(settings.metadata_url.clone())
+            .idp_metadata(idp.descriptor.clone())
+            .allowed_signature_algorithms(samael_algs)
+            .max_clock_skew(chrono_duration(settings.clock_skew))
+            .max_issue_delay(chrono_duration(MAX_RESPONSE_AGE + settings.clock_skew))
+            .allow_idp_initiated(settings.allow_idp_initiated)
+            .authn_name_id_format(settings.name_id_format.clone())
+            .build()
+            .map_err(|e| Error::Build(e.to_string()))?;
+        // Never run with a certificate-less SP (samael would skip
+        // verification); `metadata::parse` already refuses such metadata.
+        match sp.idp_signing_certs() {
+            Ok(Some(c)) if !c.is_empty() => {}
+            _ => return Err(Error::MetadataNoSigningCertificate),
+        }
+        Ok(Loaded { idp, sp })
+    }
+}
+
+/// What the raw document says outside the signed part.
+#[derive(Debug, Default)]
+struct Outer {
+    destination: Option<String>,
+    in_response_to: Option<String>,
+    issue_instant: Option<String>,
+    issuer: Option<String>,
+    status: Option<String>,
+    sub_status: Option<String>,
+    status_message: Option<String>,
+    assertions: usize,
+    encrypted: usize,
+    signatures: usize,
+    algorithms: Vec<String>,
+}
+
+/// Validates a base64 `SAMLResponse`. `pending` are the requests this
+/// browser started; the replay check is the caller's (`Sso::consume`).
+pub fn verify(
+    loaded: &Loaded,
+    settings: &Settings,
+    saml_response: &str,
+    pending: &[Pending],
+    now: SystemTime,
+) -> Result<Verified, Error> {
+    let compact: String = saml_response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(Error::MissingResponse);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|_| Error::Base64)?;
+    let xml = String::from_utf8(bytes).map_err(|_| Error::NotUtf8)?;
+    let now_c: DateTime<Utc> = DateTime::<Utc>::from(now);
+    let skew = chrono_duration(settings.clock_skew);
+
+    let outer = prescan(&xml)?;
+    if outer.status.as_deref() != Some(STATUS_SUCCESS) {
+        return Err(Error::Status {
+            code: match (&outer.status, &outer.sub_status) {
+                (Some(s), Some(sub)) => format!("{} / {}", short_status(s), short_status(sub)),
+                (Some(s), None) => short_status(s).to_string(),
+                (None, _) => "(none)".into(),
+            },
+            message: outer.status_message.clone(),
+        });
+    }
+    if outer.encrypted > 0 && outer.assertions == 0 {
+        return Err(Error::EncryptedAssertion);
+    }
+    if outer.assertions != 1 || outer.encrypted != 0 {
+        return Err(Error::AssertionCount {
+            assertions: outer.assertions,
+            encrypted: outer.encrypted,
+        });
+    }
+    if outer.signatures == 0 {
+        return Err(Error::Unsigned);
+    }
+    for alg in &outer.algorithms {
+        let allowed = SignatureAlgorithm::parse(alg)
+            .is_some_and(|a| settings.allowed_signature_algorithms.contains(&a));
+        if !allowed {
+            return Err(Error::SignatureAlgorithm(alg.clone()));
+        }
+    }
+    if let Some(d) = &outer.destination {
+        if *d != settings.acs_url {
+            return Err(Error::Destination {
+                expected: settings.acs_url.clone(),
+                found: d.clone(),
+            });
+        }
+    }
+    if let Some(i) = &outer.issuer {
+        if i.trim() != loaded.idp.entity_id {
+            return Err(Error::Issuer {
+                expected: loaded.idp.entity_id.clone(),
+                found: i.clone(),
+            });
+        }
+    }
+    if let Some(t) = &outer.issue_instant {
+        let t = parse_time(t)?;
+        if t > now_c + skew {
+            return Err(Error::IssuedInFuture(t.to_rfc3339()));
+        }
+    }
+
+    let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
+    let assertion = loaded
+        .sp
+        .parse_xml_response_with_mode(&xml, Some(&ids), samael::crypto::ReduceMode::default())
+        .map_err(|e| from_samael(e, loaded, settings, &outer))?;
+
+    // AudienceRestriction is required (samael accepts its absence), and
+    // every restriction must name us (SAML core §2.5.1.4).
+    let restrictions = assertion
+        .conditions
+        .as_ref()
+        .and_then(|c| c.audience_restrictions.as_deref())
+        .unwrap_or(&[]);
+    if restrictions.is_empty() {
+        return Err(Error::AudienceMissing {
+            expected: settings.entity_id.clone(),
+        });
+    }
+    for r in restrictions {
+        if !r.audience.iter().any(|a| a.trim() == settings.entity_id) {
+            return Err(Error::Audience {
+                expected: settings.entity_id.clone(),
+                found: r.audience.join(" "),
+            });
+        }
+    }
+    if assertion.issue_instant > now_c + skew {
+        return Err(Error::IssuedInFuture(assertion.issue_instant.to_rfc3339()));
+    }
+
+    let request_id = in_response_to(&assertion, &outer, pending, settings.allow_idp_initiated)?;
+
+    let subject = assertion
+        .subject
+        .as_ref()
+        .and_then(|s| s.name_id.as_ref())
+        .map(|n| n.value.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::MissingNameId)?;
+    let principal = attributes::principal(&assertion, subject, settings)?;
+
+    Ok(Verified {
+        principal,
+        assertion_id: assertion.id.clone(),
+        request_id,
+        replay_until: replay_until(&assertion, settings),
+    })
+}
+
+/// InResponseTo of the Response and of the bearer confirmations: every
+/// value given must name a request this browser started; none given is an
+/// IdP-initiated response, accepted only when configured.
+fn in_response_to(
+    assertion: &Assertion,
+    outer: &Outer,
+    pending: &[Pending],
+    allow_idp_initiated: bool,
+) -> Result<Option<String>, Error> {
+    let mut values: Vec<&str> = Vec::new();
+    if let Some(v) = outer.in_response_to.as_deref() {
+        values.push(v);
+    }
+    for c in assertion
+        .subject
+        .as_ref()
+        .and_then(|s| s.subject_confirmations.as_deref())
+        .unwrap_or(&[])
+    {
+        if c.method.as_deref() == Some(BEARER) {
+            if let Some(v) = c
+                .subject_confirmation_data
+                .as_ref()
+                .and_then(|d| d.in_response_to.as_deref())
+            {
+                values.push(v);
+            }
+        }
+    }
+    let Some(first) = values.first() else {
+        return if allow_idp_initiated {
+            Ok(None)
+        } else {
+            Err(Error::Unsolicited)
+        };
+    };
+    for v in &values {
+        if *v != *first || !pending.iter().any(|p| p.id == *v) {
+            return Err(Error::UnknownRequest(v.to_string()));
+        }
+    }
+    Ok(Some(first.to_string()))
+}
+
+/// Until when the assertion could still be accepted: the earliest
+/// NotOnOrAfter (plus skew), and never later than the IssueInstant age
+/// limit samael enforces.
+fn replay_until(a: &Assertion, settings: &Settings) -> u64 {
+    let skew = chrono_duration(settings.clock_skew);
+    let mut until = a.issue_instant + chrono_duration(MAX_RESPONSE_AGE) + skew;
+    if let Some(t) = a.conditions.as_ref().and_then(|c| c.not_on_or_after) {
+        until = until.min(t + skew);
+    }
+    for c in a
+        .subject
+        .as_ref()
+        .and_then(|s| s.subject_confirmations.as_deref())
+        .unwrap_or(&[])
+    {
+        if let Some(t) = c
+            .subject_confirmation_data
+            .as_ref()
+            .and_then(|d| d.not_on_or_after)
+        {
+            until = until.min(t + skew);
+        }
+    }
+    until.timestamp().max(0) as u64 + 1
+}
+
+fn parse_time(t: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(t.trim())
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| Error::Malformed(format!("IssueInstant {t:?} is not an xs:dateTime")))
+}
+
+fn short_status(s: &str) -> &str {
+    s.rsplit(':').next().unwrap_or(s)
+}
+
+/// Reads the raw document once: refuses DTDs, finds the Response's own
+/// attributes, Issuer and Status, and counts assertions and signatures
+/// wherever they are (wrapping attacks hide them in Extensions, Objects,
+/// or inside other assertions).
+fn prescan(xml: &str) -> Result<Outer, Error> {
+    if contains_ci(xml, "<!DOCTYPE") {
+        return Err(Error::Doctype);
+    }
+    if contains_ci(xml, "<!ENTITY") {
+        return Err(Error::Entity);
+    }
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out = Outer::default();
+    // Local names of the open elements.
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut text_target: Option<&'static str> = None;
+    let mut text = String::new();
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| Error::Malformed(format!("XML error: {e}")))?;
+        match ev {
+            Event::DocType(_) => return Err(Error::Doctype),
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                let local = e.local_name().as_ref().to_vec();
+                let depth = stack.len();
+                if depth == 0 {
+                    if local != b"Response" {
+                        return Err(Error::Malformed(
+                            "the document is not a SAML Response".into(),
+                        ));
+                    }
+                    for a in e.attributes() {
+                        let a = a.map_err(|e| Error::Malformed(e.to_string()))?;
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|e| Error::Malformed(e.to_string()))?
+                            .into_owned();
+                        match a.key.as_ref() {
+                            b"Destination" => out.destination = Some(v),
+                            b"InResponseTo" => out.in_response_to = Some(v),
+                            b"IssueInstant" => out.issue_instant = Some(v),
+                            _ => {}
+                        }
+                    }
+                }
+                match local.as_slice() {
+                    b"Assertion" => out.assertions += 1,
+                    b"EncryptedAssertion" => out.encrypted += 1,
+                    b"Signature" => out.signatures += 1,
+                    b"SignatureMethod" => {
+                        for a in e.attributes().flatten() {
+                            if a.key.as_ref() == b"Algorithm" {
+                                out.algorithms
+                                    .push(String::from_utf8_lossy(&a.value).into_owned());
+                            }
+                        }
+                    }
+                    b"StatusCode" if depth >= 2 && stack[1] == b"Status" => {
+                        for a in e.attributes().flatten() {
+                            if a.key.as_ref() == b"Value" {
+                                let v = String::from_utf8_lossy(&a.value).into_owned();
+                                if depth == 2 {
+                                    out.status = Some(v);
+                                } else if out.sub_status.is_none() {
+                                    out.sub_status = Some(v);
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if !empty {
+                    text_target = match (depth, local.as_slice()) {
+                        (1, b"Issuer") => Some("issuer"),
+                        (2, b"StatusMessage") if stack[1] == b"Status" => Some("message"),
+                        _ => None,
+                    };
+                    text.clear();
+                    stack.push(local);
+                }
+            }
+            Event::Text(t) if text_target.is_some() => {
+                text.push_str(&t.decode().map_err(|e| Error::Malformed(e.to_string()))?);
+            }
+            Event::GeneralRef(r) if text_target.is_some() => match r.resolve_char_ref() {
+                Ok(Some(c)) => text.push(c),
+                _ => match &*r {
+                    b"amp" => text.push('&'),
+                    b"lt" => text.push('<'),
+                    b"gt" => text.push('>'),
+                    b"quot" => text.push('"'),
+                    b"apos" => text.push('\''),
+                    _ => return Err(Error::Entity),
+                },
+            },
+            Event::End(_) => {
+                match text_target.take() {
+                    Some("issuer") => out.issuer = Some(std::mem::take(&mut text)),
+                    Some("message") => out.status_message = Some(std::mem::take(&mut text)),
+                    _ => {}
+                }
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if out.status.is_none() {
+        return Err(Error::Malformed("the Response has no Status".into()));
+    }
+    Ok(out)
+}
+
+/// samael's verdicts, in our words.
+fn from_samael(e: SpError, loaded: &Loaded, settings: &Settings, outer: &Outer) -> Error {
+    match e {
+        SpError::FailedToValidateSignature => {
+            if outer.signatures == 0 {
+                Error::Unsigned
+            } else {
+                Error::SignatureInvalid
+            }
+        }
+        SpError::AssertionExpired { time } | SpError::ResponseExpired { time } => {
+            Error::TooOld(time)
+        }
+        SpError::AssertionIssuerMismatch { issuer, .. }
+        | SpError::ResponseIssuerMismatch { issuer, .. } => Error::Issuer {
+            expected: loaded.idp.entity_id.clone(),
+            found: issuer.unwrap_or_default(),
+        },
+        SpError::AssertionConditionExpired { time }
+        | SpError::AssertionSubjectConfirmationExpired { time } => Error::Expired(time),
+        SpError::AssertionConditionExpiredBefore { time }
+        | SpError::AssertionSubjectConfirmationExpiredBefore { time } => Error::NotYetValid(time),
+        SpError::AssertionConditionAudienceRestrictionFailed { .. } => Error::Audience {
+            expected: settings.entity_id.clone(),
+            found: "(another audience)".into(),
+        },
+        SpError::AssertionRecipientMismatch {
+            assertion_recipient,
+            ..
+        } => Error::Recipient {
+            expected: settings.acs_url.clone(),
+            found: assertion_recipient.unwrap_or_default(),
+        },
+        SpError::DestinationValidationError {
+            response_destination,
+            ..
+        } => Error::Destination {
+            expected: settings.acs_url.clone(),
+            found: response_destination.unwrap_or_default(),
+        },
+        SpError::AssertionInResponseToInvalid { .. }
+        | SpError::ResponseInResponseToInvalid { .. } => match &outer.in_response_to {
+            Some(v) => Error::UnknownRequest(v.clone()),
+            None if settings.allow_idp_initiated => Error::UnknownRequest("(assertion)".into()),
+            None => Error::Unsolicited,
+        },
+        SpError::ResponseBadStatusCode { code } => Error::Status {
+            code: short_status(&code).to_string(),
+            message: None,
+        },
+        SpError::AssertionBearerSubjectConfirmationMissing => {
+            Error::SubjectConfirmation("no bearer confirmation".into())
+        }
+        SpError::AssertionSubjectConfirmationMissing => {
+            Error::SubjectConfirmation("no SubjectConfirmationData with NotOnOrAfter".into())
+        }
+        SpError::EncryptedAssertionsNotYetSupported
+        | SpError::MissingPrivateKeySP
+        | SpError::MissingEncryptedKeyInfo
+        | SpError::MissingEncryptedValueInfo
+        | SpError::EncryptedAssertionKeyMethodUnsupported { .. }
+        | SpError::EncryptedAssertionValueMethodUnsupported { .. }
+        | SpError::EncryptedAssertionInvalid
+        | SpError::FailedToDecryptAssertion => Error::EncryptedAssertion,
+        other => Error::Malformed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(inner: &str) -> String {
+        format!(
+            r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Destination="https://sp/acs" InResponseTo="_req" IssueInstant="2024-01-01T00:00:00Z" Version="2.0"><saml:Issuer>https://idp</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{inner}</samlp:Response>"#
+        )
+    }
+
+    #[test]
+    fn prescan_reads_the_response_envelope() {
+        let o = prescan(&wrap("<saml:Assertion ID=\"_a\"><ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo><ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/></ds:SignedInfo></ds:Signature></saml:Assertion>")).expect("prescan");
+        assert_eq!(o.destination.as_deref(), Some("https://sp/acs"));
+        assert_eq!(o.in_response_to.as_deref(), Some("_req"));
+        assert_eq!(o.issuer.as_deref(), Some("https://idp"));
+        assert_eq!(o.status.as_deref(), Some(STATUS_SUCCESS));
+        assert_eq!(o.assertions, 1);
+        assert_eq!(o.signatures, 1);
+        assert_eq!(
+            o.algorithms,
+            vec!["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_string()]
+        );
+    }
+
+    #[test]
+    fn prescan_refuses_dtds_and_entities() {
+        let doc = format!("<!DOCTYPE x [<!ENTITY e \"v\">]>{}", wrap(""));
+        assert!(matches!(prescan(&doc), Err(Error::Doctype)));
+        let doc = wrap("").replace("https://idp", "&e;");
+        assert!(matches!(prescan(&doc), Err(Error::Entity)));
+        let doc = format!("<!doctype x>{}", wrap(""));
+        assert!(matches!(prescan(&doc), Err(Error::Doctype)));
+    }
+
+    #[test]
+    fn prescan_counts_hidden_assertions() {
+        let o = prescan(&wrap(
+            "<samlp:Extensions><saml:Assertion/></samlp:Extensions><saml:Assertion/><saml:EncryptedAssertion/>",
+        ))
+        .expect("prescan");
+        assert_eq!(o.assertions, 2);
+        assert_eq!(o.encrypted, 1);
+    }
+
+    #[test]
+    fn prescan_refuses_other_roots_and_missing_status() {
+        assert!(matches!(
+            prescan("<saml:Assertion xmlns:saml=\"x\"/>"),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            prescan("<samlp:Response xmlns:samlp=\"x\"></samlp:Response>"),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(prescan("<a><b></a>"), Err(Error::Malformed(_))));
+    }
+
+    #[test]
+    fn sub_status_and_message_are_read() {
+        let doc = wrap("").replace(
+            "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>",
+            "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\"><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:AuthnFailed\"/></samlp:StatusCode><samlp:StatusMessage>no &amp; way</samlp:StatusMessage>",
+        );
+        let o = prescan(&doc).expect("prescan");
+        assert_eq!(
+            o.status.as_deref(),
+            Some("urn:oasis:names:tc:SAML:2.0:status:Responder")
+        );
+        assert_eq!(
+            o.sub_status.as_deref(),
+            Some("urn:oasis:names:tc:SAML:2.0:status:AuthnFailed")
+        );
+        assert_eq!(o.status_message.as_deref(), Some("no & way"));
+    }
+}

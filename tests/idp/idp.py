@@ -1,0 +1,508 @@
+#!/usr/bin/env python3
+"""A SAML 2.0 IdP for authgate's tests, built on pysaml2 (an implementation
+nobody on the team wrote) and signing with the xmlsec1 program.
+
+Started by the Rust tests as a plain process:  idp.py WORKDIR
+It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
+"PORT <n>" on stdout, and serves until killed:
+
+  GET  /health                     "ok"
+  GET  /metadata[?variant=nocert|rollover]
+                                   IdP metadata (pysaml2-generated)
+  POST /sp-metadata                register the SP's metadata (body: XML)
+  GET  /sso/redirect?SAMLRequest=..&RelayState=..&user=..&sign=..&...
+                                   HTTP-Redirect binding: parses the
+                                   AuthnRequest with pysaml2 and answers
+                                   with an auto-posting form (HTTP-POST)
+  GET  /idp-initiated?sp=..&relay=..&user=..&...
+                                   unsolicited response (no InResponseTo)
+
+The "browser" (the Rust test) picks the scenario with extra query
+parameters, as a user would by logging in as someone:
+  user   alice | okta | entra | noemail | evil | deact | outsider
+  sign   assertion (default) | response | both | none
+  alg    sha256 (default) | sha1
+  key    main (default) | old (second metadata certificate) | other (a key
+         the metadata does not list)
+  pre    comma list of changes made BEFORE signing (what a misconfigured
+         or hostile-but-trusted IdP could send)
+  post   one change made AFTER signing: the attacks (see ATTACKS below)
+
+Attack crafting is kept here, in the fixture, and each one is commented.
+"""
+
+import base64
+import datetime
+import html
+import os
+import shutil
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
+from saml2.config import IdPConfig
+from saml2.metadata import create_metadata_string
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT
+from saml2.server import Server
+from saml2.sigver import pre_signature_part
+
+NS = {
+    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
+    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
+    "ds": "http://www.w3.org/2000/09/xmldsig#",
+    "md": "urn:oasis:names:tc:SAML:2.0:metadata",
+}
+SAML = "{%s}" % NS["saml"]
+SAMLP = "{%s}" % NS["samlp"]
+
+# Attribute styles: (Name, values) pairs as each IdP family sends them.
+USERS = {
+    # The names the Label Studio Enterprise documentation asks for.
+    "alice": ("alice@example.com", NAMEID_FORMAT_EMAILADDRESS, [
+        ("Email", ["alice@example.com"]),
+        ("FirstName", ["Alice"]),
+        ("LastName", ["Liddell"]),
+        ("Groups", ["ls-administrators", "team-a"]),
+    ]),
+    # Okta's defaults.
+    "okta": ("00u1okta", NAMEID_FORMAT_PERSISTENT, [
+        ("email", ["olga@example.com"]),
+        ("firstName", ["Olga"]),
+        ("lastName", ["Okta"]),
+        ("groups", ["ls-reviewers", "team-a"]),
+    ]),
+    # Entra ID / AD FS claim URIs.
+    "entra": ("entra-object-id-1", NAMEID_FORMAT_PERSISTENT, [
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", ["erin@example.com"]),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", ["Erin"]),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname", ["Entra"]),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", ["erin@example.onmicrosoft.com"]),
+        ("http://schemas.microsoft.com/ws/2008/06/identity/claims/groups", ["ls-annotators"]),
+        ("http://schemas.microsoft.com/ws/2008/06/identity/claims/role", ["team-b"]),
+    ]),
+    "noemail": ("persistent-no-email", NAMEID_FORMAT_PERSISTENT, [
+        ("FirstName", ["Nemo"]),
+        ("Groups", ["ls-annotators"]),
+    ]),
+    # The IdP signed this NameID for a user who registered it; see
+    # ATTACK comment_nameid.
+    "evil": ("user@evil.com.example.com", NAMEID_FORMAT_EMAILADDRESS, [
+        ("Email", ["user@evil.com.example.com"]),
+        ("Groups", ["ls-annotators"]),
+    ]),
+    "deact": ("dan@example.com", NAMEID_FORMAT_EMAILADDRESS, [
+        ("Email", ["dan@example.com"]),
+        ("Groups", ["ls-deactivated", "ls-annotators"]),
+    ]),
+    "outsider": ("olly@other.org", NAMEID_FORMAT_EMAILADDRESS, [
+        ("Email", ["olly@other.org"]),
+        ("Groups", ["ls-annotators"]),
+    ]),
+}
+
+SIGN_ALGS = {
+    "sha256": ("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2001/04/xmlenc#sha256"),
+    "sha1": ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"),
+}
+
+
+def make_key(workdir, name):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test idp {name}")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    key_path = os.path.join(workdir, f"{name}.key")
+    cert_path = os.path.join(workdir, f"{name}.crt")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    return key_path, cert_path, b64
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Idp:
+    def __init__(self, workdir, port):
+        self.workdir = workdir
+        self.base = f"http://127.0.0.1:{port}"
+        self.keys = {name: make_key(workdir, name) for name in ("main", "old", "other")}
+        conf = {
+            "entityid": self.base + "/metadata",
+            "service": {
+                "idp": {
+                    "name": "authgate test IdP",
+                    "endpoints": {
+                        "single_sign_on_service": [(self.base + "/sso/redirect", BINDING_HTTP_REDIRECT)],
+                    },
+                    "name_id_format": [NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT],
+                    "policy": {"default": {"lifetime": {"minutes": 5}}},
+                },
+            },
+            "key_file": self.keys["main"][0],
+            "cert_file": self.keys["main"][1],
+            "xmlsec_binary": shutil.which("xmlsec1"),
+            "metadata": {},
+        }
+        cfg = IdPConfig()
+        cfg.load(conf)
+        self.cfg = cfg
+        self.server = Server(config=cfg)
+        self.lock = threading.Lock()
+        self.sp_files = 0
+
+    # ---- metadata ----
+    def metadata(self, variant):
+        xml = create_metadata_string(None, config=self.cfg)
+        root = etree.fromstring(xml)
+        idpsso = root.find("md:IDPSSODescriptor", NS)
+        if variant == "nocert":
+            for kd in idpsso.findall("md:KeyDescriptor", NS):
+                idpsso.remove(kd)
+        elif variant == "rollover":
+            # Certificate rollover: the old certificate is still listed.
+            kd = idpsso.find("md:KeyDescriptor", NS)
+            old = etree.fromstring(etree.tostring(kd))
+            old.find(".//ds:X509Certificate", NS).text = self.keys["old"][2]
+            idpsso.insert(idpsso.index(kd) + 1, old)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def register_sp(self, xml):
+        with self.lock:
+            self.sp_files += 1
+            path = os.path.join(self.workdir, f"sp{self.sp_files}.xml")
+        with open(path, "wb") as f:
+            f.write(xml)
+        self.server.metadata.load("local", path)
+
+    # ---- responses ----
+    def response(self, q, in_response_to, sp_entity_id, acs):
+        user = USERS[q.get("user", "alice")]
+        nameid_text, nameid_format, attrs = user
+        resp = self.server.create_authn_response(
+            identity={},
+            in_response_to=in_response_to,
+            destination=acs,
+            sp_entity_id=sp_entity_id,
+            name_id=saml.NameID(format=nameid_format, text=nameid_text),
+            authn={"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": self.base},
+            sign_response=False,
+            sign_assertion=False,
+        )
+        root = etree.fromstring(str(resp).encode())
+        assertion = root.find("saml:Assertion", NS)
+        # The attribute statement in the style of the chosen IdP family.
+        for st in assertion.findall("saml:AttributeStatement", NS):
+            assertion.remove(st)
+        st = etree.SubElement(assertion, SAML + "AttributeStatement")
+        for name, values in attrs:
+            a = etree.SubElement(st, SAML + "Attribute", Name=name)
+            for v in values:
+                etree.SubElement(a, SAML + "AttributeValue").text = v
+        for change in filter(None, q.get("pre", "").split(",")):
+            pre_sign(change, root, assertion, q)
+        xml = etree.tostring(root)
+        sign = q.get("sign", "assertion")
+        alg = SIGN_ALGS[q.get("alg", "sha256")]
+        key = self.keys[q.get("key", "main")]
+        if sign in ("assertion", "both"):
+            xml = self.sign(xml, "Assertion", assertion.get("ID"), key, alg)
+        if sign in ("response", "both"):
+            xml = self.sign(xml, "Response", root.get("ID"), key, alg)
+        post = q.get("post", "")
+        if post:
+            xml = ATTACKS[post](xml, self, q)
+        return xml
+
+    def sign(self, xml, tag, elem_id, key, alg):
+        root = etree.fromstring(xml)
+        el = root if etree.QName(root).localname == tag else root.find("saml:" + tag, NS)
+        sig = pre_signature_part(elem_id, key[2], sign_alg=alg[0], digest_alg=alg[1])
+        sig_el = etree.fromstring(sig.to_string(nspair={"ds": NS["ds"]}))
+        issuer = el.find("saml:Issuer", NS)
+        el.insert(el.index(issuer) + 1, sig_el)
+        ns = NS["samlp"] if tag == "Response" else NS["saml"]
+        signed = self.server.sec.sign_statement(
+            etree.tostring(root).decode(), f"{ns}:{tag}", key_file=key[0], node_id=elem_id
+        )
+        return signed.encode() if isinstance(signed, str) else signed
+
+
+def pre_sign(change, root, assertion, q):
+    """Changes made before signing: the IdP itself says something wrong."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    scd = assertion.find("saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData", NS)
+    cond = assertion.find("saml:Conditions", NS)
+    if change == "no_audience":
+        for ar in cond.findall("saml:AudienceRestriction", NS):
+            cond.remove(ar)
+    elif change == "no_conditions":
+        assertion.remove(cond)
+    elif change == "wrong_audience":
+        cond.find("saml:AudienceRestriction/saml:Audience", NS).text = "https://other-app.example.com/sp"
+    elif change == "wrong_recipient":
+        scd.set("Recipient", "https://other-app.example.com/acs")
+    elif change == "wrong_destination":
+        root.set("Destination", "https://other-app.example.com/acs")
+    elif change == "wrong_issuer":
+        assertion.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
+        root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
+    elif change == "wrong_response_issuer":
+        root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
+    elif change == "expired":
+        past = iso(now - datetime.timedelta(minutes=10))
+        cond.set("NotOnOrAfter", past)
+        scd.set("NotOnOrAfter", past)
+    elif change == "scd_expired":
+        scd.set("NotOnOrAfter", iso(now - datetime.timedelta(minutes=10)))
+    elif change == "not_yet":
+        cond.set("NotBefore", iso(now + datetime.timedelta(minutes=10)))
+    elif change == "future_issue":
+        t = iso(now + datetime.timedelta(minutes=10))
+        assertion.set("IssueInstant", t)
+        root.set("IssueInstant", t)
+    elif change == "old_issue":
+        t = iso(now - datetime.timedelta(minutes=30))
+        assertion.set("IssueInstant", t)
+        root.set("IssueInstant", t)
+    elif change == "status_fail":
+        sc = root.find("samlp:Status/samlp:StatusCode", NS)
+        sc.set("Value", "urn:oasis:names:tc:SAML:2.0:status:Responder")
+        etree.SubElement(sc, SAMLP + "StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:AuthnFailed")
+    elif change == "irt":
+        # Answer a request this browser never started.
+        root.set("InResponseTo", q["irt"])
+        scd.set("InResponseTo", q["irt"])
+    elif change == "no_irt":
+        root.attrib.pop("InResponseTo", None)
+        scd.attrib.pop("InResponseTo", None)
+    else:
+        raise ValueError(change)
+
+
+# ---- ATTACKS: changes made AFTER signing, by someone holding a genuine
+# signed response (their own) who wants to become somebody else. ----
+
+def _parse(xml):
+    return etree.fromstring(xml)
+
+
+def _forged_assertion(signed_assertion, email):
+    """An unsigned copy of the assertion, rewritten for the victim."""
+    forged = etree.fromstring(etree.tostring(signed_assertion))
+    sig = forged.find("ds:Signature", NS)
+    if sig is not None:
+        forged.remove(sig)
+    forged.set("ID", "_forged" + signed_assertion.get("ID"))
+    forged.find("saml:Subject/saml:NameID", NS).text = email
+    for v in forged.iter(SAML + "AttributeValue"):
+        if "@" in (v.text or ""):
+            v.text = email
+    return forged
+
+
+def attack_tamper_attr(xml, idp, q):
+    # Change a signed attribute value (a group) after signing.
+    root = _parse(xml)
+    for a in root.iter(SAML + "Attribute"):
+        if a.get("Name") in ("Groups", "groups"):
+            a.find("saml:AttributeValue", NS).text = "ls-administrators-forged"
+    return etree.tostring(root)
+
+
+def attack_comment_nameid(xml, idp, q):
+    # Insert an XML comment into the signed NameID: exclusive c14n drops
+    # comments, so the signature still verifies; a naive reader that
+    # takes the first text node would see "user@evil.com".
+    root = _parse(xml)
+    for el in root.iter(SAML + "NameID"):
+        text = el.text
+        el.text = "user@evil.com"
+        c = etree.Comment("")
+        c.tail = text[len("user@evil.com"):]
+        el.append(c)
+    return etree.tostring(root)
+
+
+def attack_xsw_before(xml, idp, q):
+    # XSW: an unsigned forged assertion inserted BEFORE the signed one.
+    root = _parse(xml)
+    signed = root.find("saml:Assertion", NS)
+    root.insert(root.index(signed), _forged_assertion(signed, "victim@example.com"))
+    return etree.tostring(root)
+
+
+def attack_xsw_after(xml, idp, q):
+    # XSW: an unsigned forged assertion appended AFTER the signed one.
+    root = _parse(xml)
+    signed = root.find("saml:Assertion", NS)
+    root.insert(root.index(signed) + 1, _forged_assertion(signed, "victim@example.com"))
+    return etree.tostring(root)
+
+
+def attack_xsw_extension(xml, idp, q):
+    # XSW: the signed assertion is moved into samlp:Extensions (where the
+    # signature reference still finds it by ID) and a forged one takes
+    # its place.
+    root = _parse(xml)
+    signed = root.find("saml:Assertion", NS)
+    forged = _forged_assertion(signed, "victim@example.com")
+    root.replace(signed, forged)
+    ext = etree.Element(SAMLP + "Extensions")
+    ext.append(signed)
+    root.insert(root.index(root.find("saml:Issuer", NS)) + 1, ext)
+    return etree.tostring(root)
+
+
+def attack_xsw_wrap(xml, idp, q):
+    # XSW: the forged assertion carries the signed one inside itself (in
+    # its Subject's place of an Advice), so a reader that checks "some
+    # signed assertion exists" but reads the outer one is fooled.
+    root = _parse(xml)
+    signed = root.find("saml:Assertion", NS)
+    forged = _forged_assertion(signed, "victim@example.com")
+    advice = etree.SubElement(forged, SAML + "Advice")
+    root.replace(signed, forged)
+    advice.append(signed)
+    return etree.tostring(root)
+
+
+def attack_id_collision(xml, idp, q):
+    # ID collision: the forged assertion takes the signed one's ID, so a
+    # by-ID lookup may verify one and read the other.
+    root = _parse(xml)
+    signed = root.find("saml:Assertion", NS)
+    forged = _forged_assertion(signed, "victim@example.com")
+    forged.set("ID", signed.get("ID"))
+    root.insert(root.index(signed), forged)
+    return etree.tostring(root)
+
+
+def attack_doctype(xml, idp, q):
+    # A DOCTYPE with an internal entity (billion-laughs / XXE vector).
+    body = xml.decode()
+    if body.startswith("<?xml"):
+        body = body[body.index("?>") + 2:]
+    return ('<!DOCTYPE samlp:Response [<!ENTITY e "x">]>' + body).encode()
+
+
+def attack_strip_signature(xml, idp, q):
+    # Remove every signature and change the user.
+    root = _parse(xml)
+    for s in list(root.iter("{%s}Signature" % NS["ds"])):
+        s.getparent().remove(s)
+    root.find("saml:Assertion/saml:Subject/saml:NameID", NS).text = "victim@example.com"
+    return etree.tostring(root)
+
+
+ATTACKS = {
+    "tamper_attr": attack_tamper_attr,
+    "comment_nameid": attack_comment_nameid,
+    "xsw_before": attack_xsw_before,
+    "xsw_after": attack_xsw_after,
+    "xsw_extension": attack_xsw_extension,
+    "xsw_wrap": attack_xsw_wrap,
+    "id_collision": attack_id_collision,
+    "doctype": attack_doctype,
+    "strip_signature": attack_strip_signature,
+}
+
+
+def auto_post(acs, saml_response, relay_state):
+    value = base64.b64encode(saml_response).decode()
+    return (
+        "<!doctype html><html><body onload=\"document.forms[0].submit()\">"
+        f"<form method=\"post\" action=\"{html.escape(acs)}\">"
+        f"<input type=\"hidden\" name=\"SAMLResponse\" value=\"{value}\"/>"
+        f"<input type=\"hidden\" name=\"RelayState\" value=\"{html.escape(relay_state or '')}\"/>"
+        "<noscript><button type=\"submit\">Continue</button></noscript>"
+        "</form></body></html>"
+    ).encode()
+
+
+def make_handler(idp):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, body, ctype="text/html; charset=utf-8"):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+            try:
+                if url.path == "/health":
+                    return self.reply(200, b"ok", "text/plain")
+                if url.path == "/metadata":
+                    return self.reply(200, idp.metadata(q.get("variant", "")), "application/samlmetadata+xml")
+                if url.path == "/sso/redirect":
+                    req = idp.server.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                    msg = req.message
+                    sp = msg.issuer.text
+                    acs = msg.assertion_consumer_service_url
+                    # Post only to an ACS the SP's metadata lists.
+                    known = [e["location"] for e in idp.server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)]
+                    if acs not in known:
+                        return self.reply(400, f"ACS {acs} not in SP metadata {known}".encode(), "text/plain")
+                    xml = idp.response(q, msg.id, sp, acs)
+                    return self.reply(200, auto_post(acs, xml, q.get("RelayState", "")))
+                if url.path == "/idp-initiated":
+                    sp = q["sp"]
+                    acs = idp.server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)[0]["location"]
+                    xml = idp.response(q, None, sp, acs)
+                    return self.reply(200, auto_post(acs, xml, q.get("relay", "")))
+                return self.reply(404, b"not found", "text/plain")
+            except Exception as e:  # the test reads the reason
+                return self.reply(500, f"{type(e).__name__}: {e}".encode(), "text/plain")
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            if self.path == "/sp-metadata":
+                try:
+                    idp.register_sp(body)
+                except Exception as e:
+                    return self.reply(400, f"{type(e).__name__}: {e}".encode(), "text/plain")
+                return self.reply(200, b"registered", "text/plain")
+            return self.reply(404, b"not found", "text/plain")
+
+    return Handler
+
+
+def main():
+    workdir = sys.argv[1]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), None)
+    port = httpd.server_address[1]
+    idp = Idp(workdir, port)
+    httpd.RequestHandlerClass = make_handler(idp)
+    print(f"PORT {port}", flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

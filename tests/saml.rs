@@ -1,0 +1,612 @@
+//! SAML SSO against an IdP nobody on the team wrote: pysaml2 (signing with
+//! xmlsec1) runs as a real process (`tests/idp/idp.py`), and a browser with
+//! a cookie jar follows the real flow: protected page → login page →
+//! `/_auth/saml/login` → IdP → auto-posted form → ACS → back to the page,
+//! whose request the real recording upstream sees with the identity.
+
+mod common;
+#[path = "saml/support.rs"]
+mod support;
+
+use common::*;
+use http::StatusCode;
+use support::{Browser, Idp, Page};
+
+const MAPPING: &str = r#"
+[mapping]
+owner_email = "owner@example.com"
+[mapping.roles]
+administrator = ["ls-administrators"]
+reviewer = ["ls-reviewers"]
+annotator = ["ls-annotators"]
+deactivated = ["ls-deactivated"]
+[mapping.workspaces]
+"Team A" = ["team-a"]
+"Team B" = ["team-b"]
+[[mapping.projects]]
+project = "42"
+group = "ls-annotators"
+role = "inherit"
+[[mapping.projects]]
+project = "7"
+group = "team-a"
+role = "reviewer"
+"#;
+
+struct Env {
+    idp: Idp,
+    up: Upstream,
+    gate: Gate,
+}
+
+impl Env {
+    /// IdP + upstream + gate; `saml` are extra `[saml]` lines.
+    async fn start(saml: &str) -> Env {
+        let idp = Idp::start().await;
+        Env::start_with(idp, saml).await
+    }
+
+    async fn start_with(idp: Idp, saml: &str) -> Env {
+        let up = Upstream::start().await;
+        let extra = format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml}\n{MAPPING}",
+            idp.metadata_url()
+        );
+        let gate = Gate::start(&up.url(), &extra).await;
+        let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
+        assert_eq!(md.status, StatusCode::OK);
+        idp.register_sp(&md.text()).await;
+        Env { idp, up, gate }
+    }
+
+    fn browser(&self) -> Browser {
+        Browser::new(self.gate.addr)
+    }
+}
+
+/// Protected page → login page → SSO button → IdP (as the user chosen by
+/// `params`) → the auto-posted form is submitted; returns the ACS answer.
+async fn sso(b: &mut Browser, page: &str, params: &str) -> Page {
+    let start = format!("http://gate.test{page}");
+    let first = b.get(&start).await;
+    assert_eq!(first.status, StatusCode::FOUND, "{}", first.text());
+    let login_url = b.resolve(&start, &first.location().expect("location"));
+    assert!(login_url.contains("/_auth/login"), "{login_url}");
+    let login = b.get(&login_url).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let html = login.text();
+    let i = html.find("id=\"sso\" href=\"").expect("SSO button") + "id=\"sso\" href=\"".len();
+    let href = html[i..i + html[i..].find('"').expect("end")].replace("&amp;", "&");
+    let to_idp = b.get(&b.resolve(&login_url, &href)).await;
+    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
+    let idp_url = to_idp.location().expect("IdP location");
+    assert!(idp_url.contains("SAMLRequest="), "{idp_url}");
+    let idp_page = b.get(&format!("{idp_url}&{params}")).await;
+    assert_eq!(idp_page.status, StatusCode::OK, "IdP: {}", idp_page.text());
+    b.submit_form(&idp_page).await
+}
+
+/// Asserts a refused sign-in: the status, a plain-words reason, and a
+/// request id that matches the response header (the log line's id).
+fn refused(acs: &Page, status: StatusCode, words: &str, case: &str) {
+    let text = acs.text();
+    assert_eq!(acs.status, status, "{case}: {text}");
+    assert!(
+        text.contains(words),
+        "{case}: expected {words:?} in the page: {text}"
+    );
+    let id = acs
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("{case}: no x-request-id"));
+    assert!(text.contains(id), "{case}: the page shows the request id");
+    assert!(
+        acs.headers.get_all("set-cookie").iter().all(|c| {
+            let c = c.to_str().unwrap_or("");
+            !c.starts_with("authgate=") || c.contains("Max-Age=0")
+        }),
+        "{case}: no session on failure"
+    );
+}
+
+async fn userinfo(b: &mut Browser) -> serde_json::Value {
+    let p = b.get("http://gate.test/_auth/userinfo").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text());
+    serde_json::from_slice(&p.body).expect("json")
+}
+
+#[tokio::test]
+async fn sp_initiated_sign_in_lands_on_the_page_for_every_signing_mode() {
+    let env = Env::start("").await;
+    for mode in ["assertion", "response", "both"] {
+        let mut b = env.browser();
+        let acs = sso(
+            &mut b,
+            "/projects/7?tab=data",
+            &format!("user=alice&sign={mode}"),
+        )
+        .await;
+        assert_eq!(acs.status, StatusCode::SEE_OTHER, "{mode}: {}", acs.text());
+        assert_eq!(
+            acs.location().as_deref(),
+            Some("/projects/7?tab=data"),
+            "{mode}"
+        );
+        // The request-state cookie is single use: gone after the ACS.
+        assert!(
+            !b.cookie_names("gate.test")
+                .iter()
+                .any(|n| n.ends_with("-saml")),
+            "{mode}: {:?}",
+            b.cookie_names("gate.test")
+        );
+        let page = b.follow("http://gate.test/projects/7?tab=data").await;
+        assert_eq!(page.status, StatusCode::OK, "{mode}: {}", page.text());
+        let seen = env.up.last();
+        assert_eq!(seen.target, "/projects/7?tab=data");
+        assert_eq!(seen.headers["x-forwarded-user"], "alice@example.com");
+        assert_eq!(seen.headers["x-forwarded-email"], "alice@example.com");
+        assert_eq!(seen.headers["x-forwarded-role"], "administrator");
+        assert!(seen.headers.get("x-identity-assertion").is_some());
+    }
+}
+
+#[tokio::test]
+async fn each_attribute_style_gets_its_role_workspaces_and_projects() {
+    let env = Env::start("").await;
+    let cases = [
+        // (user, subject, email, role, workspaces, projects)
+        (
+            "alice",
+            "alice@example.com",
+            "alice@example.com",
+            "administrator",
+            serde_json::json!(["Team A"]),
+            serde_json::json!({"7": "reviewer"}),
+        ),
+        (
+            "okta",
+            "00u1okta",
+            "olga@example.com",
+            "reviewer",
+            serde_json::json!(["Team A"]),
+            serde_json::json!({"7": "reviewer"}),
+        ),
+        (
+            "entra",
+            "entra-object-id-1",
+            "erin@example.com",
+            "annotator",
+            serde_json::json!(["Team B"]),
+            serde_json::json!({"42": "annotator"}),
+        ),
+    ];
+    for (user, subject, email, role, workspaces, projects) in cases {
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/", &format!("user={user}")).await;
+        assert_eq!(acs.status, StatusCode::SEE_OTHER, "{user}: {}", acs.text());
+        let info = userinfo(&mut b).await;
+        assert_eq!(info["sub"], subject, "{user}: {info}");
+        assert_eq!(info["email"], email, "{user}");
+        assert_eq!(info["role"], role, "{user}: {info}");
+        assert_eq!(info["workspaces"], workspaces, "{user}: {info}");
+        assert_eq!(info["projects"], projects, "{user}: {info}");
+        assert_eq!(info["amr"], serde_json::json!(["saml"]), "{user}");
+    }
+    // Names from the Entra claim URIs.
+    let mut b = env.browser();
+    sso(&mut b, "/", "user=entra").await;
+    let info = userinfo(&mut b).await;
+    assert_eq!(info["given_name"], "Erin");
+    assert_eq!(info["family_name"], "Entra");
+    assert_eq!(info["preferred_username"], "erin@example.onmicrosoft.com");
+}
+
+#[tokio::test]
+async fn every_validation_rule_refuses_its_negative_case() {
+    let env = Env::start("").await;
+    let f = StatusCode::FORBIDDEN;
+    let cases: &[(&str, &str, StatusCode, &str)] = &[
+        ("unsigned", "sign=none", f, "unsigned"),
+        (
+            "signed by another key",
+            "key=other",
+            f,
+            "refresh the IdP metadata",
+        ),
+        ("rsa-sha1 (off by default)", "alg=sha1", f, "algorithm"),
+        (
+            "no AudienceRestriction",
+            "pre=no_audience",
+            f,
+            "paste this entity ID",
+        ),
+        (
+            "no Conditions",
+            "pre=no_conditions",
+            f,
+            "paste this entity ID",
+        ),
+        (
+            "wrong Audience",
+            "pre=wrong_audience",
+            f,
+            "http://gate.test/_auth/saml/metadata",
+        ),
+        (
+            "wrong Recipient",
+            "pre=wrong_recipient",
+            f,
+            "http://gate.test/_auth/saml/acs",
+        ),
+        (
+            "wrong Destination, assertion signed",
+            "pre=wrong_destination",
+            f,
+            "ACS",
+        ),
+        (
+            "wrong Destination, response signed",
+            "pre=wrong_destination&sign=response",
+            f,
+            "ACS",
+        ),
+        ("expired", "pre=expired", f, "check both clocks"),
+        (
+            "SubjectConfirmationData expired",
+            "pre=scd_expired",
+            f,
+            "check both clocks",
+        ),
+        ("not yet valid", "pre=not_yet", f, "check both clocks"),
+        (
+            "issued in the future",
+            "pre=future_issue",
+            f,
+            "check both clocks",
+        ),
+        (
+            "issued too long ago",
+            "pre=old_issue",
+            f,
+            "check both clocks",
+        ),
+        ("wrong Issuer", "pre=wrong_issuer", f, "not set up for"),
+        (
+            "wrong Response Issuer, assertion signed",
+            "pre=wrong_response_issuer",
+            f,
+            "not set up for",
+        ),
+        (
+            "status not Success, assertion signed",
+            "pre=status_fail",
+            f,
+            "AuthnFailed",
+        ),
+        (
+            "status not Success, response signed",
+            "pre=status_fail&sign=response",
+            f,
+            "AuthnFailed",
+        ),
+        (
+            "InResponseTo of another request",
+            "pre=irt&irt=_0123456789abcdef0123456789abcdef",
+            f,
+            "not started from this browser",
+        ),
+        (
+            "unsolicited while IdP-initiated is off",
+            "pre=no_irt",
+            f,
+            "not started from this browser",
+        ),
+        (
+            "missing email",
+            "user=noemail",
+            f,
+            "did not send your email",
+        ),
+        ("deactivated", "user=deact", f, "deactivated"),
+    ];
+    for (case, params, status, words) in cases {
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/", params).await;
+        refused(&acs, *status, words, case);
+        let me = b.get("http://gate.test/_auth/userinfo").await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{case}: not signed in");
+    }
+}
+
+#[tokio::test]
+async fn signature_wrapping_and_tampering_are_refused() {
+    let env = Env::start("").await;
+    let cases = [
+        (
+            "unsigned assertion before the signed one",
+            "post=xsw_before",
+        ),
+        ("unsigned assertion after the signed one", "post=xsw_after"),
+        (
+            "signed assertion moved into Extensions",
+            "post=xsw_extension",
+        ),
+        ("signed assertion wrapped in a forged one", "post=xsw_wrap"),
+        ("ID collision", "post=id_collision"),
+        (
+            "xsw before, response signed",
+            "post=xsw_before&sign=response",
+        ),
+        ("xsw extension, both signed", "post=xsw_extension&sign=both"),
+        ("tampered attribute after signing", "post=tamper_attr"),
+        (
+            "tampered attribute, response signed",
+            "post=tamper_attr&sign=response",
+        ),
+        ("signatures stripped", "post=strip_signature"),
+        ("DOCTYPE", "post=doctype"),
+    ];
+    for (case, params) in cases {
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/", params).await;
+        assert!(
+            acs.status.is_client_error(),
+            "{case}: {} {}",
+            acs.status,
+            acs.text()
+        );
+        let me = b.get("http://gate.test/_auth/userinfo").await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{case}: not signed in");
+    }
+    assert!(
+        !env.up.requests().iter().any(|r| r
+            .headers
+            .get("x-forwarded-user")
+            .is_some_and(|v| v == "victim@example.com")),
+        "the forged user never reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn nameid_comment_injection_keeps_the_whole_signed_value() {
+    let env = Env::start("").await;
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=evil&post=comment_nameid").await;
+    if acs.status == StatusCode::SEE_OTHER {
+        let info = userinfo(&mut b).await;
+        assert_eq!(info["sub"], "user@evil.com.example.com", "{info}");
+    } else {
+        assert!(acs.status.is_client_error(), "{}", acs.text());
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_response_is_refused() {
+    let env = Env::start("").await;
+    let mut b = env.browser();
+    // Follow the flow up to the IdP's form, then keep a copy of the
+    // browser (cookies included), as someone who captured both would.
+    let start = "http://gate.test/";
+    let first = b.get(start).await;
+    let _ = first;
+    let to_idp = b.get("http://gate.test/_auth/saml/login?rd=%2Fa").await;
+    let idp_url = to_idp.location().expect("location");
+    let form = b.get(&format!("{idp_url}&user=alice")).await;
+    let mut thief = b.clone();
+    let ok = b.submit_form(&form).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    assert_eq!(ok.location().as_deref(), Some("/a"));
+    let again = thief.submit_form(&form).await;
+    refused(&again, StatusCode::FORBIDDEN, "already used", "replay");
+}
+
+#[tokio::test]
+async fn idp_initiated_sign_in_only_when_enabled() {
+    let off = Env::start("").await;
+    let sp = "http://gate.test/_auth/saml/metadata";
+    let mut b = off.browser();
+    let form = b
+        .get(&format!(
+            "{}/idp-initiated?sp={}&relay=%2Fprojects&user=alice",
+            off.idp.base,
+            support::enc(sp)
+        ))
+        .await;
+    let acs = b.submit_form(&form).await;
+    refused(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "not started from this browser",
+        "idp-initiated off",
+    );
+
+    let on = Env::start("allow_idp_initiated = true").await;
+    let mut b = on.browser();
+    let form = b
+        .get(&format!(
+            "{}/idp-initiated?sp={}&relay=%2Fprojects&user=alice",
+            on.idp.base,
+            support::enc(sp)
+        ))
+        .await;
+    let acs = b.submit_form(&form).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(acs.location().as_deref(), Some("/projects"));
+    // RelayState leads only to paths on this host.
+    let mut b = on.browser();
+    let form = b
+        .get(&format!(
+            "{}/idp-initiated?sp={}&relay={}&user=alice",
+            on.idp.base,
+            support::enc(sp),
+            support::enc("https://evil.example/")
+        ))
+        .await;
+    let acs = b.submit_form(&form).await;
+    assert_eq!(acs.location().as_deref(), Some("/"));
+    // Enabled IdP-initiated SSO still refuses an InResponseTo naming a
+    // request this browser never started.
+    let mut b = on.browser();
+    let acs = sso(&mut b, "/", "pre=irt&irt=_0123456789abcdef0123456789abcdef").await;
+    refused(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "not started from this browser",
+        "unknown request",
+    );
+}
+
+#[tokio::test]
+async fn rollover_certificates_are_accepted_and_a_file_without_one_is_a_start_up_error() {
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("idp.xml");
+    std::fs::write(&path, idp.metadata("rollover").await).expect("write");
+    let env = Env::start_with(idp, "").await;
+    // The gate above reads the URL; one reading the rollover file works too.
+    let keys = Keys::new();
+    let up = Upstream::start().await;
+    let text = config_text(
+        &keys,
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\n{MAPPING}",
+            path.display()
+        ),
+    );
+    let gate = Gate::start_with(keys, text, vec![]).await;
+    let mut b = Browser::new(gate.addr);
+    let acs = sso(&mut b, "/", "user=alice&key=old").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    // The URL-configured gate lists only the current key.
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice&key=old").await;
+    refused(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "refresh the IdP metadata",
+        "old key",
+    );
+
+    let nocert = dir.path().join("nocert.xml");
+    std::fs::write(&nocert, env.idp.metadata("nocert").await).expect("write");
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\n",
+            nocert.display()
+        ),
+    );
+    let err = authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    })
+    .expect_err("no signing certificate");
+    let msg = err.to_string();
+    assert!(msg.contains("saml.idp_metadata_file"), "{msg}");
+    assert!(msg.contains("no signing certificate"), "{msg}");
+}
+
+#[tokio::test]
+async fn sp_metadata_names_entity_acs_and_advertises_no_encryption_key() {
+    let env = Env::start("").await;
+    let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await;
+    let xml = md.text();
+    assert!(
+        xml.contains("entityID=\"http://gate.test/_auth/saml/metadata\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("Location=\"http://gate.test/_auth/saml/acs\""),
+        "{xml}"
+    );
+    assert!(xml.contains("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"));
+    assert!(xml.contains("nameid-format:emailAddress"));
+    assert!(!xml.contains("use=\"encryption\""), "{xml}");
+    assert!(!xml.contains("SingleLogoutService"), "{xml}");
+    assert_eq!(md.headers["content-type"], "application/samlmetadata+xml");
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_posts_are_refused_with_a_page() {
+    let env = Env::start("").await;
+    let mut b = env.browser();
+    let big = "A".repeat(300 * 1024);
+    let p = b
+        .send(
+            "POST",
+            "http://gate.test/_auth/saml/acs",
+            Some(&[("SAMLResponse", big.as_str())]),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", p.text());
+    let p = b
+        .send(
+            "POST",
+            "http://gate.test/_auth/saml/acs",
+            Some(&[("SAMLResponse", "%%%not base64")]),
+        )
+        .await;
+    refused(&p, StatusCode::BAD_REQUEST, "could not be read", "garbage");
+    let p = b
+        .send(
+            "POST",
+            "http://gate.test/_auth/saml/acs",
+            Some(&[("x", "y")]),
+        )
+        .await;
+    refused(
+        &p,
+        StatusCode::BAD_REQUEST,
+        "could not be read",
+        "no SAMLResponse",
+    );
+}
+
+#[tokio::test]
+async fn the_sso_admin_page_is_for_administrators_only() {
+    let env = Env::start("").await;
+    let mut admin = env.browser();
+    let acs = sso(&mut admin, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER);
+    let page = admin.get("http://gate.test/_auth/admin/sso").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    let entity = env.idp.entity_id();
+    for want in [
+        "http://gate.test/_auth/saml/acs",
+        "http://gate.test/_auth/saml/metadata",
+        "http://gate.test/_auth/saml/login",
+        "http://gate.test/_auth/logout",
+        entity.as_str(),
+        "test idp main",
+        "ls-administrators",
+        "Team A",
+    ] {
+        assert!(html.contains(want), "{want:?} missing: {html}");
+    }
+    let mut annotator = env.browser();
+    sso(&mut annotator, "/", "user=entra").await;
+    let page = annotator.get("http://gate.test/_auth/admin/sso").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let mut nobody = env.browser();
+    let page = nobody.get("http://gate.test/_auth/admin/sso").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn allowed_email_domains_are_enforced() {
+    let env = Env::start("allowed_email_domains = [\"example.com\"]").await;
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=outsider").await;
+    refused(&acs, StatusCode::FORBIDDEN, "other.org", "outsider");
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+}
