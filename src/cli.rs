@@ -42,6 +42,14 @@ pub enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Write a self-signed SAML SP key and certificate (to --saml-key and
+        /// --saml-cert) instead of an identity key.
+        #[arg(long)]
+        saml: bool,
+        #[arg(long, value_name = "PATH", default_value = "certs/saml-sp.key")]
+        saml_key: PathBuf,
+        #[arg(long, value_name = "PATH", default_value = "certs/saml-sp.crt")]
+        saml_cert: PathBuf,
     },
     /// Print which route-table rule decides METHOD PATH, and why.
     ExplainPolicy {

@@ -31,7 +31,14 @@ fn main() -> ExitCode {
             algorithm,
             session_secret,
             force,
-        } => match authgate::keygen(&path, &algorithm, session_secret.as_deref(), force) {
+            saml,
+            saml_key,
+            saml_cert,
+        } => match if saml {
+            authgate::saml::write_sp_pair(&saml_key, &saml_cert, "authgate SAML SP", force)
+        } else {
+            authgate::keygen(&path, &algorithm, session_secret.as_deref(), force)
+        } {
             Ok(msg) => {
                 println!("{msg}");
                 ExitCode::SUCCESS

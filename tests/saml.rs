@@ -610,3 +610,58 @@ async fn allowed_email_domains_are_enforced() {
     let acs = sso(&mut b, "/", "user=alice").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
 }
+
+#[tokio::test]
+async fn keygen_saml_pair_is_published_and_accepted_by_the_idp() {
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    assert!(
+        authgate::saml::write_sp_pair(&key, &cert, "x", false).is_err(),
+        "no silent overwrite"
+    );
+    // A key that does not belong to the certificate is a configuration error.
+    let (key2, cert2) = (dir.path().join("b.key"), dir.path().join("b.crt"));
+    authgate::saml::write_sp_pair(&key2, &cert2, "other", false).expect("keygen");
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        "http://127.0.0.1:1",
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n",
+            idp.metadata_url(),
+            key2.display(),
+            cert.display()
+        ),
+    );
+    let err = authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    })
+    .expect_err("mismatched pair");
+    assert!(err.to_string().contains("saml.sp_key"), "{err}");
+
+    let env = Env::start_with(
+        idp,
+        &format!(
+            "sp_key = \"{}\"\nsp_cert = \"{}\"",
+            key.display(),
+            cert.display()
+        ),
+    )
+    .await;
+    let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await.text();
+    let pem = std::fs::read_to_string(&cert).expect("cert");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(md.contains("use=\"signing\""), "{md}");
+    assert!(md.contains(&b64), "the SP certificate is in the metadata");
+    assert!(!md.contains("use=\"encryption\""));
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let ready = get(&env.gate.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["saml_metadata"], "loaded", "{ready}");
+}

@@ -161,7 +161,10 @@ fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Re
         username_label: l.directory.login_label(),
         error: v.error,
     };
-    let mut r = error::html(v.status, pages::login(&form));
+    let mut r = error::html(
+        v.status,
+        super::saml::with_sso(state, v.rd, pages::login(&form)),
+    );
     if let Some(c) = set_cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
     }

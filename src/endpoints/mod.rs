@@ -83,6 +83,12 @@ async fn readyz(state: &State) -> Response<Body> {
     // The directory is reported, not gating: signed-in users keep working
     // while it is down, so the pod must stay in rotation. Cached (no bind
     // per probe).
+    if let Some(sso) = &state.saml {
+        body["checks"]["saml_metadata"] = serde_json::Value::from(match sso.status().last_error {
+            None => "loaded".to_string(),
+            Some(e) => format!("last good copy in use; last refresh failed: {e}"),
+        });
+    }
     if let Some(l) = &state.ldap {
         let up = l.directory.reachable().await;
         body["checks"]["ldap"] =

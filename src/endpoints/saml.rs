@@ -397,3 +397,17 @@ async fn admin(
         pages::frame("Single sign-on", &b),
     ))
 }
+
+/// Puts the "Sign in with SSO" block above the directory form of the LDAP
+/// login page (unchanged when SAML is off).
+pub fn with_sso(state: &State, rd: &str, page: String) -> String {
+    let block = sso_block(state, rd);
+    if block.is_empty() {
+        return page;
+    }
+    page.replacen(
+        "<h1>Sign in</h1>",
+        &format!("<h1>Sign in</h1>{block}<hr>"),
+        1,
+    )
+}

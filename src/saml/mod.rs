@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::config::saml::{MetadataSource, Saml as Settings};
-use crate::identity::Principal;
 
 pub use metadata::IdpMetadata;
 pub use replay::{MemoryReplayCache, ReplayCache};
@@ -342,11 +341,6 @@ impl Sso {
     pub fn sp_metadata(&self) -> String {
         request::sp_metadata(&self.settings)
     }
-
-    /// Turns a verified assertion's user into a [`Principal`].
-    pub fn principal(&self, v: &Verified) -> Principal {
-        v.principal.clone()
-    }
 }
 
 pub(crate) fn unix(t: SystemTime) -> u64 {
@@ -358,4 +352,78 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
 /// The allowed skew as a chrono duration.
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::seconds(90))
+}
+
+/// A new SP key pair for `authgate keygen --saml`: an RSA-3072 key
+/// (PKCS#8 PEM) and a self-signed SHA-256 certificate valid ten years
+/// (PEM), as IdPs expect for SP metadata.
+pub fn generate_sp_pair(common_name: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let fail = |e: openssl::error::ErrorStack| format!("key generation failed: {e}");
+    let pkey = PKey::from_rsa(Rsa::generate(3072).map_err(fail)?).map_err(fail)?;
+    let mut name = X509NameBuilder::new().map_err(fail)?;
+    name.append_entry_by_text("CN", common_name).map_err(fail)?;
+    let name = name.build();
+    let mut serial = BigNum::new().map_err(fail)?;
+    serial
+        .rand(127, MsbOption::MAYBE_ZERO, false)
+        .map_err(fail)?;
+    let mut b = X509Builder::new().map_err(fail)?;
+    b.set_version(2).map_err(fail)?;
+    let serial = serial.to_asn1_integer().map_err(fail)?;
+    b.set_serial_number(&serial).map_err(fail)?;
+    b.set_subject_name(&name).map_err(fail)?;
+    b.set_issuer_name(&name).map_err(fail)?;
+    b.set_pubkey(&pkey).map_err(fail)?;
+    let (not_before, not_after) = (
+        Asn1Time::days_from_now(0).map_err(fail)?,
+        Asn1Time::days_from_now(3650).map_err(fail)?,
+    );
+    b.set_not_before(&not_before).map_err(fail)?;
+    b.set_not_after(&not_after).map_err(fail)?;
+    b.sign(&pkey, MessageDigest::sha256()).map_err(fail)?;
+    let key = pkey.private_key_to_pem_pkcs8().map_err(fail)?;
+    let cert = b.build().to_pem().map_err(fail)?;
+    Ok((key, cert))
+}
+
+/// Writes [`generate_sp_pair`] to `key_path` (mode 0600) and `cert_path`.
+pub fn write_sp_pair(
+    key_path: &std::path::Path,
+    cert_path: &std::path::Path,
+    common_name: &str,
+    force: bool,
+) -> Result<String, String> {
+    for p in [key_path, cert_path] {
+        if p.exists() && !force {
+            return Err(format!("{} exists; pass --force to overwrite", p.display()));
+        }
+    }
+    let (key, cert) = generate_sp_pair(common_name)?;
+    for p in [key_path, cert_path] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write as _;
+    opts.open(key_path)
+        .and_then(|mut f| f.write_all(&key))
+        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    std::fs::write(cert_path, &cert)
+        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    Ok(format!(
+        "wrote SAML SP key to {} and self-signed certificate to {}\nset saml.sp_key and saml.sp_cert to them; the certificate appears in /_auth/saml/metadata",
+        key_path.display(),
+        cert_path.display()
+    ))
 }
