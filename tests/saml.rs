@@ -374,12 +374,12 @@ async fn nameid_comment_injection_keeps_the_whole_signed_value() {
     let env = Env::start("").await;
     let mut b = env.browser();
     let acs = sso(&mut b, "/", "user=evil&post=comment_nameid").await;
-    if acs.status == StatusCode::SEE_OTHER {
-        let info = userinfo(&mut b).await;
-        assert_eq!(info["sub"], "user@evil.com.example.com", "{info}");
-    } else {
-        assert!(acs.status.is_client_error(), "{}", acs.text());
-    }
+    // The signature still verifies (exclusive c14n drops comments); the
+    // subject is the whole signed text, never the part before the comment.
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let info = userinfo(&mut b).await;
+    assert_eq!(info["sub"], "user@evil.com.example.com", "{info}");
+    assert_eq!(info["email"], "user@evil.com.example.com", "{info}");
 }
 
 #[tokio::test]
@@ -664,4 +664,27 @@ async fn keygen_saml_pair_is_published_and_accepted_by_the_idp() {
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
     let ready = get(&env.gate.url("/_auth/readyz"), &[]).await.json();
     assert_eq!(ready["checks"]["saml_metadata"], "loaded", "{ready}");
+}
+
+#[tokio::test]
+async fn a_failed_metadata_refresh_keeps_the_last_good_copy() {
+    let Env { idp, up: _up, gate } = Env::start("").await;
+    let sso = gate.state.saml.clone().expect("saml on");
+    sso.refresh().await.expect("refresh while the IdP is up");
+    assert!(sso.status().last_error.is_none());
+    drop(idp); // the IdP (and its metadata URL) goes away
+    assert!(sso.refresh().await.is_err());
+    let status = sso.status();
+    assert!(status.last_error.is_some(), "{status:?}");
+    assert!(status.loaded_at.is_some());
+    // Still serving with the last good metadata.
+    let login = get(&gate.url("/_auth/saml/login"), &[]).await;
+    assert_eq!(login.status, StatusCode::FOUND);
+    let ready = get(&gate.url("/_auth/readyz"), &[]).await.json();
+    assert!(
+        ready["checks"]["saml_metadata"]
+            .as_str()
+            .is_some_and(|s| s.contains("last good copy")),
+        "{ready}"
+    );
 }
