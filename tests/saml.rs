@@ -688,3 +688,41 @@ async fn a_failed_metadata_refresh_keeps_the_last_good_copy() {
         "{ready}"
     );
 }
+
+#[tokio::test]
+async fn the_request_state_cookie_survives_the_idps_cross_site_post_on_https() {
+    let idp = Idp::start().await;
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        "http://127.0.0.1:1",
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n",
+            idp.metadata_url()
+        ),
+    )
+    .replace(
+        "public_url = \"http://gate.test\"",
+        "public_url = \"https://gate.test\"",
+    );
+    let gate = Gate::start_with(keys, text, vec![]).await;
+    let r = get(&gate.url("/_auth/saml/login?rd=%2Fx"), &[]).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let c = r.headers["set-cookie"].to_str().expect("ascii");
+    assert!(c.starts_with("__Host-authgate-saml="), "{c}");
+    for attr in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=None",
+        "Path=/",
+        "Max-Age=600",
+    ] {
+        assert!(c.contains(attr), "{attr} missing: {c}");
+    }
+    let location = r.headers["location"].to_str().expect("ascii");
+    assert!(
+        location.starts_with(&format!("{}/sso/redirect?SAMLRequest=", idp.base)),
+        "{location}"
+    );
+    assert!(location.contains("RelayState=%2Fx"), "{location}");
+}
