@@ -726,3 +726,28 @@ async fn the_request_state_cookie_survives_the_idps_cross_site_post_on_https() {
     );
     assert!(location.contains("RelayState=%2Fx"), "{location}");
 }
+
+#[tokio::test]
+async fn with_ldap_on_too_the_login_page_offers_sso_above_the_directory_form() {
+    let idp = Idp::start().await;
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        "http://127.0.0.1:1",
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:1\"\nuser_dn_template = \"uid=%(user)s,ou=users,dc=example,dc=com\"\n",
+            idp.metadata_url()
+        ),
+    );
+    let gate = Gate::start_with(keys, text, vec![]).await;
+    let page = get(
+        &gate.url("/_auth/login?rd=%2Fp"),
+        &[("accept", "text/html")],
+    )
+    .await;
+    let html = page.text();
+    assert!(html.contains("Sign in with SSO"), "{html}");
+    assert!(html.contains("/_auth/saml/login?rd=%2Fp"), "{html}");
+    assert!(html.contains("name=\"password\""), "{html}");
+    assert!(html.find("Sign in with SSO") < html.find("name=\"password\""));
+}
