@@ -280,7 +280,7 @@ pub fn check(
             }
         },
     };
-    if sp_cert_der.is_some() != sp_key_pem.is_some() && !raw.sp_cert.trim().is_empty() {
+    if raw.sp_key.trim().is_empty() != raw.sp_cert.trim().is_empty() {
         fail(
             "saml.sp_key",
             "saml.sp_key and saml.sp_cert must be set together".into(),
@@ -410,4 +410,103 @@ fn is_loopback(host: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(edit: impl FnOnce(&mut raw::Saml)) -> Vec<String> {
+        let mut r = raw::Saml {
+            enabled: true,
+            idp_metadata_url: "https://idp.example.com/metadata".into(),
+            ..Default::default()
+        };
+        edit(&mut r);
+        let mut out = Vec::new();
+        check(&r, "https://sp.example.com", "/_auth", &mut |k, m| {
+            out.push(format!("{k}: {m}"))
+        });
+        out
+    }
+
+    #[test]
+    fn defaults_derive_the_urls() {
+        let r = raw::Saml {
+            enabled: true,
+            idp_metadata_url: "http://127.0.0.1:9/md".into(),
+            ..Default::default()
+        };
+        let s = check(&r, "https://sp.example.com", "/_auth", &mut |k, m| {
+            panic!("{k}: {m}")
+        })
+        .expect("on");
+        assert_eq!(s.entity_id, "https://sp.example.com/_auth/saml/metadata");
+        assert_eq!(s.acs_url, "https://sp.example.com/_auth/saml/acs");
+        assert_eq!(s.clock_skew, Duration::from_secs(90));
+        assert!(!s
+            .allowed_signature_algorithms
+            .contains(&SignatureAlgorithm::RsaSha1));
+        assert_eq!(s.attributes.email[0], "Email");
+        assert!(check(&raw::Saml::default(), "x", "/_auth", &mut |_, _| {}).is_none());
+    }
+
+    type Edit = Box<dyn FnOnce(&mut raw::Saml)>;
+
+    #[test]
+    fn every_mistake_names_its_key() {
+        let table: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|r| r.idp_metadata_url.clear()),
+                "saml.idp_metadata_file",
+            ),
+            (
+                Box::new(|r| r.idp_metadata_file = "/x.xml".into()),
+                "saml.idp_metadata_file",
+            ),
+            (
+                Box::new(|r| r.idp_metadata_url = "http://idp.example.com/md".into()),
+                "saml.idp_metadata_url",
+            ),
+            (
+                Box::new(|r| r.idp_metadata_url = "not a url".into()),
+                "saml.idp_metadata_url",
+            ),
+            (
+                Box::new(|r| r.allowed_signature_algorithms = vec!["md5".into()]),
+                "saml.allowed_signature_algorithms.0",
+            ),
+            (
+                Box::new(|r| r.allowed_signature_algorithms.clear()),
+                "saml.allowed_signature_algorithms",
+            ),
+            (
+                Box::new(|r| r.sp_key = "/nonexistent.key".into()),
+                "saml.sp_key",
+            ),
+            (Box::new(|r| r.clock_skew = "1h".into()), "saml.clock_skew"),
+            (
+                Box::new(|r| r.clock_skew = "soon".into()),
+                "saml.clock_skew",
+            ),
+            (Box::new(|r| r.attr_email.clear()), "saml.attr_email"),
+            (
+                Box::new(|r| r.allowed_email_domains = vec!["a@b".into()]),
+                "saml.allowed_email_domains.0",
+            ),
+            (
+                Box::new(|r| r.name_id_format = "weird".into()),
+                "saml.name_id_format",
+            ),
+        ];
+        for (edit, key) in table {
+            let p = problems(edit);
+            assert!(
+                p.iter().any(|m| m.starts_with(&format!("{key}:"))),
+                "{key}: {p:?}"
+            );
+        }
+        assert!(problems(|_| {}).is_empty());
+        assert!(problems(|r| r.allowed_signature_algorithms.push("rsa-sha1".into())).is_empty());
+    }
 }
