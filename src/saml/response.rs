@@ -194,10 +194,13 @@ pub fn verify(
     } else {
         samael::crypto::ReduceMode::default()
     };
-    let assertion = loaded
+    let result = loaded
         .sp
-        .parse_xml_response_with_mode(&xml, Some(&ids), mode)
-        .map_err(|e| from_samael(e, loaded, settings, &outer))?;
+        .parse_xml_response_with_mode(&xml, Some(&ids), mode);
+    // samael initialises libxmlsec1 on first use, which resets its error
+    // callback: install ours after that.
+    super::xmlsec_errors_to_tracing();
+    let assertion = result.map_err(|e| from_samael(e, loaded, settings, &outer))?;
 
     // AudienceRestriction is required (samael accepts its absence), and
     // every restriction must name us (SAML core §2.5.1.4).
