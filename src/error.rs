@@ -200,7 +200,9 @@ fn saml_status(e: &crate::saml::Error) -> StatusCode {
         | S::Replay(_)
         | S::MissingNameId
         | S::MissingEmail(_)
-        | S::EmailDomain(_) => StatusCode::FORBIDDEN,
+        | S::EmailDomain(_)
+        | S::Logout(_) => StatusCode::FORBIDDEN,
+        S::SloUnavailable => StatusCode::NOT_FOUND,
     }
 }
 
@@ -234,6 +236,8 @@ fn saml_message(e: &crate::saml::Error) -> String {
         S::Replay(_) => format!("This sign-in response was already used. {AGAIN}"),
         S::MissingEmail(attr) => format!("Your identity provider did not send your email address. An administrator must add the attribute {attr} to the SAML assertion."),
         S::EmailDomain(domain) => format!("Accounts of the domain {domain} cannot sign in here."),
+        S::Logout(_) => format!("The sign-out message from your identity provider was refused. {ADMIN}"),
+        S::SloUnavailable => "Single logout is not set up for this application.".into(),
     }
 }
 

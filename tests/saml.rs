@@ -751,3 +751,231 @@ async fn with_ldap_on_too_the_login_page_offers_sso_above_the_directory_form() {
     assert!(html.contains("name=\"password\""), "{html}");
     assert!(html.find("Sign in with SSO") < html.find("name=\"password\""));
 }
+
+/// A gate with an SP key pair (so it signs logout messages and advertises
+/// its SingleLogoutService); the directory holds the pair.
+async fn slo_env(extra: &str) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let env = Env::start_with(
+        Idp::start().await,
+        &format!(
+            "sp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}",
+            key.display(),
+            cert.display()
+        ),
+    )
+    .await;
+    (env, dir)
+}
+
+async fn signed_in(env: &Env, user: &str) -> Browser {
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", &format!("user={user}")).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    b
+}
+
+async fn is_signed_in(b: &mut Browser) -> bool {
+    let p = b.get("http://gate.test/_auth/userinfo").await;
+    p.status == StatusCode::OK
+}
+
+#[tokio::test]
+async fn sp_initiated_single_logout_round_trip() {
+    let (env, _dir) = slo_env("").await;
+    let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await.text();
+    assert!(
+        md.contains("SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"http://gate.test/_auth/saml/slo\""),
+        "{md}"
+    );
+    let mut b = signed_in(&env, "alice").await;
+    let mut copy = b.clone();
+    let out = b.get("http://gate.test/_auth/logout").await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.text());
+    let to_idp = out.location().expect("to the IdP");
+    assert!(
+        to_idp.starts_with(&format!("{}/slo/redirect?SAMLRequest=", env.idp.base)),
+        "{to_idp}"
+    );
+    assert!(
+        to_idp.contains(
+            "&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature="
+        ),
+        "{to_idp}"
+    );
+    // Revoked before the browser even reaches the IdP, copies included.
+    assert!(!is_signed_in(&mut b).await);
+    assert!(!is_signed_in(&mut copy).await);
+    // pysaml2 verifies our query signature, then answers.
+    let back = b.get(&to_idp).await;
+    assert_eq!(back.status, StatusCode::FOUND, "IdP: {}", back.text());
+    let back_url = back.location().expect("back to the SP");
+    assert!(
+        back_url.starts_with("http://gate.test/_auth/saml/slo?SAMLResponse="),
+        "{back_url}"
+    );
+    let done = b.get(&back_url).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert!(
+        done.text().contains("You are signed out"),
+        "{}",
+        done.text()
+    );
+    assert!(!done.text().contains("still be signed in"));
+    // The answer is single use.
+    let again = b.get(&back_url).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.text());
+
+    // A LogoutResponse signed by a key the metadata does not list.
+    let mut b = signed_in(&env, "alice").await;
+    let to_idp = b
+        .get("http://gate.test/_auth/logout")
+        .await
+        .location()
+        .expect("to the IdP");
+    let back = b.get(&format!("{to_idp}&respond_key=other")).await;
+    let forged = b.get(&back.location().expect("back")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text());
+    // And one with no signature at all.
+    let mut b = signed_in(&env, "alice").await;
+    let to_idp = b
+        .get("http://gate.test/_auth/logout")
+        .await
+        .location()
+        .expect("to the IdP");
+    let back = b.get(&format!("{to_idp}&respond_key=none")).await;
+    let unsigned = b.get(&back.location().expect("back")).await;
+    assert_eq!(
+        unsigned.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        unsigned.text()
+    );
+    assert!(
+        !is_signed_in(&mut b).await,
+        "signed out locally all the same"
+    );
+
+    // A LogoutRequest the IdP did not get signed is refused by it (the
+    // fixture's check works): strip our signature.
+    let mut b = signed_in(&env, "alice").await;
+    let to_idp = b
+        .get("http://gate.test/_auth/logout")
+        .await
+        .location()
+        .expect("to the IdP");
+    let stripped = to_idp.split("&SigAlg=").next().expect("head").to_string();
+    let refused = b.get(&stripped).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+}
+
+/// Follows an IdP-initiated logout through `b` (redirect or post binding)
+/// and returns the IdP's final page (its reading of our LogoutResponse),
+/// or the gate's answer when the gate refused.
+async fn idp_logout(env: &Env, b: &mut Browser, params: &str) -> Page {
+    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let start = b
+        .get(&format!("{}/idp-logout?sp={sp}&{params}", env.idp.base))
+        .await;
+    let at_gate = if start.status == StatusCode::OK {
+        b.submit_form(&start).await
+    } else {
+        assert_eq!(start.status, StatusCode::FOUND, "{}", start.text());
+        b.get(&start.location().expect("to the SP")).await
+    };
+    if at_gate.status != StatusCode::FOUND {
+        return at_gate;
+    }
+    let to_idp = at_gate.location().expect("to the IdP");
+    assert!(to_idp.starts_with(&env.idp.base), "{to_idp}");
+    b.get(&to_idp).await
+}
+
+#[tokio::test]
+async fn idp_initiated_logout_kills_every_session_of_the_user() {
+    let (env, _dir) = slo_env("").await;
+    for binding in ["redirect", "post"] {
+        let mut first = signed_in(&env, "alice").await;
+        let mut other_client = signed_in(&env, "alice").await;
+        let mut bystander = signed_in(&env, "okta").await;
+        let idp = idp_logout(
+            &env,
+            &mut first,
+            &format!("user=alice&binding={binding}&relay=r1"),
+        )
+        .await;
+        let text = idp.text();
+        assert_eq!(idp.status, StatusCode::OK, "{binding}: {text}");
+        assert!(text.contains("verified=True"), "{binding}: {text}");
+        assert!(text.contains("status:Success"), "{binding}: {text}");
+        assert!(text.contains("relay=r1"), "{binding}: {text}");
+        assert!(!is_signed_in(&mut first).await, "{binding}");
+        assert!(
+            !is_signed_in(&mut other_client).await,
+            "{binding}: the other client's session is revoked server-side"
+        );
+        assert!(is_signed_in(&mut bystander).await, "{binding}");
+    }
+    // By NameID alone (no SessionIndex): every session of the user.
+    let mut a = signed_in(&env, "entra").await;
+    let mut b = env.browser();
+    let idp = idp_logout(&env, &mut b, "user=entra&index=none").await;
+    assert!(idp.text().contains("status:Success"), "{}", idp.text());
+    assert!(!is_signed_in(&mut a).await);
+}
+
+#[tokio::test]
+async fn bad_or_unknown_logout_requests_kill_nothing() {
+    let (env, _dir) = slo_env("").await;
+    let mut alice = signed_in(&env, "alice").await;
+    let cases = [
+        ("unsigned, redirect", "user=alice&key=none"),
+        ("unsigned, post", "user=alice&key=none&binding=post"),
+        ("another key, redirect", "user=alice&key=other"),
+        ("another key, post", "user=alice&key=other&binding=post"),
+    ];
+    for (case, params) in cases {
+        let mut b = env.browser();
+        let got = idp_logout(&env, &mut b, params).await;
+        assert_eq!(got.status, StatusCode::FORBIDDEN, "{case}: {}", got.text());
+        assert!(is_signed_in(&mut alice).await, "{case}: alice survives");
+    }
+    // A SessionIndex the user's sessions do not have.
+    let mut b = env.browser();
+    let got = idp_logout(&env, &mut b, "user=alice&index=bogus").await;
+    assert!(got.text().contains("status:Success"), "{}", got.text());
+    assert!(
+        is_signed_in(&mut alice).await,
+        "bogus index: alice survives"
+    );
+    // An unknown NameID: answered with Success, nobody signed out.
+    let mut b = env.browser();
+    let got = idp_logout(&env, &mut b, "user=alice&nameid=nobody%40example.com").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(got.text().contains("verified=True"), "{}", got.text());
+    assert!(got.text().contains("status:Success"), "{}", got.text());
+    assert!(
+        is_signed_in(&mut alice).await,
+        "unknown NameID: alice survives"
+    );
+    // A replayed LogoutRequest is refused.
+    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let mut b = env.browser();
+    let start = b
+        .get(&format!("{}/idp-logout?sp={sp}&user=okta", env.idp.base))
+        .await;
+    let url = start.location().expect("to the SP");
+    assert_eq!(b.get(&url).await.status, StatusCode::FOUND);
+    assert_eq!(b.get(&url).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn without_an_sp_key_logout_stays_local_and_slo_is_not_advertised() {
+    let env = Env::start("").await;
+    let mut b = signed_in(&env, "alice").await;
+    let out = b.get("http://gate.test/_auth/logout").await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text());
+    assert!(!is_signed_in(&mut b).await);
+}

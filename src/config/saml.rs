@@ -60,6 +60,8 @@ pub struct Saml {
     pub metadata_url: String,
     /// `{public_url}{prefix}/logout`
     pub logout_url: String,
+    /// Our SingleLogoutService (`{prefix}/saml/slo`).
+    pub slo_url: String,
     /// DER of the SP certificate advertised in our metadata, if configured.
     pub sp_cert_der: Option<Vec<u8>>,
     /// PEM of the SP private key (kept for signed requests later; never logged).
@@ -392,6 +394,7 @@ pub fn check(
         login_url: format!("{base}/saml/login"),
         metadata_url: format!("{base}/saml/metadata"),
         logout_url: format!("{base}/logout"),
+        slo_url: format!("{base}/saml/slo"),
         sp_cert_der,
         sp_key_pem,
         allowed_signature_algorithms: allowed,

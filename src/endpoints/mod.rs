@@ -41,7 +41,7 @@ pub async fn dispatch(
         "/login" if get && state.saml.is_some() && !state.config.ldap.enabled => {
             Ok(saml::login_page(state, &req))
         }
-        "/saml/login" | "/saml/acs" | "/saml/metadata" | "/admin/sso" => {
+        "/saml/login" | "/saml/acs" | "/saml/metadata" | "/saml/slo" | "/admin/sso" => {
             saml::dispatch(state, ctx, req, sub, user).await
         }
         "/login" if get => Ok(ldap_login::login_page(state, &req).await),
@@ -202,7 +202,15 @@ pub async fn logout(
     }
     .emit();
     let subject = id.map(|i| i.subject.as_str());
-    let mut r = if ctx.wants_html || req.method() == Method::GET {
+    let browser = ctx.wants_html || req.method() == Method::GET;
+    // A SAML session continues to the IdP's Single Logout.
+    let to_idp = match &session {
+        Some(s) if browser => saml::continue_to_idp(state, s),
+        _ => None,
+    };
+    let mut r = if let Some(r) = to_idp {
+        r
+    } else if browser {
         error::html(
             StatusCode::OK,
             pages::frame(

@@ -1,6 +1,12 @@
 //! SAML endpoints: `{prefix}/saml/login` (AuthnRequest, HTTP-Redirect),
 //! `{prefix}/saml/acs` (Response, HTTP-POST), `{prefix}/saml/metadata`,
-//! and the operator page `{prefix}/admin/sso`.
+//! `{prefix}/saml/slo` (Single Logout: the IdP's LogoutRequest, by
+//! HTTP-Redirect or HTTP-POST, and its LogoutResponse to ours), and the
+//! operator page `{prefix}/admin/sso`.
+//!
+//! A LogoutRequest we send is remembered in another short-lived sealed
+//! cookie (`<session cookie>-slo`), so only the answer to a logout this
+//! browser started is taken.
 //!
 //! The requests a browser started are kept in a short-lived sealed cookie
 //! (`<session cookie>-saml`: request ID, return path, time), so the ACS
@@ -35,6 +41,8 @@ const STATE_TTL: Duration = Duration::from_secs(600);
 const STATE_MAX: usize = 4;
 /// Marks a sealed value as SAML request state (never a session id).
 const STATE_TAG: &str = "saml-state:";
+/// Marks a sealed value as pending logout requests.
+const SLO_TAG: &str = "saml-logout:";
 /// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
 const RELAY_STATE_MAX: usize = 80;
 
@@ -62,6 +70,7 @@ pub async fn dispatch(
         "/saml/login" if get => login(state, &sso, &req),
         "/saml/metadata" if get => Ok(metadata(&sso)),
         "/saml/acs" if m == Method::POST => acs(state, &sso, ctx, req).await,
+        "/saml/slo" if get || m == Method::POST => slo(state, &sso, ctx, req).await,
         _ => Err(Error::MethodNotAllowed),
     }
 }
@@ -410,4 +419,268 @@ pub fn with_sso(state: &State, rd: &str, page: String) -> String {
         &format!("<h1>Sign in</h1>{block}<hr>"),
         1,
     )
+}
+
+/// After `/_auth/logout` revoked a SAML session: the 302 to the IdP's
+/// SingleLogoutService with our signed LogoutRequest (None when SLO is not
+/// set up, or the session is not a SAML one: the local sign-out stands).
+pub fn continue_to_idp(state: &State, session: &Session) -> Option<Response<Body>> {
+    let sso = state.saml.as_ref()?;
+    let id = &session.identity;
+    if id.method != crate::identity::Method::Saml || !sso.slo_available() {
+        return None;
+    }
+    let (request_id, url) = match sso.logout_request(&id.subject, id.session_index.as_deref(), "") {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(reason = %e, "single logout: the LogoutRequest could not be built; signed out locally only");
+            return None;
+        }
+    };
+    let location = HeaderValue::from_str(&url).ok()?;
+    let now = saml_now();
+    let mut r = Response::new(full(""));
+    *r.status_mut() = StatusCode::FOUND;
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.append(header::SET_COOKIE, slo_cookie(state, &[(request_id, now)]));
+    Some(r)
+}
+
+/// `{prefix}/saml/slo`: a LogoutResponse to our LogoutRequest (GET), or a
+/// LogoutRequest from the IdP (GET: HTTP-Redirect, POST: HTTP-POST).
+async fn slo(
+    state: &State,
+    sso: &Sso,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let page_ctx = RequestCtx {
+        id: ctx.id.clone(),
+        start: ctx.start,
+        method: ctx.method.clone(),
+        wants_html: true,
+        prefix: ctx.prefix.clone(),
+        client: ctx.client,
+    };
+    let refuse = |e: saml::Error| {
+        let e = Error::Saml(e);
+        tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %cause(&e), "SAML logout message refused");
+        error::respond(&e, &page_ctx)
+    };
+    let headers = req.headers().clone();
+    if req.method() == Method::POST {
+        let body = match crate::proxy::read_body(req.into_body(), saml::MAX_BODY).await {
+            Ok(b) => b,
+            Err(e) => return Ok(error::respond(&e, &page_ctx)),
+        };
+        let Some(request) = form_value(&body, "SAMLRequest") else {
+            return Ok(refuse(saml::Error::MissingResponse));
+        };
+        let relay = form_value(&body, "RelayState");
+        let message = saml::IdpMessage::Post {
+            saml_request: &request,
+            relay: relay.as_deref(),
+        };
+        return Ok(idp_logout(state, sso, ctx, &headers, message, &page_ctx).await);
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let has = |k: &str| query.split('&').any(|p| p.split('=').next() == Some(k));
+    if has("SAMLRequest") {
+        let message = saml::IdpMessage::Redirect(&query);
+        return Ok(idp_logout(state, sso, ctx, &headers, message, &page_ctx).await);
+    }
+    if !has("SAMLResponse") {
+        return Ok(refuse(saml::Error::MissingResponse));
+    }
+    // The answer to our LogoutRequest: the session is already revoked;
+    // this only tells the user whether the IdP signed them out as well.
+    let now = saml_now();
+    let pending: Vec<String> = read_slo(state, &headers, now)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let mut r = match sso.logout_response(&query, &pending, SystemTime::now()) {
+        Ok(resp) if resp.status.as_deref() == Some(saml::logout::STATUS_SUCCESS) => {
+            signed_out_page(state, "")
+        }
+        Ok(resp) => {
+            let code = resp
+                .sub_status
+                .or(resp.status)
+                .unwrap_or_else(|| "(none)".into());
+            let short = code.rsplit(':').next().unwrap_or(&code).to_string();
+            tracing::warn!(request_id = %ctx.id, status = %code, "single logout: the IdP did not end its session");
+            signed_out_page(
+                state,
+                &format!(
+                    "<p>The identity provider answered {}: you may still be signed in there. Close the browser to end that session.</p>",
+                    escape(&short)
+                ),
+            )
+        }
+        Err(e) => refuse(e),
+    };
+    r.headers_mut()
+        .append(header::SET_COOKIE, slo_cookie(state, &[]));
+    Ok(r)
+}
+
+/// An IdP-initiated logout: every session of that NameID (and
+/// SessionIndex, when given) is revoked in the store, so a copied cookie
+/// stops working too, then the browser goes back to the IdP with our
+/// signed LogoutResponse.
+async fn idp_logout(
+    state: &State,
+    sso: &Sso,
+    ctx: &RequestCtx,
+    _headers: &HeaderMap,
+    message: saml::IdpMessage<'_>,
+    page_ctx: &RequestCtx,
+) -> Response<Body> {
+    let (req, relay) = match sso.idp_logout_request(message, SystemTime::now()).await {
+        Ok(x) => x,
+        Err(e) => {
+            let e = Error::Saml(e);
+            tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %cause(&e), "SAML LogoutRequest refused");
+            return error::respond(&e, page_ctx);
+        }
+    };
+    let mut revoked = 0;
+    let mut failed = false;
+    let indexes: Vec<Option<&str>> = if req.session_indexes.is_empty() {
+        vec![None]
+    } else {
+        req.session_indexes
+            .iter()
+            .map(|i| Some(i.as_str()))
+            .collect()
+    };
+    for index in indexes {
+        match state.sessions.revoke_subject(&req.name_id, index).await {
+            Ok(n) => revoked += n,
+            Err(e) => {
+                failed = true;
+                tracing::error!(request_id = %ctx.id, reason = %e, "single logout: the session store failed");
+            }
+        }
+    }
+    let path = format!("{}/saml/slo", state.config.server.prefix);
+    crate::telemetry::Audit {
+        event: "logout",
+        subject: Some(&req.name_id),
+        role: None,
+        method: ctx.method.as_str(),
+        path: &path,
+        client: ctx.client,
+        reason: if revoked > 0 {
+            "idp_logout"
+        } else {
+            "idp_logout_no_session"
+        },
+        request_id: Some(&ctx.id),
+    }
+    .emit();
+    // SAML core §3.7.3.2: Success when every session is gone; a store
+    // failure is the Responder's.
+    let status = if failed {
+        "urn:oasis:names:tc:SAML:2.0:status:Responder"
+    } else {
+        saml::logout::STATUS_SUCCESS
+    };
+    let mut r = match sso.logout_response_redirect(&req, relay.as_deref(), status) {
+        Ok(url) => match HeaderValue::from_str(&url) {
+            Ok(location) => {
+                let mut r = Response::new(full(""));
+                *r.status_mut() = StatusCode::FOUND;
+                r.headers_mut().insert(header::LOCATION, location);
+                r
+            }
+            Err(_) => signed_out_page(state, ""),
+        },
+        // No key or no IdP endpoint: the sessions are gone all the same.
+        Err(e) => {
+            tracing::warn!(request_id = %ctx.id, reason = %e, "single logout: no LogoutResponse sent");
+            signed_out_page(state, "")
+        }
+    };
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.append(header::SET_COOKIE, state.cookie.clear_header());
+    r
+}
+
+fn signed_out_page(state: &State, extra: &str) -> Response<Body> {
+    let mut r = error::html(
+        StatusCode::OK,
+        pages::frame(
+            "Signed out",
+            &format!(
+                "<h1>You are signed out</h1>{extra}<p><a class=\"button\" href=\"{}/login\">Sign in again</a></p>",
+                escape(&state.config.server.prefix)
+            ),
+        ),
+    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, state.cookie.clear_header());
+    r
+}
+
+fn slo_cookie_config(state: &State) -> CookieConfig {
+    CookieConfig {
+        name: format!("{}-slo", state.cookie.name),
+        secure: state.cookie.secure,
+    }
+}
+
+/// The pending LogoutRequests (ID, time) of this browser.
+fn read_slo(state: &State, headers: &HeaderMap, now: u64) -> Vec<(String, u64)> {
+    let cfg = slo_cookie_config(state);
+    for value in cfg.find_all(headers) {
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
+            continue;
+        };
+        let Some(json) = payload.strip_prefix(SLO_TAG) else {
+            continue;
+        };
+        let Ok(list) = serde_json::from_str::<Vec<(String, u64)>>(json) else {
+            continue;
+        };
+        return list
+            .into_iter()
+            .filter(|(_, t)| *t <= now && now - *t <= STATE_TTL.as_secs())
+            .collect();
+    }
+    Vec::new()
+}
+
+/// `Set-Cookie` for pending LogoutRequests (deletes it when none). Lax is
+/// enough: the IdP answers with a top-level GET redirect.
+fn slo_cookie(state: &State, entries: &[(String, u64)]) -> HeaderValue {
+    let cfg = slo_cookie_config(state);
+    let attrs = if cfg.secure {
+        "; Path=/; HttpOnly; Secure; SameSite=Lax"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    };
+    let header = if entries.is_empty() {
+        format!(
+            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}",
+            cfg.name
+        )
+    } else {
+        let json = serde_json::to_string(entries).unwrap_or_default();
+        let sealed = cookie::seal(&state.keys, &format!("{SLO_TAG}{json}"), saml_now());
+        format!(
+            "{}={sealed}; Max-Age={}{attrs}",
+            cfg.name,
+            STATE_TTL.as_secs()
+        )
+    };
+    let mut v = HeaderValue::from_str(&header)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"));
+    v.set_sensitive(true);
+    v
 }

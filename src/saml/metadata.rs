@@ -37,6 +37,8 @@ pub struct IdpMetadata {
     pub sso_redirect: String,
     /// SingleLogoutService (HTTP-Redirect), if the IdP has one.
     pub slo_redirect: Option<String>,
+    /// Where LogoutResponses go (its ResponseLocation, else Location).
+    pub slo_response_redirect: Option<String>,
 }
 
 /// Parses IdP metadata: an `EntityDescriptor`, or an `EntitiesDescriptor`
@@ -141,17 +143,24 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
         .find(|s| s.binding == REDIRECT_BINDING)
         .map(|s| s.location.clone())
         .ok_or(Error::MetadataNoRedirectSso)?;
-    let slo_redirect = idps
+    let slo = idps
         .iter()
         .flat_map(|d| &d.single_logout_services)
-        .find(|s| s.binding == REDIRECT_BINDING)
-        .map(|s| s.location.clone());
+        .find(|s| s.binding == REDIRECT_BINDING);
+    let slo_redirect = slo.map(|s| s.location.clone());
+    let slo_response_redirect = slo.map(|s| {
+        s.response_location
+            .clone()
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| s.location.clone())
+    });
     Ok(IdpMetadata {
         entity_id,
         descriptor,
         certs,
         sso_redirect,
         slo_redirect,
+        slo_response_redirect,
     })
 }
 

@@ -17,6 +17,7 @@
 //! signing certificate (samael would then skip verification).
 
 pub mod attributes;
+pub mod logout;
 pub mod metadata;
 pub mod replay;
 pub mod request;
@@ -201,6 +202,12 @@ pub enum Error {
     MissingEmail(String),
     #[error("the email domain {0:?} is not in saml.allowed_email_domains")]
     EmailDomain(String),
+
+    // --- single logout ---
+    #[error("single logout refused: {0}")]
+    Logout(String),
+    #[error("single logout needs saml.sp_key (to sign our messages) and an IdP SingleLogoutService with the HTTP-Redirect binding")]
+    SloUnavailable,
 }
 
 /// How the metadata was last loaded, for the operator page and readiness.
@@ -341,6 +348,196 @@ impl Sso {
     pub fn sp_metadata(&self) -> String {
         request::sp_metadata(&self.settings)
     }
+
+    /// Whether `/_auth/logout` continues to the IdP: an SP key to sign
+    /// with and an IdP SingleLogoutService (HTTP-Redirect).
+    pub fn slo_available(&self) -> bool {
+        let l = self.loaded();
+        l.sp_key.is_some() && l.idp.slo_redirect.is_some()
+    }
+
+    /// A signed LogoutRequest for a session ended here: its ID (to match
+    /// the IdP's LogoutResponse) and the IdP URL to send the browser to.
+    pub fn logout_request(
+        &self,
+        name_id: &str,
+        session_index: Option<&str>,
+        relay_state: &str,
+    ) -> Result<(String, String), Error> {
+        let l = self.loaded();
+        let (Some(key), Some(slo)) = (&l.sp_key, &l.idp.slo_redirect) else {
+            return Err(Error::SloUnavailable);
+        };
+        let id = request::new_request_id();
+        let xml = logout::logout_request_xml(
+            &id,
+            &self.settings.entity_id,
+            slo,
+            name_id,
+            self.settings.name_id_format.as_deref(),
+            session_index,
+            chrono::Utc::now(),
+        );
+        let url =
+            logout::signed_redirect(slo, logout::Kind::Request, &xml, Some(relay_state), key)?;
+        Ok((id, url))
+    }
+
+    /// Verifies the IdP's LogoutResponse (HTTP-Redirect, query signed)
+    /// to one of our `pending` LogoutRequests.
+    pub fn logout_response(
+        &self,
+        raw_query: &str,
+        pending: &[String],
+        now: SystemTime,
+    ) -> Result<logout::LogoutResponse, Error> {
+        let l = self.loaded();
+        let (xml, _relay) = logout::verify_redirect(
+            raw_query,
+            logout::Kind::Response,
+            &l.idp.certs,
+            &self.settings.allowed_signature_algorithms,
+        )?;
+        let r = logout::parse_response(&xml)?;
+        self.check_envelope(
+            &l,
+            r.issuer.as_deref(),
+            r.destination.as_deref(),
+            r.issue_instant.as_deref(),
+            now,
+        )?;
+        match r.in_response_to.as_deref() {
+            Some(id) if pending.iter().any(|p| p == id) => {}
+            other => return Err(Error::UnknownRequest(other.unwrap_or("(none)").to_string())),
+        }
+        Ok(r)
+    }
+
+    /// Verifies a LogoutRequest from the IdP: `Redirect` carries the raw
+    /// query string, `Post` the form's SAMLRequest. Each request is
+    /// accepted once (replay cache). Returns it with its RelayState.
+    pub async fn idp_logout_request(
+        &self,
+        message: IdpMessage<'_>,
+        now: SystemTime,
+    ) -> Result<(logout::LogoutRequest, Option<String>), Error> {
+        let l = self.loaded();
+        let algs = &self.settings.allowed_signature_algorithms;
+        let (xml, relay) = match message {
+            IdpMessage::Redirect(q) => {
+                logout::verify_redirect(q, logout::Kind::Request, &l.idp.certs, algs)?
+            }
+            IdpMessage::Post {
+                saml_request,
+                relay,
+            } => (
+                logout::verify_post(saml_request, &l.idp.certs, algs)?,
+                relay.map(str::to_string),
+            ),
+        };
+        let r = logout::parse_request(&xml)?;
+        self.check_envelope(
+            &l,
+            r.issuer.as_deref(),
+            r.destination.as_deref(),
+            r.issue_instant.as_deref(),
+            now,
+        )?;
+        let now_c = chrono::DateTime::<chrono::Utc>::from(now);
+        if let Some(t) = r.not_on_or_after.as_deref() {
+            let t = parse_instant(t)?;
+            if now_c >= t + chrono_duration(self.settings.clock_skew) {
+                return Err(Error::Expired(t.to_rfc3339()));
+            }
+        }
+        let until =
+            unix(now) + (response::MAX_RESPONSE_AGE + self.settings.clock_skew * 2).as_secs();
+        let key = format!("slo\u{1f}{}\u{1f}{}", l.idp.entity_id, r.id);
+        if !self.replay.first_use(&key, until, unix(now)).await? {
+            return Err(Error::Replay(r.id.clone()));
+        }
+        Ok((r, relay))
+    }
+
+    /// Our signed LogoutResponse to an IdP's LogoutRequest, as the URL
+    /// (HTTP-Redirect) to send the browser to.
+    pub fn logout_response_redirect(
+        &self,
+        req: &logout::LogoutRequest,
+        relay_state: Option<&str>,
+        status: &str,
+    ) -> Result<String, Error> {
+        let l = self.loaded();
+        let (Some(key), Some(to)) = (&l.sp_key, &l.idp.slo_response_redirect) else {
+            return Err(Error::SloUnavailable);
+        };
+        let xml = logout::logout_response_xml(
+            &request::new_request_id(),
+            &req.id,
+            &self.settings.entity_id,
+            to,
+            status,
+            chrono::Utc::now(),
+        );
+        logout::signed_redirect(to, logout::Kind::Response, &xml, relay_state, key)
+    }
+
+    /// Issuer (required, the IdP), Destination (when given, our SLO URL)
+    /// and IssueInstant (not in the future, not too old) of a logout
+    /// message.
+    fn check_envelope(
+        &self,
+        l: &response::Loaded,
+        issuer: Option<&str>,
+        destination: Option<&str>,
+        issue_instant: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        if issuer != Some(l.idp.entity_id.as_str()) {
+            return Err(Error::Issuer {
+                expected: l.idp.entity_id.clone(),
+                found: issuer.unwrap_or("(none)").to_string(),
+            });
+        }
+        if let Some(d) = destination {
+            if d != self.settings.slo_url {
+                return Err(Error::Logout(format!(
+                    "Destination {d:?} is not our SingleLogoutService {:?}",
+                    self.settings.slo_url
+                )));
+            }
+        }
+        let t = parse_instant(
+            issue_instant.ok_or_else(|| Error::Malformed("no IssueInstant".into()))?,
+        )?;
+        let now_c = chrono::DateTime::<chrono::Utc>::from(now);
+        let skew = chrono_duration(self.settings.clock_skew);
+        if t > now_c + skew {
+            return Err(Error::IssuedInFuture(t.to_rfc3339()));
+        }
+        if t + chrono_duration(response::MAX_RESPONSE_AGE) + skew < now_c {
+            return Err(Error::TooOld(t.to_rfc3339()));
+        }
+        Ok(())
+    }
+}
+
+/// How an IdP's LogoutRequest arrived.
+#[derive(Debug, Clone, Copy)]
+pub enum IdpMessage<'a> {
+    /// The raw (still URL-encoded) query string.
+    Redirect(&'a str),
+    /// The form fields.
+    Post {
+        saml_request: &'a str,
+        relay: Option<&'a str>,
+    },
+}
+
+fn parse_instant(t: &str) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    chrono::DateTime::parse_from_rfc3339(t.trim())
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|_| Error::Malformed(format!("{t:?} is not an xs:dateTime")))
 }
 
 pub(crate) fn unix(t: SystemTime) -> u64 {

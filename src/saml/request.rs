@@ -51,8 +51,9 @@ pub fn authn_redirect(
 
 /// Our SP metadata: entityID, the ACS (HTTP-POST), the NameID formats we
 /// take, and the SP signing certificate when configured. No encryption
-/// key is advertised (samael cannot decrypt what it would advertise), and
-/// no SLO endpoint until one exists.
+/// key is advertised (samael cannot decrypt what it would advertise); the
+/// SingleLogoutService only with an SP key (our logout messages are
+/// signed).
 pub fn sp_metadata(s: &Settings) -> String {
     let mut xml = String::with_capacity(2048);
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -66,6 +67,15 @@ pub fn sp_metadata(s: &Settings) -> String {
             "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n",
             base64::engine::general_purpose::STANDARD.encode(der)
         ));
+    }
+    // SLO works only when we can sign our LogoutRequests/Responses.
+    if s.sp_key_pem.is_some() {
+        for binding in ["HTTP-Redirect", "HTTP-POST"] {
+            xml.push_str(&format!(
+                "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:{binding}\" Location=\"{}\"/>\n",
+                xml_escape(&s.slo_url)
+            ));
+        }
     }
     let mut formats = vec![
         "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",

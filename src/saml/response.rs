@@ -59,6 +59,8 @@ pub struct Verified {
 pub struct Loaded {
     pub idp: IdpMetadata,
     pub sp: ServiceProvider,
+    /// The SP key (`saml.sp_key`), for signing logout messages.
+    pub sp_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
 }
 
 impl Loaded {
@@ -88,7 +90,14 @@ impl Loaded {
             Ok(Some(c)) if !c.is_empty() => {}
             _ => return Err(Error::MetadataNoSigningCertificate),
         }
-        Ok(Loaded { idp, sp })
+        let sp_key = match &settings.sp_key_pem {
+            Some(pem) => Some(
+                openssl::pkey::PKey::private_key_from_pem(pem.expose())
+                    .map_err(|e| Error::Build(format!("saml.sp_key: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Loaded { idp, sp, sp_key })
     }
 }
 

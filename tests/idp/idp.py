@@ -16,6 +16,20 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
                                    with an auto-posting form (HTTP-POST)
   GET  /idp-initiated?sp=..&relay=..&user=..&...
                                    unsolicited response (no InResponseTo)
+  GET  /slo/redirect?SAMLRequest=..  Single Logout from the SP: pysaml2 parses
+                                   the LogoutRequest, the query signature is
+                                   checked with pysaml2's verifier against the
+                                   SP metadata certificate (403 if unsigned or
+                                   wrong), then 302 back with a LogoutResponse
+                                   (query-signed with key=main, or
+                                   respond_key=other|none)
+  GET  /slo/redirect?SAMLResponse=..  the SP's answer to our LogoutRequest:
+                                   "SLO-RESPONSE verified=.. status=.."
+  GET  /idp-logout?sp=..&user=..&binding=redirect|post&key=main|other|none
+                  &index=known|none|bogus&nameid=..&relay=..
+                                   IdP-initiated logout: a LogoutRequest for
+                                   the user (with the SessionIndexes the IdP
+                                   issued to it) sent to the SP's SLO service
 
 The "browser" (the Rust test) picks the scenario with extra query
 parameters, as a user would by logging in as someone:
@@ -51,7 +65,9 @@ from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT
 from saml2.server import Server
-from saml2.sigver import pre_signature_part
+from saml2.s_utils import deflate_and_base64_encode
+from saml2.sigver import pre_signature_part, verify_redirect_signature
+from cryptography.hazmat.primitives.asymmetric import padding
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -154,6 +170,7 @@ class Idp:
                     "name": "authgate test IdP",
                     "endpoints": {
                         "single_sign_on_service": [(self.base + "/sso/redirect", BINDING_HTTP_REDIRECT)],
+                        "single_logout_service": [(self.base + "/slo/redirect", BINDING_HTTP_REDIRECT)],
                     },
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT],
                     "policy": {"default": {"lifetime": {"minutes": 5}}},
@@ -170,6 +187,8 @@ class Idp:
         self.server = Server(config=cfg)
         self.lock = threading.Lock()
         self.sp_files = 0
+        # NameID text -> SessionIndexes issued to it (for IdP-initiated SLO).
+        self.sessions = {}
 
     # ---- metadata ----
     def metadata(self, variant):
@@ -219,6 +238,10 @@ class Idp:
             a = etree.SubElement(st, SAML + "Attribute", Name=name)
             for v in values:
                 etree.SubElement(a, SAML + "AttributeValue").text = v
+        st = assertion.find("saml:AuthnStatement", NS)
+        if st is not None and st.get("SessionIndex"):
+            with self.lock:
+                self.sessions.setdefault(nameid_text, []).append(st.get("SessionIndex"))
         for change in filter(None, q.get("pre", "").split(",")):
             pre_sign(change, root, assertion, q)
         xml = etree.tostring(root)
@@ -234,6 +257,74 @@ class Idp:
             xml = ATTACKS[post](xml, self, q)
         return xml
 
+    # ---- single logout ----
+    def signed_redirect(self, location, typ, xml, relay, key_name):
+        """HTTP-Redirect binding (bindings 3.4.4.1), the query signed with
+        RSA-SHA256 by the named key ("none": unsigned)."""
+        parts = [(typ, deflate_and_base64_encode(xml).decode())]
+        if relay:
+            parts.append(("RelayState", relay))
+        if key_name != "none":
+            parts.append(("SigAlg", SIGN_ALGS["sha256"][0]))
+            with open(self.keys[key_name][0], "rb") as f:
+                key = serialization.load_pem_private_key(f.read(), None)
+            sig = key.sign(urllib.parse.urlencode(parts).encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+            parts.append(("Signature", base64.b64encode(sig).decode()))
+        glue = "&" if "?" in location else "?"
+        return location + glue + urllib.parse.urlencode(parts)
+
+    def sp_signature_ok(self, q, issuer):
+        """The SP's query signature, checked by pysaml2 against the
+        certificates of the SP's registered metadata."""
+        if "Signature" not in q or "SigAlg" not in q:
+            return False
+        msg = {k: q[k] for k in ("SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature") if k in q}
+        certs = self.server.metadata.certs(issuer, "any", "signing")
+        return any(verify_redirect_signature(msg, self.server.sec.sec_backend, cert) for _, cert in certs)
+
+    def slo_from_sp(self, q):
+        req = self.server.parse_logout_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+        msg = req.message
+        if not self.sp_signature_ok(q, msg.issuer.text):
+            return 403, "LogoutRequest signature missing or invalid"
+        resp = self.server.create_logout_response(msg, [BINDING_HTTP_REDIRECT])
+        return 302, self.signed_redirect(
+            resp.destination, "SAMLResponse", str(resp), q.get("RelayState", ""), q.get("respond_key", "main"))
+
+    def slo_response_from_sp(self, q):
+        xml = self.server.unravel(q["SAMLResponse"], BINDING_HTTP_REDIRECT, "logout_response")
+        root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+        issuer = root.find("saml:Issuer", NS).text
+        status = root.find("samlp:Status/samlp:StatusCode", NS).get("Value")
+        ok = self.sp_signature_ok(q, issuer)
+        return f"SLO-RESPONSE verified={ok} status={status} irt={root.get('InResponseTo')} relay={q.get('RelayState', '')}"
+
+    def idp_logout(self, q):
+        sp = q["sp"]
+        nameid_text, nameid_format, _ = USERS[q.get("user", "alice")]
+        nameid_text = q.get("nameid", nameid_text)
+        index = q.get("index", "known")
+        indexes = {"known": self.sessions.get(nameid_text, []), "none": [], "bogus": ["_bogus"]}[index]
+        dest = self.server.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")[0]["location"]
+        req_id, req = self.server.create_logout_request(
+            dest, sp, name_id=saml.NameID(format=nameid_format, text=nameid_text),
+            session_indexes=indexes or None, sign=False)
+        xml = str(req).encode()
+        key_name = q.get("key", "main")
+        if q.get("binding", "redirect") == "post":
+            if key_name != "none":
+                xml = self.sign(xml, "LogoutRequest", req.id, self.keys[key_name], SIGN_ALGS["sha256"])
+            value = base64.b64encode(xml).decode()
+            page = (
+                "<!doctype html><html><body onload=\"document.forms[0].submit()\">"
+                f"<form method=\"post\" action=\"{html.escape(dest)}\">"
+                f"<input type=\"hidden\" name=\"SAMLRequest\" value=\"{value}\"/>"
+                f"<input type=\"hidden\" name=\"RelayState\" value=\"{html.escape(q.get('relay', ''))}\"/>"
+                "</form></body></html>"
+            ).encode()
+            return 200, page
+        return 302, self.signed_redirect(dest, "SAMLRequest", xml, q.get("relay", ""), key_name)
+
     def sign(self, xml, tag, elem_id, key, alg):
         root = etree.fromstring(xml)
         el = root if etree.QName(root).localname == tag else root.find("saml:" + tag, NS)
@@ -241,7 +332,7 @@ class Idp:
         sig_el = etree.fromstring(sig.to_string(nspair={"ds": NS["ds"]}))
         issuer = el.find("saml:Issuer", NS)
         el.insert(el.index(issuer) + 1, sig_el)
-        ns = NS["samlp"] if tag == "Response" else NS["saml"]
+        ns = NS["saml"] if tag == "Assertion" else NS["samlp"]
         signed = self.server.sec.sign_statement(
             etree.tostring(root).decode(), f"{ns}:{tag}", key_file=key[0], node_id=elem_id
         )
@@ -452,6 +543,12 @@ def make_handler(idp):
             self.end_headers()
             self.wfile.write(body)
 
+        def redirect(self, location):
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
             q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -471,6 +568,16 @@ def make_handler(idp):
                         return self.reply(400, f"ACS {acs} not in SP metadata {known}".encode(), "text/plain")
                     xml = idp.response(q, msg.id, sp, acs)
                     return self.reply(200, auto_post(acs, xml, q.get("RelayState", "")))
+                if url.path == "/slo/redirect" and "SAMLRequest" in q:
+                    status, where = idp.slo_from_sp(q)
+                    if status != 302:
+                        return self.reply(status, where.encode(), "text/plain")
+                    return self.redirect(where)
+                if url.path == "/slo/redirect" and "SAMLResponse" in q:
+                    return self.reply(200, idp.slo_response_from_sp(q).encode(), "text/plain")
+                if url.path == "/idp-logout":
+                    status, out = idp.idp_logout(q)
+                    return self.redirect(out) if status == 302 else self.reply(status, out)
                 if url.path == "/idp-initiated":
                     sp = q["sp"]
                     acs = idp.server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)[0]["location"]
