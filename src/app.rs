@@ -59,6 +59,8 @@ pub enum BuildError {
     Saml(#[source] crate::saml::Error),
     #[error("ldap: {0}")]
     Ldap(#[source] crate::ldap::Error),
+    #[error("session.redis_url: {0}")]
+    Store(#[source] crate::session::StoreError),
 }
 
 pub fn now_unix() -> u64 {
@@ -102,15 +104,33 @@ impl State {
             role: id.headers.role.clone(),
         };
         let switches = State::new_switches(&config);
-        let saml = match &config.saml {
-            Some(s) => Some(Arc::new(
-                crate::saml::Sso::new(s.clone()).map_err(BuildError::Saml)?,
+        let redis = match &config.session.store {
+            crate::config::validate::Store::Memory => None,
+            crate::config::validate::Store::Redis(r) => Some(Arc::new(
+                session::Redis::new(r.connection.expose().clone(), r.timeout, &r.prefix)
+                    .map_err(BuildError::Store)?,
             )),
+        };
+        let saml = match &config.saml {
+            Some(s) => {
+                let mut sso = crate::saml::Sso::new(s.clone()).map_err(BuildError::Saml)?;
+                if let Some(r) = &redis {
+                    sso.replay = Arc::new(crate::saml::RedisReplayCache::new(Arc::clone(r)));
+                }
+                Some(Arc::new(sso))
+            }
             None => None,
         };
-        let sessions: Arc<dyn Store> = Arc::new(MemoryStore::new(config.session.idle_timeout));
-        let ldap =
-            crate::endpoints::ldap_login::LdapLogin::new(&config).map_err(BuildError::Ldap)?;
+        let sessions: Arc<dyn Store> = match &redis {
+            None => Arc::new(MemoryStore::new(config.session.idle_timeout)),
+            Some(r) => Arc::new(session::RedisStore::new(
+                Arc::clone(r),
+                header_names.clone(),
+                config.session.idle_timeout,
+            )),
+        };
+        let ldap = crate::endpoints::ldap_login::LdapLogin::new(&config, redis.as_ref())
+            .map_err(BuildError::Ldap)?;
         Ok(State {
             ldap,
             upstream: upstream::Client::new(&config.upstream),

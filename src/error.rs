@@ -175,7 +175,8 @@ fn saml_status(e: &crate::saml::Error) -> StatusCode {
         | S::MetadataNoRedirectSso
         | S::MetadataFetch { .. }
         | S::Build(_)
-        | S::ReplayCacheFull => StatusCode::SERVICE_UNAVAILABLE,
+        | S::ReplayCacheFull
+        | S::ReplayStore(_) => StatusCode::SERVICE_UNAVAILABLE,
         S::MissingResponse | S::Base64 | S::NotUtf8 | S::Malformed(_) => StatusCode::BAD_REQUEST,
         S::Doctype
         | S::Entity
@@ -220,6 +221,7 @@ fn saml_message(e: &crate::saml::Error) -> String {
         | S::MetadataFetch { .. }
         | S::Build(_) => format!("Single sign-on is not available right now: the identity provider's metadata could not be loaded. {ADMIN}"),
         S::ReplayCacheFull => "Single sign-on is busy right now. Try again in a few minutes.".into(),
+        S::ReplayStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
         S::MissingResponse | S::Base64 | S::NotUtf8 | S::Malformed(_) => format!("The sign-in response from your identity provider could not be read. {AGAIN}"),
         S::Doctype | S::Entity | S::AssertionCount { .. } => format!("The sign-in response has a structure this service refuses for security reasons. {ADMIN}"),
         S::EncryptedAssertion => "The identity provider encrypts its assertions, which this service does not support yet. An administrator must turn assertion encryption off for this application in the identity provider.".into(),
@@ -241,7 +243,7 @@ fn saml_message(e: &crate::saml::Error) -> String {
     }
 }
 
-fn cause_chain(err: &dyn std::error::Error) -> String {
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

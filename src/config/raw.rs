@@ -138,8 +138,19 @@ pub struct Session {
     pub ttl: String,
     /// A session unused for this long ends.
     pub idle_timeout: String,
-    /// "memory" (embedded default).
+    /// "memory" (embedded default) or "redis" (shared by replicas).
     pub store: String,
+    /// `redis://[user:password@]host:port/db` or `rediss://` (TLS); with
+    /// `session.store = "redis"`. Redacted in check-config (it may hold a
+    /// password).
+    pub redis_url: Secret<String>,
+    /// Overrides the password in `redis_url`.
+    pub redis_password: Secret<String>,
+    /// Timeout of every Redis call (and of connecting).
+    pub redis_timeout: String,
+    /// Prefix of every key authgate writes (several deployments can share
+    /// one Redis).
+    pub redis_prefix: String,
 }
 
 impl Default for Session {
@@ -151,6 +162,10 @@ impl Default for Session {
             ttl: "12h".into(),
             idle_timeout: "1h".into(),
             store: "memory".into(),
+            redis_url: Secret::default(),
+            redis_password: Secret::default(),
+            redis_timeout: "1s".into(),
+            redis_prefix: "authgate:".into(),
         }
     }
 }

@@ -108,6 +108,24 @@ pub struct Session {
     pub cookie_name: String,
     pub ttl: Duration,
     pub idle_timeout: Duration,
+    pub store: Store,
+}
+
+/// Where sessions, SAML replay ids and login throttles live.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// In this process (the default): lost on restart, not shared.
+    Memory,
+    /// Shared by every replica.
+    Redis(Box<RedisStore>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    /// Parsed `session.redis_url` with `session.redis_password` applied.
+    pub connection: Secret<redis::ConnectionInfo>,
+    pub timeout: Duration,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -564,13 +582,56 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     if let Err(e) = crate::session::cookie::CookieConfig::check_name(&ss.cookie_name) {
         c.fail("session.cookie_name", e.to_string());
     }
-    if ss.store.trim() != "memory" {
-        c.fail(
-            "session.store",
-            format!("unknown store {:?}; supported: \"memory\"", ss.store),
-        );
-    }
+    let redis_timeout = c.duration("session.redis_timeout", &ss.redis_timeout);
+    let store = match ss.store.trim() {
+        "memory" => Store::Memory,
+        "redis" => {
+            let url = ss.redis_url.expose().trim();
+            let info = if url.is_empty() {
+                c.fail(
+                    "session.redis_url",
+                    "required with session.store = \"redis\" (redis://host:6379 or rediss://host:6380 for TLS)",
+                );
+                None
+            } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                c.fail(
+                    "session.redis_url",
+                    "must start with redis:// or rediss:// (TLS)",
+                );
+                None
+            } else {
+                match url.parse::<redis::ConnectionInfo>() {
+                    Ok(i) => Some(i),
+                    Err(e) => {
+                        // The message never repeats the URL (it may hold a password).
+                        c.fail("session.redis_url", format!("not a valid Redis URL: {e}"));
+                        None
+                    }
+                }
+            };
+            info.map(|mut info| {
+                let pw = ss.redis_password.expose();
+                if !pw.is_empty() {
+                    info.redis.password = Some(pw.clone());
+                }
+                Store::Redis(Box::new(RedisStore {
+                    connection: Secret::new(info),
+                    timeout: redis_timeout,
+                    prefix: ss.redis_prefix.clone(),
+                }))
+            })
+            .unwrap_or(Store::Memory)
+        }
+        other => {
+            c.fail(
+                "session.store",
+                format!("unknown store {other:?}; supported: \"memory\", \"redis\""),
+            );
+            Store::Memory
+        }
+    };
     let session = Session {
+        store,
         secrets,
         cookie_name: ss.cookie_name.clone(),
         ttl: c.duration("session.ttl", &ss.ttl),

@@ -24,7 +24,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -32,7 +32,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::throttle::Throttle;
+use super::throttle::{Limiter, RedisLimiter, Throttle};
 use super::{form_value, query_param, redirect};
 use crate::app::{now_unix, State};
 use crate::config::Config;
@@ -63,8 +63,8 @@ pub const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minute
 /// LDAP sign-in state shared by all requests (in `State::ldap`).
 pub struct LdapLogin {
     pub directory: Arc<Directory>,
-    per_user: Throttle,
-    per_client: Throttle,
+    per_user: Box<dyn Limiter>,
+    per_client: Box<dyn Limiter>,
     csrf_cookie: CookieConfig,
     /// Sessions whose refresh is in flight (one at a time per session).
     refreshing: Mutex<HashSet<String>>,
@@ -72,7 +72,11 @@ pub struct LdapLogin {
 
 impl LdapLogin {
     /// `None` when LDAP is off. Fails on unreadable TLS trust material.
-    pub fn new(config: &Config) -> Result<Option<LdapLogin>, ldap::Error> {
+    /// With `redis`, the throttle counts are shared by every replica.
+    pub fn new(
+        config: &Config,
+        redis: Option<&Arc<crate::session::Redis>>,
+    ) -> Result<Option<LdapLogin>, ldap::Error> {
         let l = &config.ldap;
         if !l.enabled {
             return Ok(None);
@@ -82,12 +86,8 @@ impl LdapLogin {
         let base = base.name.trim_start_matches("__Host-");
         Ok(Some(LdapLogin {
             directory,
-            per_user: Throttle::new(l.max_failures, l.throttle_window, THROTTLE_CAPACITY),
-            per_client: Throttle::new(
-                l.max_failures_per_client,
-                l.throttle_window,
-                THROTTLE_CAPACITY,
-            ),
+            per_user: limiter(redis, l.max_failures, l.throttle_window),
+            per_client: limiter(redis, l.max_failures_per_client, l.throttle_window),
             csrf_cookie: CookieConfig::new(&format!("{base}_login"), config.server.https),
             refreshing: Mutex::new(HashSet::new()),
         }))
@@ -109,6 +109,17 @@ impl LdapLogin {
         let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
         let sealed = cookie::seal(&state.keys, &format!("{CSRF_PREFIX}{token}"), now_unix());
         (token, self.csrf_cookie.set_header(&sealed, CSRF_TTL))
+    }
+}
+
+fn limiter(
+    redis: Option<&Arc<crate::session::Redis>>,
+    max: u32,
+    window: Duration,
+) -> Box<dyn Limiter> {
+    match redis {
+        Some(r) => Box::new(RedisLimiter::new(Arc::clone(r), max, window)),
+        None => Box::new(Throttle::new(max, window, THROTTLE_CAPACITY)),
     }
 }
 
@@ -222,12 +233,21 @@ pub async fn submit(
     // Throttle before any directory work.
     let user_key = format!("u:{}", shown.to_lowercase());
     let client_key = format!("c:{}", ctx.client);
-    let now = Instant::now();
-    if let Err(wait) = l
+    // The shared store down: refuse (503) rather than skip the throttle.
+    let checked = match l
         .per_user
-        .check(&user_key, now)
-        .and_then(|_| l.per_client.check(&client_key, now))
+        .check(&user_key)
+        .await
+        .map_err(Error::SessionStore)?
     {
+        Ok(()) => l
+            .per_client
+            .check(&client_key)
+            .await
+            .map_err(Error::SessionStore)?,
+        Err(wait) => Err(wait),
+    };
+    if let Err(wait) = checked {
         let secs = wait.as_secs().max(1);
         crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "throttled");
         state.metrics.logins_failed.inc();
@@ -239,7 +259,9 @@ pub async fn submit(
 
     match l.directory.authenticate(&username, &password).await {
         Ok(principal) => {
-            l.per_user.clear(&user_key);
+            if let Err(e) = l.per_user.clear(&user_key).await {
+                tracing::warn!(request_id = %ctx.id, error = %e, "clearing the login throttle failed");
+            }
             let (_session, set_cookie) = state.sign_in(principal, ctx.client).await?;
             let mut r = Response::new(crate::proxy::full(""));
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -254,8 +276,11 @@ pub async fn submit(
             Ok(r)
         }
         Err(e) if e.is_credentials() => {
-            l.per_user.fail(&user_key, now);
-            l.per_client.fail(&client_key, now);
+            for (t, k) in [(&l.per_user, &user_key), (&l.per_client, &client_key)] {
+                if let Err(e) = t.fail(k).await {
+                    tracing::warn!(request_id = %ctx.id, error = %e, "recording a failed login failed");
+                }
+            }
             state.metrics.logins_failed.inc();
             crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = %e);
             Ok(page(Error::Ldap(e).status(), INVALID))

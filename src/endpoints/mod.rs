@@ -97,7 +97,19 @@ async fn readyz(state: &State) -> Response<Body> {
             body["degraded"] = serde_json::Value::from(true);
         }
     }
-    error::json(StatusCode::OK, &body)
+    // The session store gates readiness: without it no request of a
+    // signed-in user can be checked for revocation (they get 503 anyway).
+    let mut status = StatusCode::OK;
+    match state.sessions.health().await {
+        Ok(()) => body["checks"]["session_store"] = serde_json::Value::from("reachable"),
+        Err(e) => {
+            tracing::warn!(error = %error::cause_chain(&e), "readiness: session store unavailable");
+            body["checks"]["session_store"] = serde_json::Value::from("unreachable");
+            body["ready"] = serde_json::Value::from(false);
+            status = StatusCode::SERVICE_UNAVAILABLE;
+        }
+    }
+    error::json(status, &body)
 }
 
 fn jwks(state: &State) -> Response<Body> {

@@ -6,12 +6,88 @@
 //! as `Retry-After`. Only failures count, so a user who types the right
 //! password is never slowed down by their own successful logins.
 //!
+//! [`Limiter`] is what the login handler uses: [`Throttle`] (this
+//! process) or [`RedisLimiter`] (counts shared by every replica, in the
+//! Redis store; each key expires one window after its last failure).
+//!
 //! Must not: grow without bound (at most `capacity` keys; the stalest go
 //! first), hold its lock across an await, or store passwords.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::session::{BoxFuture, Redis, StoreError};
+
+/// A failed-login limit, in memory or shared. `check` answers `Ok(Err(wait))`
+/// while the key is over the limit; `Err` means the store is unavailable
+/// (the caller refuses the login with 503 rather than skip the check).
+pub trait Limiter: Send + Sync + 'static {
+    fn check<'a>(&'a self, key: &'a str)
+        -> BoxFuture<'a, Result<Result<(), Duration>, StoreError>>;
+    /// Records one failure of `key`.
+    fn fail<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Forgets `key`'s failures (after a successful login).
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl Limiter for Throttle {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Result<(), Duration>, StoreError>> {
+        Box::pin(std::future::ready(Ok(Throttle::check(
+            self,
+            key,
+            Instant::now(),
+        ))))
+    }
+
+    fn fail<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Throttle::fail(self, key, Instant::now());
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Throttle::clear(self, key);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// The same sliding window in Redis (a sorted set of failure times per
+/// key), so every replica counts the same failures.
+pub struct RedisLimiter {
+    redis: Arc<Redis>,
+    max: u32,
+    window: Duration,
+}
+
+impl RedisLimiter {
+    pub fn new(redis: Arc<Redis>, max: u32, window: Duration) -> RedisLimiter {
+        RedisLimiter {
+            redis,
+            max: max.max(1),
+            window,
+        }
+    }
+}
+
+impl Limiter for RedisLimiter {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Result<(), Duration>, StoreError>> {
+        Box::pin(self.redis.throttle_check(key, self.max, self.window))
+    }
+
+    fn fail<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.redis.throttle_fail(key, self.max, self.window))
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.redis.throttle_clear(key))
+    }
+}
 
 /// One limit: `max` failures per `window`, per key.
 pub struct Throttle {

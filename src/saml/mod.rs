@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::saml::{MetadataSource, Saml as Settings};
 
 pub use metadata::IdpMetadata;
-pub use replay::{MemoryReplayCache, ReplayCache};
+pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use request::AuthnRedirect;
 pub use response::{Pending, Verified};
 
@@ -194,6 +194,8 @@ pub enum Error {
     Replay(String),
     #[error("the replay cache is full; refusing new sign-ins until entries expire")]
     ReplayCacheFull,
+    #[error("the shared replay cache is unavailable; refusing sign-ins until it answers")]
+    ReplayStore(#[source] crate::session::StoreError),
 
     // --- the user ---
     #[error("the assertion has no NameID")]

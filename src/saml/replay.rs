@@ -5,10 +5,10 @@
 //! can replace the in-memory one.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Error;
-use crate::session::BoxFuture;
+use crate::session::{BoxFuture, Redis};
 
 /// Entries the in-memory cache holds at most (each ~100 bytes). Entries
 /// live at most a few minutes (`response::MAX_RESPONSE_AGE` + skew).
@@ -91,6 +91,34 @@ impl ReplayCache for MemoryReplayCache {
         now: u64,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(std::future::ready(self.check(key, expires, now)))
+    }
+}
+
+/// In Redis (`SET NX PX` until the assertion's NotOnOrAfter): an
+/// assertion consumed on one replica is a replay on every other.
+pub struct RedisReplayCache {
+    redis: Arc<Redis>,
+}
+
+impl RedisReplayCache {
+    pub fn new(redis: Arc<Redis>) -> Self {
+        RedisReplayCache { redis }
+    }
+}
+
+impl ReplayCache for RedisReplayCache {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        expires: u64,
+        now: u64,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            self.redis
+                .first_use(key, expires, now)
+                .await
+                .map_err(Error::ReplayStore)
+        })
     }
 }
 

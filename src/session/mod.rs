@@ -17,6 +17,7 @@
 
 pub mod cookie;
 pub mod memory;
+pub mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -35,6 +36,7 @@ use crate::identity::{self, random_bytes, Identity};
 
 pub use cookie::{CookieConfig, Keys};
 pub use memory::MemoryStore;
+pub use redis::{Redis, RedisStore};
 
 /// Errors of session handling. Messages never contain cookie values,
 /// session ids or secrets.
@@ -54,7 +56,7 @@ pub enum Error {
 }
 
 /// Failures of a session store backend (the in-memory store never fails;
-/// Redis will).
+/// Redis can).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The session was revoked; re-inserting it (an identity refresh racing
@@ -70,7 +72,7 @@ pub enum StoreError {
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Server-side session registry. Implementations: [`MemoryStore`] (the
-/// default); Redis later. An implementation writes
+/// default) and [`RedisStore`] (shared by replicas). An implementation writes
 /// `fn get<'a>(&'a self, id: &'a str, now: u64) -> BoxFuture<'a, ...> {
 /// Box::pin(async move { ... }) }`.
 pub trait Store: Send + Sync + 'static {
@@ -103,6 +105,11 @@ pub trait Store: Send + Sync + 'static {
     fn purge(&self, now: u64) -> BoxFuture<'_, usize> {
         let _ = now;
         Box::pin(std::future::ready(0))
+    }
+    /// Whether the backend answers (readiness); the in-memory store always
+    /// does.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
     /// `len() == 0`.
     fn is_empty(&self) -> BoxFuture<'_, bool> {

@@ -1,0 +1,645 @@
+//! The Redis store against a real `redis-server` (started here as a plain
+//! process on a free loopback port, private data dir, killed on drop):
+//! the same store suite as the in-memory store, and two authgate replicas
+//! sharing one Redis (sessions, logout, SAML replay ids, the login
+//! throttle), including Redis going away and coming back.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
+use authgate::saml::ReplayCache;
+use authgate::session::{
+    new_session_id, HeaderNames, MemoryStore, Redis, RedisStore, Session, Store,
+};
+use common::{get, identity, send, Gate, Got, Keys, Upstream};
+
+/// A private `redis-server` on 127.0.0.1.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    appendonly: bool,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl RedisServer {
+    /// Without persistence (`--save '' --appendonly no`).
+    fn start() -> RedisServer {
+        RedisServer::start_with(false)
+    }
+
+    /// `appendonly`: keep data across a restart (AOF in the private dir).
+    fn start_with(appendonly: bool) -> RedisServer {
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            appendonly,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        self.child = Some(child);
+        wait_for_ping(self.addr());
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops it (SIGTERM: an append-only file is flushed) and waits.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// A connection handle as authgate makes it, with its own key prefix.
+    fn handle(&self, prefix: &str) -> Arc<Redis> {
+        let info = self.url().parse().expect("url");
+        Arc::new(Redis::new(info, Duration::from_millis(500), prefix).expect("redis"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Until the server answers PING (bounded).
+fn wait_for_ping(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 16];
+            if s.write_all(b"PING\r\n").is_ok() {
+                if let Ok(n) = s.read(&mut buf) {
+                    if buf[..n].starts_with(b"+PONG") {
+                        return;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("redis-server on {addr} did not answer PING within 10 s");
+}
+
+// ---------------------------------------------------------------------------
+// The store suite, run against both stores.
+
+const T: u64 = 1_700_000_000;
+
+fn session(subject: &str, index: Option<&str>, now: u64, ttl: u64) -> Arc<Session> {
+    let mut id = identity(
+        subject,
+        "jane@example.com",
+        Some("annotator"),
+        &["ls-annotators"],
+    );
+    id.session_index = index.map(str::to_string);
+    Arc::new(Session::new(
+        new_session_id(),
+        Arc::new(id),
+        &HeaderNames::default(),
+        now,
+        Duration::from_secs(ttl),
+    ))
+}
+
+/// Every behaviour the proxy relies on; `make(idle_timeout)` gives an
+/// empty store.
+async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
+    // Absolute expiry applies even to an active session.
+    let store = make(Duration::from_secs(600));
+    let s = session("jane", None, T, 1000);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    for t in (T..T + 1000).step_by(100) {
+        assert!(store.get(&s.id, t).await.expect("get").is_some(), "t={t}");
+    }
+    assert!(store.get(&s.id, T + 1000).await.expect("get").is_none());
+    assert_eq!(store.len().await, 0, "expired entry removed on get");
+
+    // The idle timeout counts from the last use.
+    let store = make(Duration::from_secs(300));
+    let s = session("jane", None, T, 3600);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    assert!(store.get(&s.id, T + 299).await.expect("get").is_some());
+    assert!(store.get(&s.id, T + 598).await.expect("get").is_some());
+    assert!(store.get(&s.id, T + 898).await.expect("get").is_none());
+    assert!(store.get(&s.id, T + 899).await.expect("get").is_none());
+
+    // No idle timeout: only the absolute expiry.
+    let store = make(Duration::ZERO);
+    let s = session("jane", None, T, 3600);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    assert!(store.get(&s.id, T + 3599).await.expect("get").is_some());
+    assert!(store.get(&s.id, T + 3600).await.expect("get").is_none());
+
+    // Revoke ends one session, and a revoked session cannot come back.
+    let store = make(Duration::ZERO);
+    let a = session("jane", None, T, 3600);
+    let b = session("jane", None, T, 3600);
+    store.insert(Arc::clone(&a)).await.expect("insert");
+    store.insert(Arc::clone(&b)).await.expect("insert");
+    assert!(store.revoke(&a.id).await.expect("revoke"));
+    assert!(!store.revoke(&a.id).await.expect("revoke again"));
+    assert!(!store.revoke("unknown").await.expect("revoke unknown"));
+    assert!(store.get(&a.id, T + 1).await.expect("get").is_none());
+    assert!(store.get(&b.id, T + 1).await.expect("get").is_some());
+    assert!(matches!(
+        store.insert(Arc::clone(&a)).await,
+        Err(authgate::session::StoreError::Revoked)
+    ));
+    assert_eq!(store.len().await, 1);
+
+    // Single Logout: per subject, narrowed by SessionIndex.
+    let store = make(Duration::ZERO);
+    let j1 = session("jane", Some("idx-1"), T, 3600);
+    let j2 = session("jane", Some("idx-2"), T, 3600);
+    let j3 = session("jane", None, T, 3600);
+    let bob = session("bob", Some("idx-1"), T, 3600);
+    for s in [&j1, &j2, &j3, &bob] {
+        store.insert(Arc::clone(s)).await.expect("insert");
+    }
+    let n = store.revoke_subject("jane", Some("idx-1")).await;
+    assert_eq!(n.expect("slo"), 1);
+    assert!(store.get(&j1.id, T).await.expect("get").is_none());
+    assert!(store.get(&j2.id, T).await.expect("get").is_some());
+    assert!(store.get(&bob.id, T).await.expect("get").is_some());
+    assert_eq!(store.revoke_subject("jane", None).await.expect("all"), 2);
+    assert!(store.get(&j2.id, T).await.expect("get").is_none());
+    assert!(store.get(&j3.id, T).await.expect("get").is_none());
+    assert!(store.get(&bob.id, T).await.expect("get").is_some());
+    assert_eq!(store.revoke_subject("nobody", None).await.expect("none"), 0);
+
+    // Replacing a session (identity refresh) keeps its last use.
+    let store = make(Duration::from_secs(100));
+    let s = session("jane", None, T, 3600);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    assert!(store.get(&s.id, T + 90).await.expect("get").is_some());
+    let mut id = (*s.identity).clone();
+    id.role = Some("reviewer".into());
+    let next = Arc::new(s.with_identity(Arc::new(id), &HeaderNames::default(), T + 50));
+    store.insert(next).await.expect("replace");
+    let got = store.get(&s.id, T + 189).await.expect("get").expect("live");
+    assert_eq!(got.identity.role.as_deref(), Some("reviewer"));
+    assert_eq!(got.expires, s.expires);
+    assert_eq!(store.len().await, 1);
+
+    // What comes back is what went in, and repeated reads share one
+    // session (so its identity JWT cache is reused).
+    let store = make(Duration::ZERO);
+    let s = session("uid=jane,ou=people,dc=example,dc=com", Some("i"), T, 3600);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    let a = store.get(&s.id, T + 1).await.expect("get").expect("live");
+    let b = store.get(&s.id, T + 2).await.expect("get").expect("live");
+    assert_eq!(*a.identity, *s.identity);
+    assert_eq!(a.plain, s.plain);
+    assert_eq!(
+        (a.created, a.expires, a.identity_at),
+        (s.created, s.expires, s.identity_at)
+    );
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(store.health().await.is_ok());
+}
+
+#[tokio::test]
+async fn store_suite_memory() {
+    store_suite(&|idle| Arc::new(MemoryStore::new(idle)) as Arc<dyn Store>).await;
+}
+
+#[tokio::test]
+async fn store_suite_redis() {
+    let server = RedisServer::start();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    store_suite(&|idle| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let redis = server.handle(&format!("suite{i}:"));
+        Arc::new(RedisStore::new(redis, HeaderNames::default(), idle)) as Arc<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_keys_expire_with_their_sessions() {
+    let server = RedisServer::start();
+    let redis = server.handle("ttl:");
+    let store = RedisStore::new(Arc::clone(&redis), HeaderNames::default(), Duration::ZERO);
+    let now = authgate::app::now_unix();
+    let s = session("jane", None, now, 120);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg(format!("ttl:s:{{{}}}", s.id)))
+        .await
+        .expect("ttl");
+    assert!((100..=120).contains(&ttl), "session key ttl {ttl}");
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg("ttl:u:jane"))
+        .await
+        .expect("ttl");
+    assert!((60..=120).contains(&ttl), "subject index ttl {ttl}");
+    store.revoke(&s.id).await.expect("revoke");
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg(format!("ttl:r:{{{}}}", s.id)))
+        .await
+        .expect("ttl");
+    assert!((60..=120).contains(&ttl), "tombstone ttl {ttl}");
+    // A replay id lives until the assertion's expiry.
+    assert!(redis.first_use("id-1", now + 300, now).await.expect("set"));
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg("ttl:a:id-1"))
+        .await
+        .expect("ttl");
+    assert!((290..=300).contains(&ttl), "replay ttl {ttl}");
+}
+
+// ---------------------------------------------------------------------------
+// Two replicas sharing one Redis.
+
+fn redis_toml(server: &RedisServer, extra: &str) -> String {
+    format!(
+        "[session]\nstore = \"redis\"\nredis_url = {:?}\nredis_timeout = \"300ms\"\n{extra}",
+        server.url()
+    )
+}
+
+/// `config_text` puts `[session]` first; the Redis keys go into it.
+fn replica_config(keys: &Keys, upstream: &str, server: &RedisServer, extra: &str) -> String {
+    let text = common::config_text(keys, upstream, extra);
+    let redis = redis_toml(server, "");
+    let redis = redis.trim_start_matches("[session]\n");
+    text.replacen("[session]\n", &format!("[session]\n{redis}"), 1)
+}
+
+/// Replica B uses A's session secret and signing key (as every pod of a
+/// Deployment mounts the same Secret).
+fn same_keys(a: &Keys) -> Keys {
+    Keys {
+        dir: tempfile::tempdir().expect("tempdir"),
+        signing_key: a.signing_key.clone(),
+        session_key: a.session_key.clone(),
+    }
+}
+
+async fn replicas(server: &RedisServer, up: &Upstream, extra: &str) -> (Gate, Gate) {
+    let ka = Keys::new();
+    let text = replica_config(&ka, &up.url(), server, extra);
+    let kb = same_keys(&ka);
+    let a = Gate::start_with(ka, text.clone(), vec![]).await;
+    let b = Gate::start_with(kb, text, vec![]).await;
+    (a, b)
+}
+
+async fn status(g: &Gate, path: &str, cookie: &str) -> StatusCode {
+    get(&g.url(path), &[("cookie", cookie)]).await.status
+}
+
+#[tokio::test]
+async fn a_session_from_one_replica_works_on_the_other_and_logout_ends_it_everywhere() {
+    let server = RedisServer::start();
+    let up = Upstream::start().await;
+    let (a, b) = replicas(&server, &up, "").await;
+    let cookie = a
+        .login(identity(
+            "uid=jane,ou=people",
+            "jane@example.com",
+            Some("annotator"),
+            &[],
+        ))
+        .await;
+    assert_eq!(status(&a, "/projects", &cookie).await, StatusCode::OK);
+    assert_eq!(status(&b, "/projects", &cookie).await, StatusCode::OK);
+    let who = get(&b.url("/_auth/userinfo"), &[("cookie", &cookie)]).await;
+    assert_eq!(who.json()["sub"], "uid=jane,ou=people", "{}", who.text());
+
+    let out = get(&b.url("/_auth/logout"), &[("cookie", &cookie)]).await;
+    assert!(
+        out.status.is_redirection() || out.status.is_success(),
+        "{}",
+        out.status
+    );
+    assert_eq!(
+        get(
+            &a.url("/projects"),
+            &[("cookie", &cookie), ("accept", "application/json")]
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&b, "/_auth/userinfo", &cookie).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(a.state.sessions.len().await, 0);
+
+    // SAML Single Logout on one replica ends the subject's sessions on both.
+    let c1 = a
+        .login(identity("bob", "bob@example.com", Some("annotator"), &[]))
+        .await;
+    let c2 = b
+        .login(identity("bob", "bob@example.com", Some("annotator"), &[]))
+        .await;
+    assert_eq!(
+        b.state
+            .sessions
+            .revoke_subject("bob", None)
+            .await
+            .expect("slo"),
+        2
+    );
+    assert_eq!(
+        status(&a, "/_auth/userinfo", &c1).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&a, "/_auth/userinfo", &c2).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_saml_assertion_consumed_on_one_replica_is_a_replay_on_the_other() {
+    let server = RedisServer::start();
+    let a = server.handle("replay:");
+    let b = server.handle("replay:");
+    let (ca, cb) = (
+        authgate::saml::RedisReplayCache::new(a),
+        authgate::saml::RedisReplayCache::new(b),
+    );
+    let now = authgate::app::now_unix();
+    assert!(ca
+        .first_use("_assertion-1", now + 300, now)
+        .await
+        .expect("a"));
+    assert!(!cb
+        .first_use("_assertion-1", now + 300, now)
+        .await
+        .expect("b"));
+    assert!(!ca
+        .first_use("_assertion-1", now + 300, now)
+        .await
+        .expect("a again"));
+    assert!(cb
+        .first_use("_assertion-2", now + 300, now)
+        .await
+        .expect("other id"));
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let i = page.find(marker).expect("csrf field") + marker.len();
+    page[i..i + page[i..].find('"').expect("end")].to_string()
+}
+
+fn cookie_pair(got: &Got, name: &str) -> Option<String> {
+    got.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
+}
+
+/// One LDAP form POST with an empty password (a credentials failure that
+/// needs no directory: it is refused before any bind).
+async fn failed_login(g: &Gate, user: &str) -> Got {
+    let page = get(&g.url("/_auth/login"), &[("accept", "text/html")]).await;
+    let csrf = csrf_of(&page.text());
+    let cookie = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
+    let body = [
+        ("username", user),
+        ("password", ""),
+        ("rd", "/"),
+        ("csrf", &csrf),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let req = Request::post(g.url("/_auth/ldap/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    send(req).await
+}
+
+const LDAP: &str = r#"
+[ldap]
+enabled = true
+server_uri = "ldaps://127.0.0.1:9"
+user_dn_template = "uid=%(user)s,ou=people,dc=example,dc=com"
+max_failures = 3
+throttle_window = "5m"
+"#;
+
+#[tokio::test]
+async fn failed_logins_are_counted_across_replicas() {
+    let server = RedisServer::start();
+    let up = Upstream::start().await;
+    let (a, b) = replicas(&server, &up, LDAP).await;
+    for g in [&a, &b, &a] {
+        let got = failed_login(g, "mallory").await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    }
+    let got = failed_login(&b, "mallory").await;
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS, "{}", got.text());
+    assert!(got.headers.get("retry-after").is_some());
+    // Another user is not affected.
+    assert_eq!(
+        failed_login(&b, "alice").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn redis_down_means_503_then_everything_recovers_by_itself() {
+    let mut server = RedisServer::start_with(true);
+    let up = Upstream::start().await;
+    let (a, b) = replicas(&server, &up, LDAP).await;
+    let cookie = a
+        .login(identity(
+            "uid=jane,ou=people",
+            "jane@example.com",
+            Some("annotator"),
+            &[],
+        ))
+        .await;
+    assert_eq!(status(&b, "/projects", &cookie).await, StatusCode::OK);
+    assert_eq!(status(&a, "/_auth/readyz", "").await, StatusCode::OK);
+
+    server.stop();
+    // Signed-in users: refused, never served without the revocation check.
+    let got = get(
+        &b.url("/projects"),
+        &[("cookie", &cookie), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        got.text().contains("temporarily unavailable"),
+        "{}",
+        got.text()
+    );
+    assert_eq!(
+        up.count(),
+        1,
+        "nothing reached the upstream while Redis was down"
+    );
+    // Readiness says so.
+    let ready = get(&a.url("/_auth/readyz"), &[]).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["checks"]["session_store"], "unreachable");
+    // New logins: a clear 503 page.
+    let got = failed_login(&a, "mallory").await;
+    assert_eq!(
+        got.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        got.text()
+    );
+    assert!(
+        got.text().contains("temporarily unavailable"),
+        "{}",
+        got.text()
+    );
+    assert!(a
+        .state
+        .start_session(identity("x", "x@example.com", None, &[]))
+        .await
+        .is_err());
+
+    // Same data dir, append-only file: the session survives the restart,
+    // and both replicas reconnect without help.
+    server.restart();
+    for g in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = status(g, "/projects", &cookie).await;
+            if s == StatusCode::OK {
+                break;
+            }
+            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(Instant::now() < deadline, "no recovery within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status(g, "/_auth/readyz", "").await, StatusCode::OK);
+    }
+    assert_eq!(
+        failed_login(&a, "mallory").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = b.login(identity("y", "y@example.com", None, &[])).await;
+    assert_eq!(status(&a, "/_auth/userinfo", &fresh).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn authgate_starts_while_redis_is_down_and_reports_not_ready() {
+    let port = free_port();
+    let up = Upstream::start().await;
+    let keys = Keys::new();
+    let text = common::config_text(&keys, &up.url(), "").replacen(
+        "[session]\n",
+        &format!("[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}\"\nredis_timeout = \"200ms\"\n"),
+        1,
+    );
+    let g = Gate::start_with(keys, text, vec![]).await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["ready"], false);
+    assert_eq!(status(&g, "/_auth/healthz", "").await, StatusCode::OK);
+}
+
+fn config_error(session: &str) -> String {
+    let keys = Keys::new();
+    let text = common::config_text(&keys, "http://127.0.0.1:9", "").replacen(
+        "[session]\n",
+        &format!("[session]\n{session}\n"),
+        1,
+    );
+    match authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    }) {
+        Ok(_) => panic!("accepted: {session}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn redis_settings_are_checked_at_start_without_echoing_the_password() {
+    let e = config_error("store = \"redis\"");
+    assert!(e.contains("session.redis_url"), "{e}");
+    let e = config_error("store = \"redis\"\nredis_url = \"http://:hunter2@127.0.0.1\"");
+    assert!(
+        e.contains("session.redis_url") && e.contains("rediss://"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    let e = config_error(
+        "store = \"redis\"\nredis_url = \"redis://127.0.0.1\"\nredis_timeout = \"soon\"",
+    );
+    assert!(e.contains("session.redis_timeout"), "{e}");
+    let e = config_error("store = \"memcached\"");
+    assert!(
+        e.contains("session.store") && e.contains("\"redis\""),
+        "{e}"
+    );
+}
