@@ -979,3 +979,123 @@ async fn without_an_sp_key_logout_stays_local_and_slo_is_not_advertised() {
     assert_eq!(out.status, StatusCode::OK, "{}", out.text());
     assert!(!is_signed_in(&mut b).await);
 }
+
+/// A gate with an SP key pair in front of `idp`; `extra` are more `[saml]`
+/// lines.
+async fn keyed_env(idp: Idp, extra: &str) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let env = Env::start_with(
+        idp,
+        &format!(
+            "sp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}",
+            key.display(),
+            cert.display()
+        ),
+    )
+    .await;
+    (env, dir)
+}
+
+#[tokio::test]
+async fn signed_redirect_authn_requests_carry_the_flags_and_the_idp_verifies_them() {
+    let idp = Idp::start_with(&["--want-signed"]).await;
+    let (env, _dir) = keyed_env(
+        idp,
+        "sign_requests = true\nforce_authn = true\nrequested_authn_context = [\"PasswordProtectedTransport\"]\nrequested_authn_context_comparison = \"minimum\"\nname_id_format = \"email\"",
+    )
+    .await;
+    let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await.text();
+    assert!(md.contains("AuthnRequestsSigned=\"true\""), "{md}");
+    // pysaml2 (want_authn_requests_signed) signs in only after verifying.
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+
+    let mut b = env.browser();
+    let to_idp = b
+        .get("http://gate.test/_auth/saml/login?rd=%2Fp")
+        .await
+        .location()
+        .expect("to the IdP");
+    assert!(
+        to_idp.contains(
+            "&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature="
+        ),
+        "{to_idp}"
+    );
+    let seen = b.get(&format!("{to_idp}&inspect=1")).await;
+    let xml = seen.text();
+    assert_eq!(seen.status, StatusCode::OK, "{xml}");
+    for want in [
+        "ForceAuthn=\"true\"",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+        "Comparison=\"minimum\"",
+        "Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\"",
+    ] {
+        assert!(xml.contains(want), "{want} missing: {xml}");
+    }
+    // Changed after signing, or unsigned: the IdP refuses.
+    let changed = to_idp.replace("RelayState=%2Fp", "RelayState=%2Fq");
+    assert_ne!(changed, to_idp);
+    assert_eq!(b.get(&changed).await.status, StatusCode::FORBIDDEN);
+    let unsigned = to_idp.split("&SigAlg=").next().expect("head").to_string();
+    assert_eq!(b.get(&unsigned).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn post_binding_authn_requests_are_xml_signed_and_verified_by_the_idp() {
+    use base64::Engine as _;
+    let idp = Idp::start_with(&["--want-signed"]).await;
+    let (env, _dir) = keyed_env(
+        idp,
+        "sign_requests = true\nauthn_request_binding = \"post\"",
+    )
+    .await;
+    let mut b = env.browser();
+    let page = b.get("http://gate.test/_auth/saml/login?rd=%2Fp").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let csp = page.headers["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(
+        csp.contains(&format!("form-action {}", env.idp.base)),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    let (action, fields) = support::parse_form(&page.text());
+    assert_eq!(action, format!("{}/sso/post", env.idp.base));
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("RelayState"), "/p");
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(field("SAMLRequest"))
+            .expect("base64"),
+    )
+    .expect("utf8");
+    assert!(xml.contains("SignatureValue"), "{xml}");
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let form = b.send("POST", &action, Some(&refs)).await;
+    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
+    let acs = b.submit_form(&form).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(acs.location().as_deref(), Some("/p"));
+
+    // Altered after signing: the IdP refuses it.
+    let forged = base64::engine::general_purpose::STANDARD
+        .encode(xml.replace("/_auth/saml/acs", "/_auth/saml/acs?x"));
+    let mut tampered: Vec<(&str, &str)> = vec![("SAMLRequest", forged.as_str())];
+    tampered.push(("RelayState", "/p"));
+    let refused = b.send("POST", &action, Some(&tampered)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+}

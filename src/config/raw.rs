@@ -398,6 +398,18 @@ pub struct Saml {
     pub allowed_email_domains: Vec<String>,
     /// NameID format to ask for: "", "email", "persistent", "unspecified" or a URN.
     pub name_id_format: String,
+    /// Sign AuthnRequests with `sp_key` (IdPs that require signed requests).
+    pub sign_requests: bool,
+    /// How AuthnRequests travel: "redirect" (query-signed) or "post"
+    /// (an auto-submitted form, XML-signed).
+    pub authn_request_binding: String,
+    /// Ask the IdP to authenticate again even with a session there.
+    pub force_authn: bool,
+    /// AuthnContextClassRefs to ask for (short names such as
+    /// "PasswordProtectedTransport", or full URIs); empty = none.
+    pub requested_authn_context: Vec<String>,
+    /// "exact", "minimum", "maximum" or "better".
+    pub requested_authn_context_comparison: String,
 }
 
 impl Default for Saml {
@@ -428,6 +440,11 @@ impl Default for Saml {
             attr_username: String::new(),
             attr_groups: "Groups".into(),
             builtin_attribute_aliases: true,
+            sign_requests: false,
+            authn_request_binding: "redirect".into(),
+            force_authn: false,
+            requested_authn_context: Vec::new(),
+            requested_authn_context_comparison: "exact".into(),
             allowed_email_domains: Vec::new(),
             name_id_format: String::new(),
         }

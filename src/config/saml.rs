@@ -74,6 +74,15 @@ pub struct Saml {
     pub allowed_email_domains: Vec<String>,
     /// NameIDPolicy Format to request; None = let the IdP choose.
     pub name_id_format: Option<String>,
+    /// Sign AuthnRequests (needs `sp_key_pem`).
+    pub sign_requests: bool,
+    /// Send AuthnRequests by HTTP-POST (else HTTP-Redirect).
+    pub post_requests: bool,
+    pub force_authn: bool,
+    /// AuthnContextClassRef URIs to request; empty = none.
+    pub requested_authn_context: Vec<String>,
+    /// `exact`, `minimum`, `maximum` or `better`.
+    pub authn_context_comparison: String,
 }
 
 /// Built-in attribute names (after the configured one) per property: Okta,
@@ -384,6 +393,51 @@ pub fn check(
         }
     };
 
+    if raw.sign_requests && raw.sp_key.trim().is_empty() {
+        fail(
+            "saml.sign_requests",
+            "signing requests needs saml.sp_key and saml.sp_cert (`authgate keygen --saml` writes a pair)".into(),
+        );
+    }
+    let post_requests = match raw.authn_request_binding.trim() {
+        "redirect" | "" => false,
+        "post" => true,
+        other => {
+            fail(
+                "saml.authn_request_binding",
+                format!("{other:?}: use \"redirect\" or \"post\""),
+            );
+            false
+        }
+    };
+    let mut requested_authn_context = Vec::new();
+    for (i, c) in raw.requested_authn_context.iter().enumerate() {
+        let c = c.trim();
+        if c.contains(':') {
+            requested_authn_context.push(c.to_string());
+        } else if !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+            // SAML authn context §3.4: the classes are URNs under this prefix.
+            requested_authn_context.push(format!("urn:oasis:names:tc:SAML:2.0:ac:classes:{c}"));
+        } else {
+            fail(
+                &format!("saml.requested_authn_context.{i}"),
+                format!(
+                    "{c:?}: use a class name such as \"PasswordProtectedTransport\" or a full URI"
+                ),
+            );
+        }
+    }
+    let authn_context_comparison = match raw.requested_authn_context_comparison.trim() {
+        c @ ("exact" | "minimum" | "maximum" | "better") => c.to_string(),
+        other => {
+            fail(
+                "saml.requested_authn_context_comparison",
+                format!("{other:?}: use \"exact\", \"minimum\", \"maximum\" or \"better\""),
+            );
+            "exact".into()
+        }
+    };
+
     Some(Saml {
         metadata,
         metadata_text,
@@ -403,6 +457,11 @@ pub fn check(
         attributes,
         allowed_email_domains: domains,
         name_id_format,
+        sign_requests: raw.sign_requests,
+        post_requests,
+        force_authn: raw.force_authn,
+        requested_authn_context,
+        authn_context_comparison,
     })
 }
 
@@ -500,6 +559,19 @@ mod tests {
             (
                 Box::new(|r| r.name_id_format = "weird".into()),
                 "saml.name_id_format",
+            ),
+            (Box::new(|r| r.sign_requests = true), "saml.sign_requests"),
+            (
+                Box::new(|r| r.authn_request_binding = "soap".into()),
+                "saml.authn_request_binding",
+            ),
+            (
+                Box::new(|r| r.requested_authn_context = vec!["two words".into()]),
+                "saml.requested_authn_context.0",
+            ),
+            (
+                Box::new(|r| r.requested_authn_context_comparison = "least".into()),
+                "saml.requested_authn_context_comparison",
             ),
         ];
         for (edit, key) in table {

@@ -108,30 +108,69 @@ fn login(state: &State, sso: &Sso, req: &Request<Incoming>) -> Result<Response<B
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd).to_string();
     let relay = if rd.len() <= RELAY_STATE_MAX {
-        rd.as_str()
+        rd.clone()
     } else {
-        ""
+        String::new()
     };
-    let authn = sso.authn_request(relay).map_err(Error::Saml)?;
+    let authn = sso.authn_request(&relay).map_err(Error::Saml)?;
     let now = saml_now();
     let mut entries = read_state(state, req.headers(), now);
     entries.push(Entry {
-        id: authn.id,
+        id: authn.id.clone(),
         rd,
         t: now,
     });
     while entries.len() > STATE_MAX {
         entries.remove(0);
     }
-    let mut r = Response::new(full(""));
-    *r.status_mut() = StatusCode::FOUND;
+    let mut r = match &authn.post {
+        Some(saml_request) => post_form(&authn.url, saml_request, &relay)?,
+        None => {
+            let mut r = Response::new(full(""));
+            *r.status_mut() = StatusCode::FOUND;
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&authn.url).map_err(|_| Error::BadRequest("IdP URL"))?,
+            );
+            r
+        }
+    };
     let h = r.headers_mut();
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&authn.url).map_err(|_| Error::BadRequest("IdP URL"))?,
-    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.append(header::SET_COOKIE, state_cookie(state, &entries));
+    Ok(r)
+}
+
+/// The script that submits the HTTP-POST binding form (allowed by its
+/// hash in the page's Content-Security-Policy).
+const AUTO_SUBMIT: &str = "document.forms[0].submit()";
+
+/// HTTP-POST binding (SAML bindings §3.5.4): a page whose form posts
+/// `SAMLRequest` and `RelayState` to the IdP, submitted by a script the
+/// CSP allows by hash (a button without script).
+fn post_form(action: &str, saml_request: &str, relay: &str) -> Result<Response<Body>, Error> {
+    use base64::Engine as _;
+    let origin = action
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)))
+        .ok_or(Error::BadRequest("IdP URL"))?;
+    let hash = openssl::sha::sha256(AUTO_SUBMIT.as_bytes());
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; form-action {origin}; frame-ancestors 'none'",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    );
+    let body = format!(
+        "<h1>Signing in</h1><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"SAMLRequest\" value=\"{}\"/><input type=\"hidden\" name=\"RelayState\" value=\"{}\"/><noscript><button type=\"submit\">Continue</button></noscript></form><script>{AUTO_SUBMIT}</script>",
+        escape(action),
+        escape(saml_request),
+        escape(relay)
+    );
+    let mut r = error::html(StatusCode::OK, pages::frame("Signing in", &body));
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&csp).map_err(|_| Error::BadRequest("IdP URL"))?,
+    );
     Ok(r)
 }
 

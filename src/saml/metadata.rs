@@ -16,6 +16,7 @@ use super::Error;
 /// Largest metadata document downloaded.
 const MAX_METADATA: usize = 4 * 1024 * 1024;
 const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 
 /// One IdP signing certificate, as the operator page shows it.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct IdpMetadata {
     pub certs: Vec<CertInfo>,
     /// SingleSignOnService location for the HTTP-Redirect binding.
     pub sso_redirect: String,
+    /// SingleSignOnService location for the HTTP-POST binding, if any.
+    pub sso_post: Option<String>,
     /// SingleLogoutService (HTTP-Redirect), if the IdP has one.
     pub slo_redirect: Option<String>,
     /// Where LogoutResponses go (its ResponseLocation, else Location).
@@ -143,6 +146,11 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
         .find(|s| s.binding == REDIRECT_BINDING)
         .map(|s| s.location.clone())
         .ok_or(Error::MetadataNoRedirectSso)?;
+    let sso_post = idps
+        .iter()
+        .flat_map(|d| &d.single_sign_on_services)
+        .find(|s| s.binding == POST_BINDING)
+        .map(|s| s.location.clone());
     let slo = idps
         .iter()
         .flat_map(|d| &d.single_logout_services)
@@ -159,6 +167,7 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
         descriptor,
         certs,
         sso_redirect,
+        sso_post,
         slo_redirect,
         slo_response_redirect,
     })

@@ -8,12 +8,16 @@ use super::Error;
 use crate::config::saml::Saml as Settings;
 
 /// An AuthnRequest ready to send: its ID (to remember for InResponseTo)
-/// and the IdP URL carrying `SAMLRequest` (deflated, base64) and
-/// `RelayState`.
+/// and the IdP URL: with the HTTP-Redirect binding it carries
+/// `SAMLRequest` (deflated, base64), `RelayState` and, when signed,
+/// `SigAlg`/`Signature`; with HTTP-POST (`post` is Some) the browser
+/// posts `post` (the base64 XML, signed inside when signing is on) and
+/// `RelayState` to it.
 #[derive(Debug, Clone)]
 pub struct AuthnRedirect {
     pub id: String,
     pub url: String,
+    pub post: Option<String>,
 }
 
 /// A request ID: 128 random bits (samael's own are 32-bit), as an
@@ -30,22 +34,95 @@ pub fn new_request_id() -> String {
 
 pub fn authn_redirect(
     loaded: &Loaded,
-    _settings: &Settings,
+    settings: &Settings,
     relay_state: &str,
 ) -> Result<AuthnRedirect, Error> {
+    use samael::schema::{AuthnContextClassRef, AuthnContextComparison, RequestedAuthnContext};
+    use samael::traits::ToXml as _;
+    let fail = |e: Box<dyn std::error::Error>| Error::Build(e.to_string());
+    let destination = match (settings.post_requests, &loaded.idp.sso_post) {
+        (true, Some(post)) => post.clone(),
+        (true, None) => {
+            return Err(Error::Build(
+                "saml.authn_request_binding = \"post\" but the IdP metadata has no HTTP-POST SingleSignOnService".into(),
+            ))
+        }
+        (false, _) => loaded.idp.sso_redirect.clone(),
+    };
     let mut req = loaded
         .sp
-        .make_authentication_request(&loaded.idp.sso_redirect)
+        .make_authentication_request(&destination)
         .map_err(|e| Error::Build(e.to_string()))?;
     req.id = new_request_id();
-    req.force_authn = None;
-    let url = req
-        .redirect(relay_state)
-        .map_err(|e| Error::Build(e.to_string()))?
-        .ok_or(Error::MetadataNoRedirectSso)?;
+    req.force_authn = settings.force_authn.then_some(true);
+    if !settings.requested_authn_context.is_empty() {
+        req.requested_authn_context = Some(RequestedAuthnContext {
+            authn_context_class_refs: Some(
+                settings
+                    .requested_authn_context
+                    .iter()
+                    .map(|c| AuthnContextClassRef {
+                        value: Some(c.clone()),
+                    })
+                    .collect(),
+            ),
+            authn_context_decl_refs: None,
+            comparison: Some(match settings.authn_context_comparison.as_str() {
+                "minimum" => AuthnContextComparison::Minimum,
+                "maximum" => AuthnContextComparison::Maximum,
+                "better" => AuthnContextComparison::Better,
+                _ => AuthnContextComparison::Exact,
+            }),
+        });
+    }
+    let key = match (settings.sign_requests, &loaded.sp_key) {
+        (false, _) => None,
+        (true, Some(k)) => Some(k),
+        (true, None) => return Err(Error::Build("saml.sign_requests needs saml.sp_key".into())),
+    };
+    if settings.post_requests {
+        // HTTP-POST (bindings §3.5): the XML carries an enveloped signature.
+        let xml = match (key, &settings.sp_cert_der) {
+            (Some(key), Some(cert)) => {
+                let cert = samael::crypto::CertificateDer::from(cert.clone());
+                let mut sig = samael::signature::Signature::template(&req.id, &cert);
+                for r in &mut sig.signed_info.reference {
+                    r.digest_method.algorithm = samael::signature::DigestAlgorithm::Sha256;
+                }
+                req.signature = Some(sig);
+                let der = key
+                    .private_key_to_der()
+                    .map_err(|e| Error::Build(e.to_string()))?;
+                let signed = req.to_signed_xml(&der).map_err(fail);
+                super::xmlsec_errors_to_tracing();
+                signed?
+            }
+            _ => req.to_string().map_err(fail)?,
+        };
+        return Ok(AuthnRedirect {
+            id: req.id,
+            url: destination,
+            post: Some(base64::engine::general_purpose::STANDARD.encode(xml)),
+        });
+    }
+    let url = match key {
+        Some(key) => super::logout::signed_redirect(
+            &destination,
+            super::logout::Kind::Request,
+            &req.to_string().map_err(fail)?,
+            Some(relay_state),
+            key,
+        )?,
+        None => req
+            .redirect(relay_state)
+            .map_err(|e| Error::Build(e.to_string()))?
+            .ok_or(Error::MetadataNoRedirectSso)?
+            .to_string(),
+    };
     Ok(AuthnRedirect {
         id: req.id,
-        url: url.to_string(),
+        url,
+        post: None,
     })
 }
 
@@ -61,7 +138,7 @@ pub fn sp_metadata(s: &Settings) -> String {
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\">\n",
         xml_escape(&s.entity_id)
     ));
-    xml.push_str("  <md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n");
+    xml.push_str(&format!("  <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n", s.sign_requests));
     if let Some(der) = &s.sp_cert_der {
         xml.push_str(&format!(
             "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n",

@@ -2,7 +2,9 @@
 """A SAML 2.0 IdP for authgate's tests, built on pysaml2 (an implementation
 nobody on the team wrote) and signing with the xmlsec1 program.
 
-Started by the Rust tests as a plain process:  idp.py WORKDIR
+Started by the Rust tests as a plain process:  idp.py WORKDIR [--want-signed]
+(--want-signed: pysaml2's want_authn_requests_signed, so it refuses
+AuthnRequests without a valid signature by the SP metadata certificate)
 It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
 "PORT <n>" on stdout, and serves until killed:
 
@@ -14,6 +16,9 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
                                    HTTP-Redirect binding: parses the
                                    AuthnRequest with pysaml2 and answers
                                    with an auto-posting form (HTTP-POST)
+  POST /sso/post                   HTTP-POST binding for AuthnRequests (form
+                                   fields as the query parameters above)
+       (both: inspect=1 answers "AUTHN-REQUEST <xml>" instead of signing in)
   GET  /idp-initiated?sp=..&relay=..&user=..&...
                                    unsolicited response (no InResponseTo)
   GET  /slo/redirect?SAMLRequest=..  Single Logout from the SP: pysaml2 parses
@@ -159,7 +164,7 @@ def iso(dt):
 
 
 class Idp:
-    def __init__(self, workdir, port):
+    def __init__(self, workdir, port, want_signed=False):
         self.workdir = workdir
         self.base = f"http://127.0.0.1:{port}"
         self.keys = {name: make_key(workdir, name) for name in ("main", "old", "other")}
@@ -169,10 +174,14 @@ class Idp:
                 "idp": {
                     "name": "authgate test IdP",
                     "endpoints": {
-                        "single_sign_on_service": [(self.base + "/sso/redirect", BINDING_HTTP_REDIRECT)],
+                        "single_sign_on_service": [
+                            (self.base + "/sso/redirect", BINDING_HTTP_REDIRECT),
+                            (self.base + "/sso/post", BINDING_HTTP_POST),
+                        ],
                         "single_logout_service": [(self.base + "/slo/redirect", BINDING_HTTP_REDIRECT)],
                     },
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT],
+                    "want_authn_requests_signed": want_signed,
                     "policy": {"default": {"lifetime": {"minutes": 5}}},
                 },
             },
@@ -549,6 +558,25 @@ def make_handler(idp):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+        def sso(self, q, binding):
+            try:
+                req = idp.server.parse_authn_request(
+                    q["SAMLRequest"], binding, relay_state=q.get("RelayState"),
+                    sigalg=q.get("SigAlg"), signature=q.get("Signature"))
+            except Exception as e:  # IncorrectlySigned when signatures are wanted
+                return self.reply(403, f"{type(e).__name__}: {e}".encode(), "text/plain")
+            msg = req.message
+            if q.get("inspect"):
+                return self.reply(200, f"AUTHN-REQUEST {req.xmlstr}".encode(), "text/plain")
+            sp = msg.issuer.text
+            acs = msg.assertion_consumer_service_url
+            # Post only to an ACS the SP's metadata lists.
+            known = [e["location"] for e in idp.server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)]
+            if acs not in known:
+                return self.reply(400, f"ACS {acs} not in SP metadata {known}".encode(), "text/plain")
+            xml = idp.response(q, msg.id, sp, acs)
+            return self.reply(200, auto_post(acs, xml, q.get("RelayState", "")))
+
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
             q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -558,16 +586,7 @@ def make_handler(idp):
                 if url.path == "/metadata":
                     return self.reply(200, idp.metadata(q.get("variant", "")), "application/samlmetadata+xml")
                 if url.path == "/sso/redirect":
-                    req = idp.server.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
-                    msg = req.message
-                    sp = msg.issuer.text
-                    acs = msg.assertion_consumer_service_url
-                    # Post only to an ACS the SP's metadata lists.
-                    known = [e["location"] for e in idp.server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)]
-                    if acs not in known:
-                        return self.reply(400, f"ACS {acs} not in SP metadata {known}".encode(), "text/plain")
-                    xml = idp.response(q, msg.id, sp, acs)
-                    return self.reply(200, auto_post(acs, xml, q.get("RelayState", "")))
+                    return self.sso(q, BINDING_HTTP_REDIRECT)
                 if url.path == "/slo/redirect" and "SAMLRequest" in q:
                     status, where = idp.slo_from_sp(q)
                     if status != 302:
@@ -590,6 +609,12 @@ def make_handler(idp):
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
+            if self.path == "/sso/post":
+                q = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+                try:
+                    return self.sso(q, BINDING_HTTP_POST)
+                except Exception as e:
+                    return self.reply(500, f"{type(e).__name__}: {e}".encode(), "text/plain")
             if self.path == "/sp-metadata":
                 try:
                     idp.register_sp(body)
@@ -605,7 +630,7 @@ def main():
     workdir = sys.argv[1]
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), None)
     port = httpd.server_address[1]
-    idp = Idp(workdir, port)
+    idp = Idp(workdir, port, want_signed="--want-signed" in sys.argv[2:])
     httpd.RequestHandlerClass = make_handler(idp)
     print(f"PORT {port}", flush=True)
     httpd.serve_forever()

@@ -41,12 +41,18 @@ pub struct Idp {
 
 impl Idp {
     pub async fn start() -> Idp {
+        Idp::start_with(&[]).await
+    }
+
+    /// With extra command-line flags (`--want-signed`).
+    pub async fn start_with(flags: &[&str]) -> Idp {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp/idp.py");
         let stderr = std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file");
         let mut child = Command::new(python())
             .arg(&script)
             .arg(dir.path())
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
