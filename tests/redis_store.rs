@@ -643,3 +643,74 @@ fn redis_settings_are_checked_at_start_without_echoing_the_password() {
         "{e}"
     );
 }
+
+/// Authenticated-request throughput through authgate with the in-memory
+/// store and with the Redis store (one revocation check per request), same
+/// machine, same run. A measurement, not a gate (shared CI cores make
+/// ratios noisy): `cargo test --release --test redis_store -- --ignored
+/// --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_memory_vs_redis() {
+    let server = RedisServer::start();
+    let up = Upstream::start().await;
+    let mem = Gate::start(&up.url(), "").await;
+    let (red, _other) = replicas(&server, &up, "").await;
+    let mut rates = Vec::new();
+    for (name, g) in [
+        ("memory", &mem),
+        ("redis", &red),
+        ("memory", &mem),
+        ("redis", &red),
+    ] {
+        let cookie = g
+            .login(identity(
+                "uid=jane,ou=people",
+                "jane@example.com",
+                Some("annotator"),
+                &[],
+            ))
+            .await;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+        let url: http::Uri = g.url("/projects/1").parse().expect("uri");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let req = Request::get(url.clone())
+                        .header("cookie", &cookie)
+                        .body(Full::new(Bytes::new()))
+                        .expect("request");
+                    let resp = client.request(req).await.expect("response");
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("join");
+        }
+        let rate = total as f64 / 3.0;
+        println!("{name}: {rate:.0} authenticated requests/s");
+        rates.push((name, rate));
+    }
+    let best = |n: &str| {
+        rates
+            .iter()
+            .filter(|(k, _)| *k == n)
+            .map(|(_, r)| *r)
+            .fold(0.0, f64::max)
+    };
+    println!(
+        "redis / memory = {:.2}",
+        best("redis") / best("memory").max(1.0)
+    );
+}

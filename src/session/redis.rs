@@ -287,7 +287,8 @@ return 1
 });
 
 /// Get: the data of a live session, recording the use and sliding the idle
-/// TTL; an expired or idle one is deleted. KEYS: session. ARGV: now, idle
+/// TTL (at most one write a second per session: times are whole
+/// seconds); an expired or idle one is deleted. KEYS: session. ARGV: now, idle
 /// seconds (0 = none).
 static GET: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
@@ -300,10 +301,12 @@ if now >= exp or (idle > 0 and now - seen >= idle) then
   redis.call('DEL', KEYS[1])
   return false
 end
-if now > seen then redis.call('HSET', KEYS[1], 'seen', now) end
-local ttl = exp - now
-if idle > 0 and idle < ttl then ttl = idle end
-redis.call('PEXPIRE', KEYS[1], ttl * 1000)
+if now > seen then
+  redis.call('HSET', KEYS[1], 'seen', now)
+  local ttl = exp - now
+  if idle > 0 and idle < ttl then ttl = idle end
+  redis.call('PEXPIRE', KEYS[1], ttl * 1000)
+end
 return v[1]
 ",
     )
