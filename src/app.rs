@@ -31,7 +31,8 @@ pub struct State {
     pub config: Config,
     pub upstream: upstream::Client,
     pub protected: Protected,
-    pub metrics: Metrics,
+    /// Shared by every configuration generation (a reload keeps the counts).
+    pub metrics: Arc<Metrics>,
     pub request_ids: RequestIds,
     pub sessions: Arc<dyn Store>,
     pub keys: Keys,
@@ -135,7 +136,7 @@ impl State {
             ldap,
             upstream: upstream::Client::new(&config.upstream),
             protected,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             request_ids: RequestIds::default(),
             sessions,
             keys,
@@ -146,6 +147,31 @@ impl State {
             saml,
             config,
         })
+    }
+
+    /// The state for a reloaded configuration: built like [`State::new`]
+    /// (so a bad configuration fails here, and the caller keeps `prev`),
+    /// keeping what must survive a reload: the metrics, and with the
+    /// in-memory store unchanged its sessions and SAML replay ids (with
+    /// Redis they live there anyway). Blocking (reads files, may fetch IdP
+    /// metadata): call it off the async workers.
+    pub fn next(config: Config, prev: &State) -> Result<State, BuildError> {
+        let mut s = State::new(config)?;
+        s.metrics = Arc::clone(&prev.metrics);
+        let (a, b) = (&prev.config.session, &s.config.session);
+        let same_memory = matches!(a.store, crate::config::validate::Store::Memory)
+            && matches!(b.store, crate::config::validate::Store::Memory)
+            && a.idle_timeout == b.idle_timeout
+            && prev.header_names == s.header_names;
+        if same_memory {
+            s.sessions = Arc::clone(&prev.sessions);
+            if let (Some(old), Some(new)) = (&prev.saml, s.saml.as_mut()) {
+                if let Some(new) = Arc::get_mut(new) {
+                    new.replay = Arc::clone(&old.replay);
+                }
+            }
+        }
+        Ok(s)
     }
 
     /// The policy switches configuration implies.
@@ -280,6 +306,42 @@ impl State {
     }
 }
 
+/// The configuration generation in force: each request takes the current
+/// [`State`] once, at its start, so it runs wholly under the old or wholly
+/// under the new configuration; a reload swaps it atomically.
+pub struct Live {
+    current: std::sync::RwLock<Arc<State>>,
+}
+
+impl Live {
+    pub fn new(state: Arc<State>) -> Live {
+        Live {
+            current: std::sync::RwLock::new(state),
+        }
+    }
+
+    pub fn current(&self) -> Arc<State> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn replace(&self, state: Arc<State>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// Builds the state of `config` (see [`State::next`]) and puts it in
+    /// force; on any error the running configuration stays and the error is
+    /// returned. Listener settings (`server.listen`, `server.metrics_listen`,
+    /// TLS files, worker count) need a restart.
+    pub async fn reload(self: &Arc<Live>, config: Config) -> Result<(), BuildError> {
+        let prev = self.current();
+        let next = tokio::task::spawn_blocking(move || State::next(config, &prev))
+            .await
+            .map_err(|e| BuildError::Headers(format!("reload task failed: {e}")))??;
+        self.replace(Arc::new(next));
+        Ok(())
+    }
+}
+
 pub struct App {
     pub state: Arc<State>,
     tls: Option<TlsAcceptor>,
@@ -287,6 +349,7 @@ pub struct App {
 
 pub struct Bound {
     app: App,
+    live: Arc<Live>,
     listener: TcpListener,
     metrics: Option<TcpListener>,
     pub addr: SocketAddr,
@@ -319,6 +382,7 @@ impl App {
             None => None,
         };
         Ok(Bound {
+            live: Arc::new(Live::new(Arc::clone(&self.state))),
             app: self,
             listener,
             metrics,
@@ -329,22 +393,29 @@ impl App {
 }
 
 impl Bound {
+    /// The state in force now.
     pub fn state(&self) -> Arc<State> {
-        self.app.state.clone()
+        self.live.current()
+    }
+
+    /// The handle a reload (SIGHUP) goes through.
+    pub fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live)
     }
 
     /// Runs until `shutdown` resolves, then drains.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let state = self.app.state.clone();
+        let live = self.live.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let housekeeping = {
-            let state = state.clone();
+            let live = live.clone();
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(30));
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {
+                            let state = live.current();
                             state.sessions.purge(now_unix()).await;
                             state.metrics.sessions.set(state.sessions.len().await as i64);
                         }
@@ -353,14 +424,22 @@ impl Bound {
                 }
             })
         };
-        let saml_refresh = state.saml.clone().map(|sso| {
+        // The IdP metadata of the configuration in force, refreshed at its
+        // own interval.
+        let saml_refresh = {
+            let live = live.clone();
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
-                let every = sso.settings.metadata_refresh;
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {
+                    let every = live
+                        .current()
+                        .saml
+                        .as_ref()
+                        .map(|s| s.settings.metadata_refresh)
+                        .unwrap_or(Duration::from_secs(60));
                     tokio::select! {
-                        _ = tick.tick() => {
+                        _ = tokio::time::sleep(every) => {
+                            let Some(sso) = live.current().saml.clone() else { continue };
                             if let Err(e) = sso.refresh().await {
                                 tracing::warn!(error = %e, "IdP metadata refresh failed; the last good copy stays in force");
                             }
@@ -369,19 +448,17 @@ impl Bound {
                     }
                 }
             })
-        });
+        };
         let metrics_task = self.metrics.map(|l| {
             let mut stop = stop_rx.clone();
-            tokio::spawn(crate::server::serve_metrics(state.clone(), l, async move {
+            tokio::spawn(crate::server::serve_metrics(live.clone(), l, async move {
                 let _ = stop.changed().await;
             }))
         });
-        crate::server::serve(state, self.listener, self.app.tls, shutdown).await;
+        crate::server::serve(live, self.listener, self.app.tls, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = housekeeping.await;
-        if let Some(t) = saml_refresh {
-            let _ = t.await;
-        }
+        let _ = saml_refresh.await;
         if let Some(t) = metrics_task {
             let _ = t.await;
         }

@@ -166,6 +166,8 @@ fn serve(sources: Sources) -> ExitCode {
             }
         };
         tracing::info!(listen = %bound.addr, metrics = ?bound.metrics_addr, workers, "authgate started");
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(bound.live(), sources));
         bound.serve(signal).await;
         tracing::info!("authgate stopped");
         ExitCode::SUCCESS
@@ -174,4 +176,35 @@ fn serve(sources: Sources) -> ExitCode {
     // not wait for stray blocking tasks (DNS lookups) either.
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
+}
+
+/// SIGHUP: read the configuration again (the same file, environment and env
+/// file) and put it in force atomically (keys, certificates, IdP metadata,
+/// mappings, route tables). A configuration that does not load or build is
+/// refused with an error line and the running one keeps serving.
+#[cfg(unix)]
+async fn reload_on_sighup(live: std::sync::Arc<authgate::app::Live>, sources: Sources) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; configuration reload is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let cfg = match config::load(&sources) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e.to_string().replace('\n', "; "), "configuration reload refused; the running configuration stays");
+                continue;
+            }
+        };
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        match live.reload(cfg).await {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays")
+            }
+        }
+    }
 }

@@ -18,17 +18,20 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::State;
+use crate::app::Live;
 use crate::proxy::context::ConnInfo;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to `server.shutdown_grace`.
 pub async fn serve(
-    state: Arc<State>,
+    live: Arc<Live>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
+    // Listener settings come from the configuration at start (a reload
+    // does not rebind).
+    let state = live.current();
     let cfg = &state.config.server;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -63,9 +66,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let trusted = cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
         let conn = Arc::new(ConnInfo::new(peer, tls.is_some(), trusted));
-        let st = state.clone();
+        let live = live.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            let st = st.clone();
+            // Per request: a reload applies to the next request, even on a
+            // kept-alive connection.
+            let st = live.current();
             let conn = conn.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
         });
@@ -123,7 +128,7 @@ pub async fn serve(
 
 /// Serves `GET /metrics` on its own listener.
 pub async fn serve_metrics(
-    state: Arc<State>,
+    live: Arc<Live>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -133,10 +138,10 @@ pub async fn serve_metrics(
             r = listener.accept() => match r { Ok(x) => x, Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; } },
             _ = &mut shutdown => return,
         };
-        let st = state.clone();
+        let live = live.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let st = st.clone();
+                let st = live.current();
                 async move {
                     let resp = if req.uri().path() == "/metrics" {
                         let mut r = Response::new(crate::proxy::full(st.metrics.render()));
