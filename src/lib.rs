@@ -26,6 +26,27 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 
+/// Entry points for the fuzz targets in `fuzz/` into parsers that are
+/// private to their module. Not an API: nothing else may use it.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The SAML Response pre-scan that runs before samael sees the
+    /// document: DOCTYPE/ENTITY refusal, one Response root, a Status.
+    pub fn saml_prescan(xml: &str) -> Result<(), crate::saml::Error> {
+        crate::saml::response::prescan(xml).map(|_| ())
+    }
+
+    /// The group-membership search filter (RFC 4515 escaping of each DN).
+    pub fn ldap_member_filter(group_filter: &str, attr: &str, dns: &[&str]) -> String {
+        crate::ldap::member_filter(group_filter, attr, dns)
+    }
+
+    /// Active Directory's in-chain membership filter.
+    pub fn ldap_in_chain_filter(group_filter: &str, user_dn: &str) -> String {
+        crate::ldap::in_chain_filter(group_filter, user_dn)
+    }
+}
+
 pub use app::App;
 pub use config::Config;
 

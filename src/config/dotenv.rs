@@ -66,7 +66,9 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Entry>, Error> {
             line: line_no,
             message,
         };
-        let line = raw_line.trim_start_matches('\u{feff}').trim();
+        // Only the start: the end of a line may be inside a quoted value
+        // that goes on below (unquoted values are trimmed on their own).
+        let line = raw_line.trim_start_matches('\u{feff}').trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -242,6 +244,16 @@ mod tests {
                 line: 3
             }
         );
+    }
+
+    /// Found by the `dotenv` fuzz target: the first line of a multi-line
+    /// quoted value lost its trailing whitespace.
+    #[test]
+    fn multi_line_quoted_value_keeps_trailing_space_before_a_line_break() {
+        assert_eq!(one("A='\t\n\n'\n").1, "\t\n\n");
+        assert_eq!(one("A=\"x \ny\"").1, "x \ny");
+        assert_eq!(one("A='x\t\n y '  # c").1, "x\t\n y ");
+        assert_eq!(one("  A=b  ").1, "b");
     }
 
     #[test]

@@ -747,7 +747,7 @@ impl Directory {
 }
 
 /// `(&<filter>(attr=dn1))`, or `(&<filter>(|(attr=dn1)(attr=dn2)...))`.
-fn member_filter(group_filter: &str, attr: &str, dns: &[&str]) -> String {
+pub(crate) fn member_filter(group_filter: &str, attr: &str, dns: &[&str]) -> String {
     let terms: Vec<String> = dns
         .iter()
         .map(|d| format!("({attr}={})", ldap3::ldap_escape(*d)))
@@ -760,7 +760,7 @@ fn member_filter(group_filter: &str, attr: &str, dns: &[&str]) -> String {
 }
 
 /// AD's transitive membership: `(&<filter>(member:1.2.840.113556.1.4.1941:=dn))`.
-fn in_chain_filter(group_filter: &str, user_dn: &str) -> String {
+pub(crate) fn in_chain_filter(group_filter: &str, user_dn: &str) -> String {
     format!(
         "(&{group_filter}(member:{IN_CHAIN}:={}))",
         ldap3::ldap_escape(user_dn)

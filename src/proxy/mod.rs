@@ -534,7 +534,11 @@ fn body_limit_hit(e: &upstream::Error) -> bool {
 }
 
 /// Reads a small request body (login forms, SAML posts) with a hard cap.
-pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Error> {
+pub async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Error>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge),

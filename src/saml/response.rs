@@ -103,7 +103,7 @@ impl Loaded {
 
 /// What the raw document says outside the signed part.
 #[derive(Debug, Default)]
-struct Outer {
+pub(crate) struct Outer {
     destination: Option<String>,
     in_response_to: Option<String>,
     issue_instant: Option<String>,
@@ -338,7 +338,7 @@ fn short_status(s: &str) -> &str {
 /// attributes, Issuer and Status, and counts assertions and signatures
 /// wherever they are (wrapping attacks hide them in Extensions, Objects,
 /// or inside other assertions).
-fn prescan(xml: &str) -> Result<Outer, Error> {
+pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
     if contains_ci(xml, "<!DOCTYPE") {
         return Err(Error::Doctype);
     }
