@@ -1099,3 +1099,137 @@ async fn post_binding_authn_requests_are_xml_signed_and_verified_by_the_idp() {
     let refused = b.send("POST", &action, Some(&tampered)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
 }
+
+fn cert_b64(path: &std::path::Path) -> String {
+    let pem = std::fs::read_to_string(path).expect("cert");
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+#[tokio::test]
+async fn idp_and_sp_certificates_roll_over_and_a_reload_keeps_sessions() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pair = |name: &str| {
+        let (k, c) = (
+            dir.path().join(format!("{name}.key")),
+            dir.path().join(format!("{name}.crt")),
+        );
+        authgate::saml::write_sp_pair(&k, &c, name, false).expect("keygen");
+        (k, c)
+    };
+    let (key_a, cert_a) = pair("a");
+    let (key_b, cert_b) = pair("b");
+    let (_key_o, cert_o) = pair("o");
+    // The configured files: pair A now, O's certificate still published.
+    let (key, cert, prev) = (
+        dir.path().join("sp.key"),
+        dir.path().join("sp.crt"),
+        dir.path().join("prev.crt"),
+    );
+    std::fs::copy(&key_a, &key).expect("copy");
+    std::fs::copy(&cert_a, &cert).expect("copy");
+    std::fs::copy(&cert_o, &prev).expect("copy");
+    let idp = Idp::start().await;
+    let up = Upstream::start().await;
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\nsp_previous_certs = [\"{}\"]\n{MAPPING}",
+            idp.metadata_url(),
+            key.display(),
+            cert.display(),
+            prev.display()
+        ),
+    );
+    let load = |text: &str| {
+        authgate::config::load(&authgate::config::Sources {
+            config_file: None,
+            config_text: Some(("test.toml".into(), text.to_string())),
+            env: vec![],
+            env_file: None,
+        })
+    };
+    let bound = authgate::app::App::build(load(&text).expect("config"))
+        .expect("build")
+        .bind()
+        .expect("bind");
+    let live = bound.live();
+    let addr = bound.addr;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(async move {
+        let _ = rx.await;
+    }));
+    let metadata = || async {
+        get(&format!("http://{addr}/_auth/saml/metadata"), &[])
+            .await
+            .text()
+    };
+    let md = metadata().await;
+    assert!(md.contains(&cert_b64(&cert_a)), "current certificate: {md}");
+    assert!(
+        md.contains(&cert_b64(&cert_o)),
+        "previous certificate: {md}"
+    );
+    assert_eq!(md.matches("use=\"signing\"").count(), 2, "{md}");
+    idp.register_sp(&md).await;
+
+    // IdP rollover through a metadata refresh: the IdP starts listing its
+    // next key, and responses signed with it are accepted after refresh.
+    let mut b = Browser::new(addr);
+    let acs = sso(&mut b, "/", "user=alice&key=old").await;
+    assert_eq!(acs.status, StatusCode::FORBIDDEN, "not listed yet");
+    idp.set_metadata_variant("rollover").await;
+    let sso_now = live.current().saml.clone().expect("saml on");
+    sso_now.refresh().await.expect("refresh");
+    let mut b = Browser::new(addr);
+    let acs = sso(&mut b, "/", "user=alice&key=old").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let mut alice = Browser::new(addr);
+    let acs = sso(&mut alice, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+
+    // SP key rollover by a configuration reload (what SIGHUP does): B is
+    // the key now, A stays published; the IdP drops its old certificate.
+    std::fs::copy(&key_b, &key).expect("copy");
+    std::fs::copy(&cert_b, &cert).expect("copy");
+    std::fs::copy(&cert_a, &prev).expect("copy");
+    idp.set_metadata_variant("").await;
+    live.reload(load(&text).expect("config"))
+        .await
+        .expect("reload");
+    let md = metadata().await;
+    assert!(md.contains(&cert_b64(&cert_b)), "B in force: {md}");
+    assert!(md.contains(&cert_b64(&cert_a)), "A in the window: {md}");
+    assert!(!md.contains(&cert_b64(&cert_o)), "O is gone: {md}");
+    assert!(
+        is_signed_in(&mut alice).await,
+        "sessions survive the reload"
+    );
+    let mut b = Browser::new(addr);
+    let acs = sso(&mut b, "/", "user=alice&key=old").await;
+    assert_eq!(
+        acs.status,
+        StatusCode::FORBIDDEN,
+        "the IdP's old key is gone"
+    );
+    // Logout messages are signed with B: the IdP, given our new metadata,
+    // verifies them.
+    idp.register_sp(&md).await;
+    let to_idp = alice
+        .get("http://gate.test/_auth/logout")
+        .await
+        .location()
+        .expect("to the IdP");
+    let back = alice.get(&to_idp).await;
+    assert_eq!(back.status, StatusCode::FOUND, "IdP: {}", back.text());
+
+    // A certificate that does not match the key: the configuration is
+    // refused, the one in force stays.
+    std::fs::copy(&cert_a, &cert).expect("copy");
+    let err = load(&text).expect_err("mismatched pair");
+    assert!(err.to_string().contains("saml.sp_key"), "{err}");
+    assert_eq!(metadata().await, md);
+    let _ = tx.send(());
+    let _ = task.await;
+}

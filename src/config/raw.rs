@@ -379,6 +379,9 @@ pub struct Saml {
     /// the certificate is published in our metadata.
     pub sp_key: String,
     pub sp_cert: String,
+    /// Certificates of earlier SP keys, still listed in our metadata during
+    /// a rollover window (IdPs that cache our metadata keep trusting them).
+    pub sp_previous_certs: Vec<String>,
     /// Accepted XML signature algorithms (rsa-sha1 is off unless listed).
     pub allowed_signature_algorithms: Vec<String>,
     /// Tolerated clock difference with the IdP.
@@ -423,6 +426,7 @@ impl Default for Saml {
             entity_id: String::new(),
             sp_key: String::new(),
             sp_cert: String::new(),
+            sp_previous_certs: Vec::new(),
             allowed_signature_algorithms: vec![
                 "rsa-sha256".into(),
                 "rsa-sha384".into(),

@@ -64,6 +64,8 @@ pub struct Saml {
     pub slo_url: String,
     /// DER of the SP certificate advertised in our metadata, if configured.
     pub sp_cert_der: Option<Vec<u8>>,
+    /// DER of `saml.sp_previous_certs` (rollover window).
+    pub sp_previous_certs_der: Vec<Vec<u8>>,
     /// PEM of the SP private key (kept for signed requests later; never logged).
     pub sp_key_pem: Option<Secret<Vec<u8>>>,
     pub allowed_signature_algorithms: Vec<SignatureAlgorithm>,
@@ -393,6 +395,14 @@ pub fn check(
         }
     };
 
+    let mut sp_previous_certs_der = Vec::new();
+    for (i, path) in raw.sp_previous_certs.iter().enumerate() {
+        match read_cert_der(path.trim()) {
+            Ok(der) => sp_previous_certs_der.push(der),
+            Err(m) => fail(&format!("saml.sp_previous_certs.{i}"), m),
+        }
+    }
+
     if raw.sign_requests && raw.sp_key.trim().is_empty() {
         fail(
             "saml.sign_requests",
@@ -450,6 +460,7 @@ pub fn check(
         logout_url: format!("{base}/logout"),
         slo_url: format!("{base}/saml/slo"),
         sp_cert_der,
+        sp_previous_certs_der,
         sp_key_pem,
         allowed_signature_algorithms: allowed,
         clock_skew,
@@ -463,6 +474,14 @@ pub fn check(
         requested_authn_context,
         authn_context_comparison,
     })
+}
+
+/// The DER of the PEM certificate in `path`.
+pub fn read_cert_der(path: &str) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    openssl::x509::X509::from_pem(&pem)
+        .and_then(|c| c.to_der())
+        .map_err(|_| format!("{path:?} holds no PEM certificate"))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -561,6 +580,10 @@ mod tests {
                 "saml.name_id_format",
             ),
             (Box::new(|r| r.sign_requests = true), "saml.sign_requests"),
+            (
+                Box::new(|r| r.sp_previous_certs = vec!["/nonexistent.crt".into()]),
+                "saml.sp_previous_certs.0",
+            ),
             (
                 Box::new(|r| r.authn_request_binding = "soap".into()),
                 "saml.authn_request_binding",

@@ -249,7 +249,8 @@ impl Sso {
                 .map_err(|e| Error::MetadataInvalid(format!("cannot read {}: {e}", p.display())))?,
             (MetadataSource::Url(u), _) => metadata::fetch_blocking(u, settings.metadata_timeout)?,
         };
-        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?)?;
+        let keys = response::SpKeys::from_settings(&settings)?;
+        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?, keys)?;
         let now = SystemTime::now();
         Ok(Sso {
             status: Mutex::new(MetadataStatus {
@@ -282,6 +283,17 @@ impl Sso {
     /// Re-reads the metadata; on failure the last good copy stays in force
     /// and the error is kept for the operator page.
     pub async fn refresh(&self) -> Result<(), Error> {
+        let l = self.loaded();
+        let keys = response::SpKeys {
+            key: l.sp_key.clone(),
+            cert_der: l.sp_cert_der.clone(),
+            previous: l.sp_previous_certs.clone(),
+        };
+        drop(l);
+        self.swap(keys).await
+    }
+
+    async fn swap(&self, keys: response::SpKeys) -> Result<(), Error> {
         let result = async {
             let text = match &self.settings.metadata {
                 MetadataSource::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
@@ -291,7 +303,7 @@ impl Sso {
                     metadata::fetch(u, self.settings.metadata_timeout).await?
                 }
             };
-            response::Loaded::new(&self.settings, metadata::parse(&text)?)
+            response::Loaded::new(&self.settings, metadata::parse(&text)?, keys)
         }
         .await;
         let now = SystemTime::now();
@@ -348,7 +360,7 @@ impl Sso {
 
     /// The SP metadata XML (no encryption key: samael cannot decrypt).
     pub fn sp_metadata(&self) -> String {
-        request::sp_metadata(&self.settings)
+        request::sp_metadata(&self.settings, &self.loaded())
     }
 
     /// Whether `/_auth/logout` continues to the IdP: an SP key to sign

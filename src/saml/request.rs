@@ -82,7 +82,7 @@ pub fn authn_redirect(
     };
     if settings.post_requests {
         // HTTP-POST (bindings §3.5): the XML carries an enveloped signature.
-        let xml = match (key, &settings.sp_cert_der) {
+        let xml = match (key, &loaded.sp_cert_der) {
             (Some(key), Some(cert)) => {
                 let cert = samael::crypto::CertificateDer::from(cert.clone());
                 let mut sig = samael::signature::Signature::template(&req.id, &cert);
@@ -131,7 +131,7 @@ pub fn authn_redirect(
 /// key is advertised (samael cannot decrypt what it would advertise); the
 /// SingleLogoutService only with an SP key (our logout messages are
 /// signed).
-pub fn sp_metadata(s: &Settings) -> String {
+pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
     let mut xml = String::with_capacity(2048);
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     xml.push_str(&format!(
@@ -139,14 +139,15 @@ pub fn sp_metadata(s: &Settings) -> String {
         xml_escape(&s.entity_id)
     ));
     xml.push_str(&format!("  <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n", s.sign_requests));
-    if let Some(der) = &s.sp_cert_der {
+    // The current certificate first, then those of a rollover window.
+    for der in loaded.sp_cert_der.iter().chain(&loaded.sp_previous_certs) {
         xml.push_str(&format!(
             "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n",
             base64::engine::general_purpose::STANDARD.encode(der)
         ));
     }
     // SLO works only when we can sign our LogoutRequests/Responses.
-    if s.sp_key_pem.is_some() {
+    if loaded.sp_key.is_some() {
         for binding in ["HTTP-Redirect", "HTTP-POST"] {
             xml.push_str(&format!(
                 "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:{binding}\" Location=\"{}\"/>\n",

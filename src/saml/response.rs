@@ -59,12 +59,42 @@ pub struct Verified {
 pub struct Loaded {
     pub idp: IdpMetadata,
     pub sp: ServiceProvider,
-    /// The SP key (`saml.sp_key`), for signing logout messages.
+    /// The SP key (`saml.sp_key`), for signing requests and logout messages.
     pub sp_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
+    /// The SP certificate (DER) published in our metadata.
+    pub sp_cert_der: Option<Vec<u8>>,
+    /// Earlier SP certificates still published (rollover window).
+    pub sp_previous_certs: Vec<Vec<u8>>,
+}
+
+/// The SP's own key material (a configuration reload builds a new `Sso`).
+#[derive(Clone, Default)]
+pub struct SpKeys {
+    pub key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
+    pub cert_der: Option<Vec<u8>>,
+    pub previous: Vec<Vec<u8>>,
+}
+
+impl SpKeys {
+    /// From the validated configuration (start-up).
+    pub fn from_settings(settings: &Settings) -> Result<SpKeys, Error> {
+        let key = match &settings.sp_key_pem {
+            Some(pem) => Some(
+                openssl::pkey::PKey::private_key_from_pem(pem.expose())
+                    .map_err(|e| Error::Build(format!("saml.sp_key: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(SpKeys {
+            key,
+            cert_der: settings.sp_cert_der.clone(),
+            previous: settings.sp_previous_certs_der.clone(),
+        })
+    }
 }
 
 impl Loaded {
-    pub fn new(settings: &Settings, idp: IdpMetadata) -> Result<Loaded, Error> {
+    pub fn new(settings: &Settings, idp: IdpMetadata, keys: SpKeys) -> Result<Loaded, Error> {
         // samael has no rsa-sha1 entry: when an operator allows it, samael
         // gets no list and the allow-list is enforced by `prescan` alone.
         let samael_algs: Option<Vec<_>> = settings
@@ -90,14 +120,13 @@ impl Loaded {
             Ok(Some(c)) if !c.is_empty() => {}
             _ => return Err(Error::MetadataNoSigningCertificate),
         }
-        let sp_key = match &settings.sp_key_pem {
-            Some(pem) => Some(
-                openssl::pkey::PKey::private_key_from_pem(pem.expose())
-                    .map_err(|e| Error::Build(format!("saml.sp_key: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(Loaded { idp, sp, sp_key })
+        Ok(Loaded {
+            idp,
+            sp,
+            sp_key: keys.key,
+            sp_cert_der: keys.cert_der,
+            sp_previous_certs: keys.previous,
+        })
     }
 }
 

@@ -12,6 +12,8 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
   GET  /metadata[?variant=nocert|rollover]
                                    IdP metadata (pysaml2-generated)
   POST /sp-metadata                register the SP's metadata (body: XML)
+  POST /metadata-variant           the variant /metadata serves by default
+                                   (body: "" or "rollover": IdP key rollover)
   GET  /sso/redirect?SAMLRequest=..&RelayState=..&user=..&sign=..&...
                                    HTTP-Redirect binding: parses the
                                    AuthnRequest with pysaml2 and answers
@@ -198,6 +200,8 @@ class Idp:
         self.sp_files = 0
         # NameID text -> SessionIndexes issued to it (for IdP-initiated SLO).
         self.sessions = {}
+        self.default_variant = ""
+        self.sp_paths = {}
 
     # ---- metadata ----
     def metadata(self, variant):
@@ -221,6 +225,13 @@ class Idp:
             path = os.path.join(self.workdir, f"sp{self.sp_files}.xml")
         with open(path, "wb") as f:
             f.write(xml)
+        # A new copy of an SP's metadata replaces the old one (key rollover).
+        entity = etree.fromstring(xml).get("entityID")
+        with self.lock:
+            old = self.sp_paths.get(entity)
+            self.sp_paths[entity] = path
+        if old is not None:
+            self.server.metadata.metadata.pop(old, None)
         self.server.metadata.load("local", path)
 
     # ---- responses ----
@@ -584,7 +595,7 @@ def make_handler(idp):
                 if url.path == "/health":
                     return self.reply(200, b"ok", "text/plain")
                 if url.path == "/metadata":
-                    return self.reply(200, idp.metadata(q.get("variant", "")), "application/samlmetadata+xml")
+                    return self.reply(200, idp.metadata(q.get("variant", idp.default_variant)), "application/samlmetadata+xml")
                 if url.path == "/sso/redirect":
                     return self.sso(q, BINDING_HTTP_REDIRECT)
                 if url.path == "/slo/redirect" and "SAMLRequest" in q:
@@ -609,6 +620,9 @@ def make_handler(idp):
         def do_POST(self):
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
+            if self.path == "/metadata-variant":
+                idp.default_variant = body.decode()
+                return self.reply(200, b"ok", "text/plain")
             if self.path == "/sso/post":
                 q = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
                 try:

@@ -119,6 +119,20 @@ impl Idp {
         String::from_utf8_lossy(&got.body).into_owned()
     }
 
+    /// Which metadata the IdP serves at its URL from now on ("" or
+    /// "rollover": the old certificate listed as well).
+    pub async fn set_metadata_variant(&self, variant: &str) {
+        let got = raw_request(
+            "POST",
+            &format!("{}/metadata-variant", self.base),
+            Some(variant.as_bytes().to_vec()),
+            &[],
+        )
+        .await
+        .expect("metadata variant");
+        assert_eq!(got.status, StatusCode::OK);
+    }
+
     /// Registers the SP's metadata (as the gate serves it) with the IdP.
     pub async fn register_sp(&self, xml: &str) {
         let got = raw_request(
