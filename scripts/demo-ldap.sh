@@ -49,9 +49,6 @@ attr_username = "uid"
 group_search_base_dn = "ou=groups,dc=demo,dc=local"
 group_type = "member"
 
-[policy]
-manual_role_management = false
-
 [mapping.roles]
 administrator = ["cn=administrators,ou=groups,dc=demo,dc=local"]
 reviewer = ["cn=reviewers,ou=groups,dc=demo,dc=local"]

@@ -184,6 +184,8 @@ struct Proc {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Set by the reader thread once the child's stderr reaches EOF.
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     _keys: Keys,
 }
 
@@ -229,9 +231,11 @@ impl Proc {
         let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
         let pipe = child.stderr.take().expect("stderr");
         let log = stderr.clone();
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stderr_done.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { return };
+                let Ok(line) = line else { break };
                 if line.contains("authgate started") {
                     if let Some(addr) = serde_json::from_str::<serde_json::Value>(&line)
                         .ok()
@@ -244,6 +248,7 @@ impl Proc {
                 l.push_str(&line);
                 l.push('\n');
             }
+            done.store(true, Ordering::SeqCst);
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a,
@@ -256,6 +261,7 @@ impl Proc {
             child,
             addr,
             stderr,
+            stderr_done,
             _keys: keys,
         }
     }
@@ -289,6 +295,14 @@ impl Proc {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
+                // The process is gone; let the reader thread take in its
+                // last lines before anyone looks at the log (bounded).
+                for _ in 0..250 {
+                    if self.stderr_done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 return Some(s);
             }
             if Instant::now() > deadline {
