@@ -462,6 +462,16 @@ async fn forward(
         h.insert(X_REQUEST_ID.clone(), id);
     }
 
+    // authgate's own cookies stay here: the upstream must not log or replay them.
+    strip_own_cookies(
+        h,
+        state
+            .cookie
+            .name
+            .trim_start_matches("__Host-")
+            .trim_start_matches("__Secure-"),
+    );
+
     // Identity.
     if let Some(s) = session {
         let token = state.identity_token(s)?;
@@ -529,6 +539,58 @@ async fn forward(
     Ok(resp.map(Either::Left))
 }
 
+/// Removes authgate's cookies (the session, `<name>_login`, `<name>-saml`,
+/// `<name>-slo`, with or without the `__Host-` prefix) from the Cookie
+/// header(s); other cookies are kept, in order, in one header. Requests
+/// that carry none of ours (the common case on public paths) are untouched.
+fn strip_own_cookies(h: &mut http::HeaderMap, base: &str) {
+    let base = base.as_bytes();
+    if base.is_empty()
+        || !h
+            .get_all(header::COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().windows(base.len()).any(|w| w == base))
+    {
+        return;
+    }
+    let is_own = |name: &[u8]| {
+        let name = name
+            .strip_prefix(b"__Host-".as_slice())
+            .or_else(|| name.strip_prefix(b"__Secure-".as_slice()))
+            .unwrap_or(name);
+        name == base
+            || name.len() > base.len()
+                && name.starts_with(base)
+                && matches!(name[base.len()], b'_' | b'-')
+    };
+    let mut kept: Vec<u8> = Vec::new();
+    for v in h.get_all(header::COOKIE) {
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or(pair)
+                .trim_ascii();
+            if !is_own(name) {
+                if !kept.is_empty() {
+                    kept.extend_from_slice(b"; ");
+                }
+                kept.extend_from_slice(pair);
+            }
+        }
+    }
+    h.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_bytes(&kept) {
+        if !kept.is_empty() {
+            h.insert(header::COOKIE, v);
+        }
+    }
+}
+
 fn body_limit_hit(e: &upstream::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -564,6 +626,46 @@ mod tests {
         assert!(is_under("/_AUTH/login", "/_auth"));
         assert!(!is_under("/_authx", "/_auth"));
         assert!(!is_under("/", "/_auth"));
+    }
+
+    #[test]
+    fn own_cookies_are_not_forwarded() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["authgate=abc"], None),
+            (&["a=1; authgate=abc; b=2"], Some("a=1; b=2")),
+            (
+                &[
+                    "__Host-authgate=x; __Host-authgate-saml=y",
+                    "authgate_login=z; c=3",
+                ],
+                Some("c=3"),
+            ),
+            (
+                &["authgatex=1; xauthgate=2; authgate2=3"],
+                Some("authgatex=1; xauthgate=2; authgate2=3"),
+            ),
+            (
+                &["csrftoken=t; sessionid=s"],
+                Some("csrftoken=t; sessionid=s"),
+            ),
+            (&["authgate-slo=1;sessionid=s"], Some("sessionid=s")),
+        ];
+        for (input, want) in cases {
+            let mut h = http::HeaderMap::new();
+            for v in *input {
+                h.append(header::COOKIE, HeaderValue::from_str(v).expect("ascii"));
+            }
+            strip_own_cookies(&mut h, "authgate");
+            let got: Vec<_> = h
+                .get_all(header::COOKIE)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect();
+            match want {
+                None => assert!(got.is_empty(), "{input:?} -> {got:?}"),
+                Some(w) => assert_eq!(got, vec![*w], "{input:?}"),
+            }
+        }
     }
 
     #[test]
