@@ -198,14 +198,7 @@ async fn acs(
     ctx: &RequestCtx,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
-    let page_ctx = RequestCtx {
-        id: ctx.id.clone(),
-        start: ctx.start,
-        method: ctx.method.clone(),
-        wants_html: true,
-        prefix: ctx.prefix.clone(),
-        client: ctx.client,
-    };
+    let page_ctx = ctx.for_page();
     let path = format!("{}/saml/acs", state.config.server.prefix);
     let refuse = |e: Error| {
         state.metrics.logins_failed.inc();
@@ -495,14 +488,7 @@ async fn slo(
     ctx: &RequestCtx,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
-    let page_ctx = RequestCtx {
-        id: ctx.id.clone(),
-        start: ctx.start,
-        method: ctx.method.clone(),
-        wants_html: true,
-        prefix: ctx.prefix.clone(),
-        client: ctx.client,
-    };
+    let page_ctx = ctx.for_page();
     let refuse = |e: saml::Error| {
         let e = Error::Saml(e);
         tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %cause(&e), "SAML logout message refused");

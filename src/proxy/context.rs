@@ -31,7 +31,7 @@ impl ConnInfo {
 }
 
 /// Facts about one request, for logging and error rendering.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestCtx {
     pub id: String,
     pub start: Instant,
@@ -44,6 +44,15 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The same request, with errors rendered as HTML pages: for endpoints a
+    /// browser reaches by posting a form (SAML ACS and SLO).
+    pub fn for_page(&self) -> RequestCtx {
+        RequestCtx {
+            wants_html: true,
+            ..self.clone()
+        }
+    }
+
     pub fn new(
         id: String,
         method: &Method,
