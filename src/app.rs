@@ -403,8 +403,19 @@ impl Bound {
         Arc::clone(&self.live)
     }
 
-    /// Runs until `shutdown` resolves, then drains.
+    /// Runs until `shutdown` resolves, then drains; every connection on the
+    /// calling runtime.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.serve_on(Vec::new(), shutdown).await
+    }
+
+    /// As [`Bound::serve`], with connections spread round-robin over the
+    /// calling runtime and `workers` (see [`crate::server::runtime`]).
+    pub async fn serve_on(
+        self,
+        workers: Vec<tokio::runtime::Handle>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let live = self.live.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let housekeeping = {
@@ -455,7 +466,7 @@ impl Bound {
                 let _ = stop.changed().await;
             }))
         });
-        crate::server::serve(live, self.listener, self.app.tls, shutdown).await;
+        crate::server::serve(live, self.listener, self.app.tls, workers, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = housekeeping.await;
         let _ = saml_refresh.await;
