@@ -34,6 +34,8 @@ pub struct State {
     /// Shared by every configuration generation (a reload keeps the counts).
     pub metrics: Arc<Metrics>,
     pub request_ids: RequestIds,
+    /// `config.server.prefix`, shared with every request's context.
+    pub prefix: Arc<str>,
     pub sessions: Arc<dyn Store>,
     pub keys: Keys,
     pub cookie: CookieConfig,
@@ -138,6 +140,7 @@ impl State {
             protected,
             metrics: Arc::new(Metrics::new()),
             request_ids: RequestIds::default(),
+            prefix: Arc::from(config.server.prefix.as_str()),
             sessions,
             keys,
             cookie,

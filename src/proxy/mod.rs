@@ -99,7 +99,7 @@ pub async fn handle(
         state.request_ids.next(),
         req.method(),
         req.headers(),
-        &state.config.server.prefix,
+        Arc::clone(&state.prefix),
         conn.peer.ip(),
     );
     state.metrics.in_flight.inc();
@@ -148,8 +148,8 @@ async fn phases(
     if req.method() == Method::CONNECT {
         return Err(Error::MethodNotAllowed);
     }
-    let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
-    logged_path.push_str(&path);
+    path::normalize_into(req.uri().path(), logged_path).map_err(Error::BadPath)?;
+    let path: &str = logged_path;
 
     // 3. Strip, then (later) set. Trusted proxies' forwarding headers are
     // read before they are stripped.
@@ -228,7 +228,7 @@ async fn phases(
             if ctx.wants_html {
                 let rd = match req.uri().query() {
                     Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
+                    None => path.to_string(),
                 };
                 return Ok(crate::endpoints::redirect_to_login(state, &rd));
             }
