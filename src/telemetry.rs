@@ -171,10 +171,15 @@ mod tests {
         assert_ne!(a, b);
         for id in [a, b] {
             assert_eq!(id.len(), 16, "{id}");
-            assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
             assert_eq!(format!("{id}"), id.as_str());
         }
-        assert_eq!(RequestId::hex(0x0123_4567_89ab_cdef).as_str(), "0123456789abcdef");
+        assert_eq!(
+            RequestId::hex(0x0123_4567_89ab_cdef).as_str(),
+            "0123456789abcdef"
+        );
     }
 
     #[test]

@@ -163,16 +163,16 @@ async fn phases(
     // future ~15 KiB, which hyper keeps allocated per connection (its
     // in-flight slot) and copies per request; boxed, it is ~3 KiB
     // (bench/README.md: about 5 KiB less RSS per idle keep-alive connection).
-    if is_under(&path, &cfg.server.prefix) {
+    if is_under(path, &cfg.server.prefix) {
         return Box::pin(crate::endpoints::dispatch(
-            state, conn, ctx, req, &path, user,
+            state, conn, ctx, req, path, user,
         ))
         .await;
     }
 
     // 5. The route policy applies to every caller, tokens included.
     let overrides = crate::policy::override_methods(req.headers(), req.uri().query());
-    let decision = state.routes_decide(&req, &path, &overrides);
+    let decision = state.routes_decide(&req, path, &overrides);
     match decision {
         crate::policy::Decision::Allow => {}
         crate::policy::Decision::Deny { reason, .. } => {
@@ -182,7 +182,7 @@ async fn phases(
                 ctx,
                 req.headers(),
                 ctx.method.as_str(),
-                &path,
+                path,
                 &reason,
             ))
             .await;
@@ -199,7 +199,7 @@ async fn phases(
                 ctx,
                 req.headers(),
                 ctx.method.as_str(),
-                &path,
+                path,
                 "native_login",
             ))
             .await;
@@ -209,13 +209,13 @@ async fn phases(
         }
         crate::policy::Decision::Logout { .. } => {
             // The upstream's own logout also ends our session.
-            return Box::pin(crate::endpoints::logout(state, ctx, &req, &path)).await;
+            return Box::pin(crate::endpoints::logout(state, ctx, &req, path)).await;
         }
     }
 
     // 6. Public paths: no session, no identity.
-    if state.is_public(&path) {
-        return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+    if state.is_public(path) {
+        return forward(state, conn, ctx, req, path, None, inbound_fwd, upgrade).await;
     }
 
     // 7. Session.
@@ -223,7 +223,7 @@ async fn phases(
         Some(s) => s,
         None => {
             if cfg.policy.allow_upstream_tokens && carries_upstream_token(req.headers()) {
-                return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+                return forward(state, conn, ctx, req, path, None, inbound_fwd, upgrade).await;
             }
             if ctx.wants_html {
                 let rd = match req.uri().query() {
@@ -246,7 +246,7 @@ async fn phases(
             subject: Some(&id.subject),
             role: id.role.as_deref(),
             method: ctx.method.as_str(),
-            path: &path,
+            path,
             client: ctx.client,
             reason: match e {
                 Error::PendingActivation => "pending_activation",
@@ -264,7 +264,7 @@ async fn phases(
         conn,
         ctx,
         req,
-        &path,
+        path,
         Some(&session),
         inbound_fwd,
         upgrade,
