@@ -7,6 +7,7 @@ pub mod timer;
 pub mod tls;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
+use crate::proxy::Body;
 use crate::proxy::context::ConnInfo;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
@@ -145,7 +147,11 @@ async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>,
         // kept-alive connection.
         let st = live.current();
         let conn = conn.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
+        // Boxed: hyper keeps the service future's space in every
+        // connection, in flight or idle; the request future is ~3 KiB.
+        let fut: Pin<Box<dyn Future<Output = Response<Body>> + Send>> =
+            Box::pin(crate::proxy::handle(st, conn, req));
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
     });
     let activity = Arc::new(timer::Activity::default());
     let conn_timer = timer::ConnTimer::new(
