@@ -7,8 +7,8 @@ pub mod timer;
 pub mod tls;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
-use crate::proxy::Body;
 use crate::proxy::context::ConnInfo;
+use crate::proxy::Body;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to `server.shutdown_grace`.
