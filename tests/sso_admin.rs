@@ -72,6 +72,10 @@ impl Setup {
     /// The configuration text: `extra` TOML after the common part, with
     /// `server.state_dir` set, and keys kept in `dir`.
     fn config(&self, keys: &Keys, extra: &str) -> String {
+        self.config_in(keys, extra, &self.state_dir())
+    }
+
+    fn config_in(&self, keys: &Keys, extra: &str, state_dir: &Path) -> String {
         for (from, name) in [
             (&keys.signing_key, "identity.pem"),
             (&keys.session_key, "session.key"),
@@ -92,7 +96,7 @@ impl Setup {
             )
             .replace(
                 "[server]\n",
-                &format!("[server]\nstate_dir = \"{}\"\n", self.state_dir().display()),
+                &format!("[server]\nstate_dir = \"{}\"\n", state_dir.display()),
             )
     }
 
@@ -685,4 +689,127 @@ async fn an_unwritable_state_dir_is_a_configuration_error_naming_the_key() {
     .expect_err("refused");
     let msg = e.to_string();
     assert!(msg.contains("server.state_dir (from test.toml:"), "{msg}");
+}
+
+/// A private `redis-server` on 127.0.0.1, killed on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            use std::io::{Read, Write};
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let mut buf = [0u8; 8];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        RedisServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two replicas sharing only Redis (each its own state_dir): a save on one
+/// is in force on the other as soon as it looks (its page, or its poll).
+#[tokio::test]
+async fn a_save_on_one_replica_reaches_the_other_through_redis() {
+    let redis = RedisServer::start();
+    let setup = Setup::new().await;
+    let session = format!(
+        "store = \"redis\"\nredis_url = \"redis://127.0.0.1:{}/\"\n",
+        redis.port
+    );
+    let replica = |name: &str| {
+        let keys = Keys::new();
+        let text = setup
+            .config_in(&keys, "", &setup.dir.path().join(name))
+            .replacen("[session]\n", &format!("[session]\n{session}"), 1);
+        (keys, text)
+    };
+    let (ka, ta) = replica("a");
+    let (kb, tb) = replica("b");
+    let a = Gate::start_with(ka, ta, vec![]).await;
+    let b = Gate::start_with(kb, tb, vec![]).await;
+    let admin = session_cookie(&a).await;
+    let csrf = csrf_of(&page(&a, &admin).await.text());
+    let got = post(
+        &a,
+        &admin,
+        "/_auth/admin/sso/mapping",
+        &[
+            ("csrf", &csrf),
+            ("role-0-name", "manager"),
+            ("role-0-groups", "ls-managers"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::SEE_OTHER, "{}", got.text());
+    // B: the same session (Redis), its page shows A's save.
+    let on_b = page(&b, &admin).await;
+    assert_eq!(on_b.status, StatusCode::OK);
+    assert!(on_b.text().contains("ls-managers"), "B has A's save");
+    let b_file =
+        std::fs::read_to_string(setup.dir.path().join("b/sso.json")).expect("B's own copy");
+    assert!(b_file.contains("ls-managers"));
+    let csrf_b = csrf_of(&on_b.text());
+    let e = post(
+        &b,
+        &admin,
+        "/_auth/admin/sso/explain",
+        &[("csrf", &csrf_b), ("groups", "ls-managers")],
+    )
+    .await
+    .text();
+    assert!(e.contains("manager (the highest role"), "in force on B");
+}
+
+async fn session_cookie(gate: &Gate) -> String {
+    session(gate, "root@example.com", "owner").await
 }
