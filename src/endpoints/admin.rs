@@ -900,25 +900,11 @@ fn metadata_status(state: &State) -> String {
         "Last error",
         status.last_error.as_deref().unwrap_or("none"),
     ));
-    let soon = openssl::asn1::Asn1Time::days_from_now(EXPIRY_WARNING_DAYS).ok();
-    let now = openssl::asn1::Asn1Time::days_from_now(0).ok();
     for c in &idp.certs {
-        let x = openssl::x509::X509::from_der(&c.der).ok();
-        let after = x.as_ref().map(|x| x.not_after());
-        let expired = match (after, &now) {
-            (Some(a), Some(n)) => a < n.as_ref(),
-            _ => c.expired,
-        };
-        let expiring = match (after, &soon) {
-            (Some(a), Some(s)) => a < s.as_ref(),
-            _ => false,
-        };
-        let warn = if expired {
-            " <span class=\"warn\">EXPIRED</span>".to_string()
-        } else if expiring {
-            format!(" <span class=\"warn\">expires in less than {EXPIRY_WARNING_DAYS} days: ask the IdP for the new certificate</span>")
-        } else {
-            String::new()
+        let warn = match expiry(&c.der, c.expired) {
+            Expiry::Expired => " <span class=\"warn\">EXPIRED</span>".to_string(),
+            Expiry::Soon => format!(" <span class=\"warn\">expires in less than {EXPIRY_WARNING_DAYS} days: ask the IdP for the new certificate</span>"),
+            Expiry::Later => String::new(),
         };
         b.push_str(&format!(
             "<tr><th scope=\"row\">Signing certificate</th><td>{} — expires {}{warn}</td></tr>",
@@ -928,6 +914,37 @@ fn metadata_status(state: &State) -> String {
     }
     b.push_str("</table>");
     b
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Expired,
+    /// Within [`EXPIRY_WARNING_DAYS`].
+    Soon,
+    Later,
+}
+
+/// How close a certificate (DER) is to its notAfter, now. `expired_at_load`
+/// is used when the certificate cannot be read again.
+fn expiry(der: &[u8], expired_at_load: bool) -> Expiry {
+    let (Ok(x), Ok(now), Ok(soon)) = (
+        openssl::x509::X509::from_der(der),
+        openssl::asn1::Asn1Time::days_from_now(0),
+        openssl::asn1::Asn1Time::days_from_now(EXPIRY_WARNING_DAYS),
+    ) else {
+        return if expired_at_load {
+            Expiry::Expired
+        } else {
+            Expiry::Later
+        };
+    };
+    if x.not_after() < now {
+        Expiry::Expired
+    } else if x.not_after() < soon {
+        Expiry::Soon
+    } else {
+        Expiry::Later
+    }
 }
 
 pub fn explanation_html(e: &Explanation) -> String {
@@ -1000,4 +1017,50 @@ pub fn explanation_html(e: &Explanation) -> String {
     }
     b.push_str("</section>");
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate valid from `from` to `to` days from now.
+    fn cert(from: i64, to: i64) -> Vec<u8> {
+        use openssl::asn1::Asn1Time;
+        let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa"))
+            .expect("key");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "idp").expect("cn");
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().expect("builder");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        b.set_not_before(&Asn1Time::from_unix(now + from * 86400).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::from_unix(now + to * 86400).expect("t"))
+            .expect("na");
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .expect("sign");
+        b.build().to_der().expect("der")
+    }
+
+    #[test]
+    fn certificates_expiring_within_30_days_are_flagged() {
+        let table = [
+            (-400, -1, Expiry::Expired),
+            (-10, 1, Expiry::Soon),
+            (-10, 29, Expiry::Soon),
+            (-10, 31, Expiry::Later),
+            (-10, 365, Expiry::Later),
+        ];
+        for (from, to, want) in table {
+            assert_eq!(expiry(&cert(from, to), false), want, "{from}..{to}");
+        }
+        assert_eq!(expiry(b"not DER", true), Expiry::Expired);
+        assert_eq!(expiry(b"not DER", false), Expiry::Later);
+    }
 }
