@@ -232,6 +232,7 @@ async fn only_owners_and_administrators_with_a_session_get_the_page() {
 
 #[tokio::test]
 async fn forms_without_this_sessions_csrf_token_are_refused() {
+    let log = audit_log();
     let setup = Setup::new().await;
     let gate = setup.gate("").await;
     let alice = session(&gate, "alice@example.com", "administrator").await;
@@ -262,6 +263,14 @@ async fn forms_without_this_sessions_csrf_token_are_refused() {
         }
     }
     assert!(saved_file(&setup).is_none(), "nothing saved");
+    let lines = String::from_utf8_lossy(&log.lock().expect("log")).into_owned();
+    assert!(
+        lines.lines().any(|l| l.contains("\"access_refused\"")
+            && l.contains("\"csrf\"")
+            && l.contains("/_auth/admin/sso/explain")
+            && l.contains("uid=alice@example.com")),
+        "the refusal is audited: {lines}"
+    );
     // Alice's own token works.
     let token = csrf_of(&page(&gate, &alice).await.text());
     let mut fields = rows.to_vec();

@@ -88,7 +88,7 @@ pub async fn dispatch(
         }
         "/admin/sso/metadata" if post => metadata(state, ctx, &s, req).await,
         "/admin/sso/mapping" if post => mapping(state, ctx, &s, req).await,
-        "/admin/sso/explain" if post => explain(state, &s, req).await,
+        "/admin/sso/explain" if post => explain(state, ctx, &s, req).await,
         "/admin/sso/test" if get => super::saml::test_sign_in(state, &req),
         _ => Err(Error::MethodNotAllowed),
     }
@@ -230,10 +230,26 @@ async fn read_form(req: Request<Incoming>) -> Result<Form, Error> {
 
 /// Reads the form and checks its CSRF token (403 when it does not belong
 /// to this session).
-async fn checked_form(state: &State, s: &Session, req: Request<Incoming>) -> Result<Form, Error> {
+async fn checked_form(
+    state: &State,
+    ctx: &RequestCtx,
+    s: &Session,
+    req: Request<Incoming>,
+) -> Result<Form, Error> {
+    let path = req.uri().path().to_string();
     let form = read_form(req).await?;
     if !csrf_ok(state, s, form.get("csrf")) {
-        crate::audit!("access_refused", subject = %s.identity.subject, role = s.identity.role.as_deref(), path = "admin/sso", reason = "csrf");
+        crate::telemetry::Audit {
+            event: "access_refused",
+            subject: Some(&s.identity.subject),
+            role: s.identity.role.as_deref(),
+            method: "POST",
+            path: &path,
+            client: ctx.client,
+            reason: "csrf",
+            request_id: Some(&ctx.id),
+        }
+        .emit();
         return Err(Error::CsrfMismatch);
     }
     Ok(form)
@@ -307,7 +323,7 @@ async fn metadata(
     s: &Session,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
-    let form = checked_form(state, s, req).await?;
+    let form = checked_form(state, ctx, s, req).await?;
     let url = form.text("metadata_url").trim().to_string();
     let view = View {
         metadata_url: Some(url.clone()),
@@ -462,7 +478,7 @@ async fn mapping(
     s: &Session,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
-    let form = checked_form(state, s, req).await?;
+    let form = checked_form(state, ctx, s, req).await?;
     let (roles, ws, projects) = rows(&form);
     let action = form.text("action");
     let mut view = View {
@@ -537,10 +553,11 @@ async fn mapping(
 /// user who signed in since start; the grant from the mapping in force.
 async fn explain(
     state: &State,
+    ctx: &RequestCtx,
     s: &Session,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
-    let form = checked_form(state, s, req).await?;
+    let form = checked_form(state, ctx, s, req).await?;
     let email = form.text("email").trim().to_string();
     let typed: Vec<String> = form
         .text("groups")
