@@ -67,22 +67,38 @@ pub async fn serve(
         let trusted = cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
         let conn = Arc::new(ConnInfo::new(peer, tls.is_some(), trusted));
         let live = live.clone();
+        let activity = Activity::new();
+        let busy = activity.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             // Per request: a reload applies to the next request, even on a
             // kept-alive connection.
             let st = live.current();
             let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
+            let guard = busy.start();
+            async move {
+                let resp = crate::proxy::handle(st, conn, req).await;
+                // Busy until the response body is sent (or dropped).
+                Ok::<_, std::convert::Infallible>(resp.map(|body| Guarded {
+                    body,
+                    _guard: guard,
+                }))
+            }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let idle_timeout = cfg.idle_timeout;
         match &tls {
             None => {
                 tokio::spawn(async move {
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                            tracing::debug!(error = %e, %peer, "connection ended with an error");
+                        },
+                        _ = activity.idle(idle_timeout) => {
+                            tracing::debug!(%peer, "idle connection closed (server.idle_timeout)");
+                        }
                     }
                 });
             }
@@ -105,8 +121,13 @@ pub async fn serve(
                     };
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                            tracing::debug!(error = %e, %peer, "connection ended with an error");
+                        },
+                        _ = activity.idle(idle_timeout) => {
+                            tracing::debug!(%peer, "idle connection closed (server.idle_timeout)");
+                        }
                     }
                 });
             }
@@ -123,6 +144,100 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+/// When a connection last started or finished a request, and how many it
+/// has in flight (a response counts until its body is sent or dropped).
+/// hyper closes neither an HTTP/1.1 keep-alive connection nor a connection
+/// that never sends a byte on its own; [`Activity::idle`] resolves once the
+/// connection has had nothing in flight for `server.idle_timeout`, and the
+/// connection is then dropped (closed).
+struct Activity {
+    epoch: tokio::time::Instant,
+    /// Milliseconds since `epoch` at the last start or end of a request.
+    last_ms: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: tokio::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Release);
+    }
+
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    /// Resolves when nothing has been in flight for `timeout`.
+    async fn idle(&self, timeout: Duration) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+            let deadline = self.epoch + last + timeout;
+            tokio::time::sleep_until(deadline).await;
+            let last_now = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+            if self.in_flight.load(Ordering::Acquire) == 0 && last_now == last {
+                return;
+            }
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                // Busy: look again one timeout later.
+                self.touch();
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection; dropping it ends the request.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight.
+    struct Guarded<B> {
+        #[pin]
+        body: B,
+        _guard: InFlight,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
