@@ -2,6 +2,8 @@
 //! TLS) and the metrics listener. Knows connections and shutdown, nothing
 //! about authentication.
 
+pub mod runtime;
+pub mod timer;
 pub mod tls;
 
 use std::future::Future;
@@ -14,8 +16,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
@@ -23,10 +26,15 @@ use crate::proxy::context::ConnInfo;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to `server.shutdown_grace`.
+///
+/// Connections are accepted here and served round-robin on this runtime and
+/// on `workers` (the other current-thread runtimes of [`runtime::Runtimes`];
+/// empty: everything runs here).
 pub async fn serve(
     live: Arc<Live>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    workers: Vec<Handle>,
     shutdown: impl Future<Output = ()>,
 ) {
     // Listener settings come from the configuration at start (a reload
@@ -34,9 +42,9 @@ pub async fn serve(
     let state = live.current();
     let cfg = &state.config.server;
     let mut builder = Builder::new(TokioExecutor::new());
+    // Each connection gets its own HTTP/1 timer (see `connection`).
     builder
         .http1()
-        .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
@@ -51,9 +59,17 @@ pub async fn serve(
         // library defaults cannot lift them (tests/hostile.rs).
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(1024));
-    let builder = Arc::new(builder);
+    let shared = Arc::new(Shared {
+        builder,
+        tls,
+        header_read_timeout: cfg.header_read_timeout,
+        idle_timeout: cfg.idle_timeout,
+        live,
+    });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    // Slot 0 is this runtime, 1.. the workers.
+    let mut turn = 0usize;
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -70,68 +86,30 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let trusted = cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
-        let conn = Arc::new(ConnInfo::new(peer, tls.is_some(), trusted));
-        let live = live.clone();
-        let activity = Activity::new();
-        let busy = activity.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            // Per request: a reload applies to the next request, even on a
-            // kept-alive connection.
-            let st = live.current();
-            let conn = conn.clone();
-            let guard = busy.start();
-            async move {
-                let resp = crate::proxy::handle(st, conn, req).await;
-                // Busy until the response body is sent (or dropped).
-                Ok::<_, std::convert::Infallible>(resp.map(|body| Guarded {
-                    body,
-                    _guard: guard,
-                }))
-            }
-        });
-        let builder = builder.clone();
+        let conn = Arc::new(ConnInfo::new(peer, shared.tls.is_some(), trusted));
         let watcher = graceful.watcher();
-        let idle_timeout = cfg.idle_timeout;
-        match &tls {
+        let shared = Arc::clone(&shared);
+        let slot = turn;
+        turn = if turn >= workers.len() { 0 } else { turn + 1 };
+        match slot.checked_sub(1).and_then(|i| workers.get(i)) {
             None => {
-                tokio::spawn(async move {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    tokio::select! {
-                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
-                            tracing::debug!(error = %e, %peer, "connection ended with an error");
-                        },
-                        _ = activity.idle(idle_timeout) => {
-                            tracing::debug!(%peer, "idle connection closed (server.idle_timeout)");
-                        }
-                    }
-                });
+                tokio::spawn(connection(stream, conn, shared, watcher));
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let handshake_timeout = cfg.header_read_timeout;
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    tokio::select! {
-                        r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
-                            tracing::debug!(error = %e, %peer, "connection ended with an error");
-                        },
-                        _ = activity.idle(idle_timeout) => {
-                            tracing::debug!(%peer, "idle connection closed (server.idle_timeout)");
+            Some(worker) => {
+                // Moved to the worker's I/O driver: deregistered here,
+                // registered there.
+                let std_stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %peer, "cannot hand the connection to a worker");
+                        continue;
+                    }
+                };
+                worker.spawn(async move {
+                    match TcpStream::from_std(std_stream) {
+                        Ok(stream) => connection(stream, conn, shared, watcher).await,
+                        Err(e) => {
+                            tracing::debug!(error = %e, %peer, "worker cannot take the connection")
                         }
                     }
                 });
@@ -152,97 +130,70 @@ pub async fn serve(
     }
 }
 
-/// When a connection last started or finished a request, and how many it
-/// has in flight (a response counts until its body is sent or dropped).
-/// hyper closes neither an HTTP/1.1 keep-alive connection nor a connection
-/// that never sends a byte on its own; [`Activity::idle`] resolves once the
-/// connection has had nothing in flight for `server.idle_timeout`, and the
-/// connection is then dropped (closed).
-struct Activity {
-    epoch: tokio::time::Instant,
-    /// Milliseconds since `epoch` at the last start or end of a request.
-    last_ms: std::sync::atomic::AtomicU64,
-    in_flight: std::sync::atomic::AtomicUsize,
+/// What every connection of one listener shares.
+struct Shared {
+    builder: Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    /// Also the TLS handshake's deadline.
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    live: Arc<Live>,
 }
 
-impl Activity {
-    fn new() -> Arc<Activity> {
-        Arc::new(Activity {
-            epoch: tokio::time::Instant::now(),
-            last_ms: std::sync::atomic::AtomicU64::new(0),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-        })
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, std::sync::atomic::Ordering::Release);
-    }
-
-    fn start(self: &Arc<Self>) -> InFlight {
-        self.in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.touch();
-        InFlight(self.clone())
-    }
-
-    /// Resolves when nothing has been in flight for `timeout`.
-    async fn idle(&self, timeout: Duration) {
-        use std::sync::atomic::Ordering;
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-            let deadline = self.epoch + last + timeout;
-            tokio::time::sleep_until(deadline).await;
-            let last_now = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-            if self.in_flight.load(Ordering::Acquire) == 0 && last_now == last {
-                return;
+/// One accepted connection, from the TLS handshake (when configured) to its
+/// end, on whichever runtime it was handed to.
+async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>, watcher: Watcher) {
+    let peer = conn.peer;
+    let live = Arc::clone(&shared.live);
+    let service = service_fn(move |req: Request<Incoming>| {
+        // Per request: a reload applies to the next request, even on a
+        // kept-alive connection.
+        let st = live.current();
+        let conn = conn.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
+    });
+    let activity = Arc::new(timer::Activity::default());
+    let conn_timer = timer::ConnTimer::new(
+        shared.header_read_timeout,
+        shared.idle_timeout,
+        Arc::clone(&activity),
+    );
+    let mut builder = shared.builder.clone();
+    builder.http1().timer(conn_timer.clone());
+    let served = async {
+        match &shared.tls {
+            None => {
+                let io = TokioIo::new(timer::Counted::new(stream, activity));
+                let c = builder.serve_connection_with_upgrades(io, service);
+                watcher.watch(c.into_owned()).await
             }
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                // Busy: look again one timeout later.
-                self.touch();
+            Some(acceptor) => {
+                let stream =
+                    match tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return Ok(());
+                        }
+                        Err(_) => return Ok(()),
+                    };
+                let io = TokioIo::new(timer::Counted::new(stream, activity));
+                let c = builder.serve_connection_with_upgrades(io, service);
+                watcher.watch(c.into_owned()).await
             }
         }
-    }
-}
-
-/// One request in flight on a connection; dropping it ends the request.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        self.0.touch();
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its request counted as in flight.
-    struct Guarded<B> {
-        #[pin]
-        body: B,
-        _guard: InFlight,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for Guarded<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+    };
+    let result = tokio::select! {
+        r = served => r,
+        () = conn_timer.silent_start() => {
+            tracing::debug!(%peer, "closed: no request head within server.header_read_timeout");
+            return;
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }
 
