@@ -22,6 +22,7 @@ pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod saml;
+pub mod selftest;
 pub mod server;
 pub mod session;
 pub mod settings;

@@ -55,7 +55,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(cfg.max_header_bytes as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // Rapid reset (CVE-2023-44487) and its server-side variant: the
+        // connection is closed (GOAWAY) past these; explicit so a change of
+        // library defaults cannot lift them (tests/hostile.rs).
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(1024));
     let shared = Arc::new(Shared {
         builder,
         tls,
