@@ -382,6 +382,11 @@ pub struct Saml {
     /// Certificates of earlier SP keys, still listed in our metadata during
     /// a rollover window (IdPs that cache our metadata keep trusting them).
     pub sp_previous_certs: Vec<String>,
+    /// Private keys of earlier SP certificates: encrypted assertions made
+    /// for them still decrypt during the rollover window.
+    pub sp_previous_keys: Vec<String>,
+    /// Refuse assertions that are not encrypted (needs `sp_key`).
+    pub require_encrypted_assertions: bool,
     /// Accepted XML signature algorithms (rsa-sha1 is off unless listed).
     pub allowed_signature_algorithms: Vec<String>,
     /// Tolerated clock difference with the IdP.
@@ -427,6 +432,8 @@ impl Default for Saml {
             sp_key: String::new(),
             sp_cert: String::new(),
             sp_previous_certs: Vec::new(),
+            sp_previous_keys: Vec::new(),
+            require_encrypted_assertions: false,
             allowed_signature_algorithms: vec![
                 "rsa-sha256".into(),
                 "rsa-sha384".into(),

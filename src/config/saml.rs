@@ -66,8 +66,12 @@ pub struct Saml {
     pub sp_cert_der: Option<Vec<u8>>,
     /// DER of `saml.sp_previous_certs` (rollover window).
     pub sp_previous_certs_der: Vec<Vec<u8>>,
-    /// PEM of the SP private key (kept for signed requests later; never logged).
+    /// PEM of the SP private key (signs requests, decrypts assertions; never logged).
     pub sp_key_pem: Option<Secret<Vec<u8>>>,
+    /// PEM of `saml.sp_previous_keys` (still decrypt during a rollover).
+    pub sp_previous_keys_pem: Vec<Secret<Vec<u8>>>,
+    /// Refuse assertions that are not encrypted.
+    pub require_encrypted_assertions: bool,
     pub allowed_signature_algorithms: Vec<SignatureAlgorithm>,
     pub clock_skew: Duration,
     pub allow_idp_initiated: bool,
@@ -403,6 +407,33 @@ pub fn check(
         }
     }
 
+    let mut sp_previous_keys_pem = Vec::new();
+    for (i, path) in raw.sp_previous_keys.iter().enumerate() {
+        let key = format!("saml.sp_previous_keys.{i}");
+        match std::fs::read(path.trim()) {
+            Ok(pem) if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() => {
+                sp_previous_keys_pem.push(Secret::new(pem))
+            }
+            Ok(_) => fail(
+                &key,
+                format!("{path:?} holds no unencrypted PEM private key"),
+            ),
+            Err(e) => fail(&key, format!("cannot read {path:?}: {e}")),
+        }
+    }
+    if !raw.sp_previous_keys.is_empty() && raw.sp_key.trim().is_empty() {
+        fail(
+            "saml.sp_previous_keys",
+            "earlier keys need the current one: set saml.sp_key and saml.sp_cert".into(),
+        );
+    }
+    if raw.require_encrypted_assertions && raw.sp_key.trim().is_empty() {
+        fail(
+            "saml.require_encrypted_assertions",
+            "encrypted assertions need saml.sp_key and saml.sp_cert (the IdP encrypts to the certificate in our metadata; `authgate keygen --saml` writes a pair)".into(),
+        );
+    }
+
     if raw.sign_requests && raw.sp_key.trim().is_empty() {
         fail(
             "saml.sign_requests",
@@ -462,6 +493,8 @@ pub fn check(
         sp_cert_der,
         sp_previous_certs_der,
         sp_key_pem,
+        sp_previous_keys_pem,
+        require_encrypted_assertions: raw.require_encrypted_assertions,
         allowed_signature_algorithms: allowed,
         clock_skew,
         allow_idp_initiated: raw.allow_idp_initiated,
@@ -583,6 +616,18 @@ mod tests {
             (
                 Box::new(|r| r.sp_previous_certs = vec!["/nonexistent.crt".into()]),
                 "saml.sp_previous_certs.0",
+            ),
+            (
+                Box::new(|r| r.sp_previous_keys = vec!["/nonexistent.key".into()]),
+                "saml.sp_previous_keys.0",
+            ),
+            (
+                Box::new(|r| r.sp_previous_keys = vec!["/nonexistent.key".into()]),
+                "saml.sp_previous_keys",
+            ),
+            (
+                Box::new(|r| r.require_encrypted_assertions = true),
+                "saml.require_encrypted_assertions",
             ),
             (
                 Box::new(|r| r.authn_request_binding = "soap".into()),

@@ -17,6 +17,7 @@
 //! signing certificate (samael would then skip verification).
 
 pub mod attributes;
+pub mod decrypt;
 pub mod logout;
 pub mod metadata;
 pub mod replay;
@@ -145,10 +146,18 @@ pub enum Error {
     Entity,
     #[error("the response is not well-formed SAML: {0}")]
     Malformed(String),
-    #[error("the response carries {assertions} assertions and {encrypted} encrypted assertions; exactly one plain assertion is accepted")]
+    #[error("the response carries {assertions} assertions and {encrypted} encrypted assertions; exactly one assertion (plain or encrypted) is accepted")]
     AssertionCount { assertions: usize, encrypted: usize },
-    #[error("the response carries an encrypted assertion, which is not supported; turn assertion encryption off for this SP in the IdP")]
-    EncryptedAssertion,
+    #[error("the assertion is not encrypted, and saml.require_encrypted_assertions is true")]
+    EncryptionRequired,
+    #[error("the response carries an encrypted assertion, but saml.sp_key (the key to decrypt it) is not set")]
+    NoDecryptionKey,
+    #[error("the encrypted assertion uses {0}, which is not accepted (AES-CBC or AES-GCM content encryption, RSA-OAEP key transport)")]
+    EncryptionAlgorithm(String),
+    #[error("the encrypted assertion has a structure that is refused: {0}")]
+    EncryptionStructure(String),
+    #[error("the encrypted assertion could not be decrypted: {0}")]
+    Decrypt(String),
 
     // --- signature ---
     #[error("the response is not signed (neither the Response nor the Assertion)")]
@@ -283,13 +292,7 @@ impl Sso {
     /// Re-reads the metadata; on failure the last good copy stays in force
     /// and the error is kept for the operator page.
     pub async fn refresh(&self) -> Result<(), Error> {
-        let l = self.loaded();
-        let keys = response::SpKeys {
-            key: l.sp_key.clone(),
-            cert_der: l.sp_cert_der.clone(),
-            previous: l.sp_previous_certs.clone(),
-        };
-        drop(l);
+        let keys = self.loaded().keys();
         self.swap(keys).await
     }
 
@@ -358,7 +361,7 @@ impl Sso {
         Ok(verified)
     }
 
-    /// The SP metadata XML (no encryption key: samael cannot decrypt).
+    /// The SP metadata XML.
     pub fn sp_metadata(&self) -> String {
         request::sp_metadata(&self.settings, &self.loaded())
     }
