@@ -1526,3 +1526,233 @@ async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decryp
     let acs = sso(&mut b, "/", "user=alice&enc=aes128-gcm").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "new key: {}", acs.text());
 }
+
+/// Two IdPs (two pysaml2 processes: other entity IDs, other keys) in front
+/// of one gate with an SP key: the first from `[saml]`, "beta" from
+/// `[[saml.idps]]` with its own attribute names (Okta style, built-in
+/// aliases off so the difference shows).
+async fn two_idps() -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
+    let (a, b) = (Idp::start().await, Idp::start().await);
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\nbuiltin_attribute_aliases = false\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\nattr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n{MAPPING}",
+            a.metadata_url(),
+            key.display(),
+            cert.display(),
+            b.metadata_url()
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    a.register_sp(&md).await;
+    b.register_sp(&md).await;
+    (a, b, up, gate, dir)
+}
+
+/// `/_auth/saml/login?idp=ID&rd=/x` → the IdP (as `params`) → the form
+/// posted to the ACS.
+async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
+    let to_idp = b
+        .get(&format!(
+            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
+        ))
+        .await;
+    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
+    let url = to_idp.location().expect("to the IdP");
+    let form = b.get(&format!("{url}&{params}")).await;
+    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
+    b.submit_form(&form).await
+}
+
+#[tokio::test]
+async fn several_idps_each_sign_in_with_their_own_metadata_and_mapping() {
+    support::audit::install();
+    let (a, _b, _up, gate, _dir) = two_idps().await;
+    // One button per IdP on the login page.
+    let page = get(
+        &gate.url("/_auth/login?rd=%2Fp"),
+        &[("accept", "text/html")],
+    )
+    .await
+    .text();
+    assert!(
+        page.contains(
+            "id=\"sso\" href=\"/_auth/saml/login?idp=default&amp;rd=%2Fp\">Sign in with Alpha</a>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "id=\"sso-beta\" href=\"/_auth/saml/login?idp=beta&amp;rd=%2Fp\">Sign in with Beta</a>"
+        ),
+        "{page}"
+    );
+
+    // The first IdP through its button, with [saml]'s attribute names.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso(&mut br, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(userinfo(&mut br).await["email"], "alice@example.com");
+    assert!(br
+        .get("http://gate.test/_auth/saml/login")
+        .await
+        .location()
+        .expect("to A")
+        .starts_with(&a.base));
+
+    // Beta, by ?idp=, with its own attribute names (and encrypted).
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "beta", "user=okta&enc=aes256-gcm").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(acs.location().as_deref(), Some("/x"));
+    let info = userinfo(&mut br).await;
+    assert_eq!(info["email"], "olga@example.com", "{info}");
+    assert_eq!(info["role"], "reviewer", "{info}");
+    // The same Okta-style user at the first IdP: [saml]'s names, no email.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "default", "user=okta").await;
+    refused_audited(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "did not send your email",
+        "mapping per IdP",
+    );
+
+    // An unknown IdP id.
+    let mut br = Browser::new(gate.addr);
+    let unknown = br.get("http://gate.test/_auth/saml/login?idp=nope").await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unknown.text()
+    );
+
+    // Replays are refused per IdP as before.
+    let mut br = Browser::new(gate.addr);
+    let url = br
+        .get("http://gate.test/_auth/saml/login?idp=beta&rd=%2Fx")
+        .await
+        .location()
+        .expect("to B");
+    let form = br.get(&format!("{url}&user=okta")).await;
+    let mut thief = br.clone();
+    assert_eq!(br.submit_form(&form).await.status, StatusCode::SEE_OTHER);
+    let again = thief.submit_form(&form).await;
+    refused_audited(
+        &again,
+        StatusCode::FORBIDDEN,
+        "already used",
+        "replay at beta",
+    );
+}
+
+#[tokio::test]
+async fn a_response_is_verified_only_against_the_idp_it_names() {
+    support::audit::install();
+    let (a, b_idp, _up, gate, _dir) = two_idps().await;
+    let a_entity = a.entity_id();
+    // B answers a request started at B, but claims to be A (signed with
+    // B's key): routed to A by its Issuer, A's certificates refuse it.
+    for sign in ["assertion", "response", "both"] {
+        let mut br = Browser::new(gate.addr);
+        let acs = sso_at(
+            &mut br,
+            "beta",
+            &format!(
+                "user=alice&sign={sign}&pre=issuer_as&as={}",
+                support::enc(&a_entity)
+            ),
+        )
+        .await;
+        refused_audited(
+            &acs,
+            StatusCode::FORBIDDEN,
+            "not signed by a certificate this service trusts",
+            &format!("B claiming A, {sign} signed"),
+        );
+    }
+    // A request started at A, answered by B (honestly as B): its
+    // InResponseTo names no request this browser sent to B.
+    let mut br = Browser::new(gate.addr);
+    let url_a = br
+        .get("http://gate.test/_auth/saml/login?rd=%2Fx")
+        .await
+        .location()
+        .expect("to A");
+    assert!(url_a.starts_with(&a.base), "{url_a}");
+    let seen = br.get(&format!("{url_a}&inspect=1")).await.text();
+    let i = seen.find(" ID=\"").expect("request ID") + 5;
+    let a_id = seen[i..i + seen[i..].find('"').expect("end")].to_string();
+    let url_b = br
+        .get("http://gate.test/_auth/saml/login?idp=beta&rd=%2Fx")
+        .await
+        .location()
+        .expect("to B");
+    assert!(url_b.starts_with(&b_idp.base), "{url_b}");
+    let form = br
+        .get(&format!("{url_b}&user=alice&pre=irt&irt={a_id}"))
+        .await;
+    let acs = br.clone().submit_form(&form).await;
+    refused_audited(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "not started from this browser",
+        "request of A answered by B",
+    );
+    // Both requests answered by their own IdP work.
+    let form = br.get(&format!("{url_b}&user=okta")).await;
+    assert_eq!(br.submit_form(&form).await.status, StatusCode::SEE_OTHER);
+    let form = br.get(&format!("{url_a}&user=alice")).await;
+    let acs = br.submit_form(&form).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+}
+
+#[tokio::test]
+async fn single_logout_goes_to_the_idp_of_the_session() {
+    let (a, b_idp, _up, gate, _dir) = two_idps().await;
+    for (idp, base, user) in [("beta", &b_idp.base, "okta"), ("default", &a.base, "alice")] {
+        let mut br = Browser::new(gate.addr);
+        let acs = sso_at(&mut br, idp, &format!("user={user}")).await;
+        assert_eq!(acs.status, StatusCode::SEE_OTHER, "{idp}: {}", acs.text());
+        let out = br.get("http://gate.test/_auth/logout").await;
+        assert_eq!(out.status, StatusCode::FOUND, "{idp}: {}", out.text());
+        let to_idp = out.location().expect("to the IdP");
+        assert!(
+            to_idp.starts_with(&format!("{base}/slo/redirect?SAMLRequest=")),
+            "{idp}: {to_idp}"
+        );
+        // That IdP verifies our LogoutRequest and answers; the answer
+        // (signed by it) is accepted.
+        let back = br.get(&to_idp).await;
+        assert_eq!(back.status, StatusCode::FOUND, "{idp}: {}", back.text());
+        let done = br.get(&back.location().expect("back")).await;
+        assert!(
+            done.text().contains("You are signed out"),
+            "{idp}: {}",
+            done.text()
+        );
+    }
+    // IdP-initiated logout from beta: verified with beta's key, answered
+    // to beta.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "beta", "user=okta").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let mut other = Browser::new(gate.addr);
+    let start = other
+        .get(&format!("{}/idp-logout?sp={sp}&user=okta", b_idp.base))
+        .await;
+    let at_gate = other.get(&start.location().expect("to the SP")).await;
+    assert_eq!(at_gate.status, StatusCode::FOUND, "{}", at_gate.text());
+    let to_b = at_gate.location().expect("to B");
+    assert!(to_b.starts_with(&b_idp.base), "{to_b}");
+    let verdict = other.get(&to_b).await.text();
+    assert!(verdict.contains("verified=True"), "{verdict}");
+    assert!(!is_signed_in(&mut br).await, "the beta session is gone");
+}

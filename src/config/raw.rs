@@ -418,6 +418,30 @@ pub struct Saml {
     pub requested_authn_context: Vec<String>,
     /// "exact", "minimum", "maximum" or "better".
     pub requested_authn_context_comparison: String,
+    /// Button text of the IdP above (`idp_metadata_*`) when several are set.
+    pub idp_name: String,
+    /// More IdPs (`[[saml.idps]]`), each chosen by a button on the login
+    /// page or `/_auth/saml/login?idp=ID`.
+    pub idps: Vec<SamlIdp>,
+}
+
+/// One more IdP: its metadata, and optionally its own attribute names
+/// (empty = those of `[saml]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamlIdp {
+    /// Short id: letters, digits, `-` and `_` (`?idp=ID`).
+    pub id: String,
+    /// Button text; empty = the id.
+    pub name: String,
+    pub idp_metadata_file: String,
+    pub idp_metadata_url: String,
+    pub attr_email: String,
+    pub attr_first_name: String,
+    pub attr_last_name: String,
+    pub attr_name: String,
+    pub attr_username: String,
+    pub attr_groups: String,
 }
 
 impl Default for Saml {
@@ -456,6 +480,8 @@ impl Default for Saml {
             force_authn: false,
             requested_authn_context: Vec::new(),
             requested_authn_context_comparison: "exact".into(),
+            idp_name: String::new(),
+            idps: Vec::new(),
             allowed_email_domains: Vec::new(),
             name_id_format: String::new(),
         }

@@ -117,7 +117,7 @@ const FORMAT_PEM: c_int = 2;
 /// is loaded (a bad one would make libxmlsec1 print errors to stderr
 /// before our callback is in place); the document has no signature, so
 /// nothing is verified.
-fn ensure_xmlsec() {
+pub(crate) fn ensure_xmlsec() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         use samael::crypto::CryptoProvider as _;

@@ -45,6 +45,8 @@ pub struct Pending {
     pub id: String,
     /// The local path to return to.
     pub rd: String,
+    /// The IdP the request went to.
+    pub idp: String,
 }
 
 /// A response that passed every check.
@@ -56,6 +58,8 @@ pub struct Verified {
     pub request_id: Option<String>,
     /// Unix time until which the assertion ID must be remembered.
     pub replay_until: u64,
+    /// The IdP that sent it (set by `Sso::consume`).
+    pub idp: String,
 }
 
 /// The IdP metadata in force and the samael SP built from it once.
@@ -374,7 +378,21 @@ pub fn verify(
         assertion_id: assertion.id.clone(),
         request_id,
         replay_until: replay_until(&assertion, settings),
+        idp: settings.idp_id.clone(),
     })
+}
+
+/// The Response's own Issuer, read without verifying anything: it only
+/// chooses which IdP's metadata the response is then verified against.
+pub fn peek_issuer(saml_response: &str) -> Option<String> {
+    let compact: String = saml_response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    prescan(std::str::from_utf8(&bytes).ok()?).ok()?.issuer
 }
 
 /// The Response's Status must be Success.

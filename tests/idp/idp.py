@@ -428,6 +428,10 @@ def pre_sign(change, root, assertion, q):
     elif change == "wrong_issuer":
         assertion.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
         root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
+    elif change == "issuer_as":
+        # Claim to be another IdP (q["as"]: its entity ID), signed with our key.
+        assertion.find("saml:Issuer", NS).text = q["as"]
+        root.find("saml:Issuer", NS).text = q["as"]
     elif change == "wrong_response_issuer":
         root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
     elif change == "expired":
