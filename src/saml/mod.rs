@@ -569,9 +569,19 @@ impl Sso {
         self.first().loaded()
     }
 
-    /// How the first IdP's metadata was last loaded.
+    /// How the first IdP's metadata was last loaded; `last_error` is the
+    /// first failed refresh of any IdP (named when not the first), so
+    /// readiness reports every IdP.
     pub fn status(&self) -> MetadataStatus {
-        self.first().status()
+        let mut st = self.first().status();
+        if st.last_error.is_none() {
+            st.last_error = self.providers[1..].iter().find_map(|p| {
+                p.status()
+                    .last_error
+                    .map(|e| format!("IdP {:?}: {e}", p.id))
+            });
+        }
+        st
     }
 
     /// Re-reads every IdP's metadata; on failure the last good copy of

@@ -834,6 +834,21 @@ mod tests {
     }
 
     #[test]
+    fn peek_issuer_reads_the_response_issuer_or_nothing() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let table: [(String, Option<&str>); 4] = [
+            (b64(&wrap("")), Some("https://idp")),
+            (b64(&wrap("")).replace('A', "A\n"), Some("https://idp")),
+            (b64("<samlp:Response xmlns:samlp=\"x\"><samlp:Status><samlp:StatusCode Value=\"v\"/></samlp:Status></samlp:Response>"), None),
+            ("not base64!".to_string(), None),
+        ];
+        for (input, want) in table {
+            assert_eq!(peek_issuer(&input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
     fn prescan_refuses_other_roots_and_missing_status() {
         assert!(matches!(
             prescan("<saml:Assertion xmlns:saml=\"x\"/>"),
