@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod saml;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod telemetry;
 
 /// Entry points for the fuzz targets in `fuzz/` into parsers that are

@@ -52,6 +52,9 @@ pub struct Server {
     pub shutdown_grace: String,
     /// Runtime worker threads; 0 = number of cores.
     pub workers: usize,
+    /// Directory for settings saved from the SSO page (`sso.json`, the
+    /// uploaded IdP metadata); empty = the page is read-only.
+    pub state_dir: String,
 }
 
 impl Default for Server {
@@ -69,6 +72,7 @@ impl Default for Server {
             idle_timeout: "75s".into(),
             shutdown_grace: "30s".into(),
             workers: 0,
+            state_dir: String::new(),
         }
     }
 }
@@ -351,7 +355,7 @@ pub struct Mapping {
     pub projects: Vec<ProjectRule>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectRule {
     pub project: String,

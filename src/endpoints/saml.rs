@@ -46,7 +46,7 @@ const SLO_TAG: &str = "saml-logout:";
 /// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
 const RELAY_STATE_MAX: usize = 80;
 
-/// Routes `/saml/*` and `/admin/sso`.
+/// Routes `/saml/*`.
 pub async fn dispatch(
     state: &Arc<State>,
     ctx: &RequestCtx,
@@ -56,13 +56,7 @@ pub async fn dispatch(
 ) -> Result<Response<Body>, Error> {
     let m = req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
-    if sub == "/admin/sso" {
-        return if get {
-            admin(state, &req, user).await
-        } else {
-            Err(Error::MethodNotAllowed)
-        };
-    }
+    let _ = user;
     let Some(sso) = state.saml.clone() else {
         return Err(Error::NotFound);
     };
@@ -130,6 +124,27 @@ pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
 fn login(state: &State, sso: &Sso, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd).to_string();
+    start(state, sso, req, rd)
+}
+
+/// The return "path" of a sign-in started by the SSO page's "Test
+/// sign-in": never a local path, so no real sign-in can carry it.
+const TEST_RD: &str = "sso-page-test";
+
+/// GET `{prefix}/admin/sso/test` (an administrator, checked by the caller):
+/// an SP-initiated sign-in whose answer the ACS reports instead of signing
+/// anyone in.
+pub fn test_sign_in(state: &State, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let sso = state.saml.clone().ok_or(Error::NotFound)?;
+    start(state, &sso, req, TEST_RD.to_string())
+}
+
+fn start(
+    state: &State,
+    sso: &Sso,
+    req: &Request<Incoming>,
+    rd: String,
+) -> Result<Response<Body>, Error> {
     let relay = if rd.len() <= RELAY_STATE_MAX {
         rd.clone()
     } else {
@@ -273,6 +288,12 @@ async fn acs(
         }
         None => redirect::local_target(&relay).to_string(),
     };
+    if rd == TEST_RD {
+        let mut r = test_report(state, &headers, verified.principal).await;
+        r.headers_mut()
+            .append(header::SET_COOKIE, state_cookie(state, &entries));
+        return Ok(r);
+    }
     let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
         Ok(x) => x,
         Err(e) => return Ok(error::respond(&e, &page_ctx)),
@@ -383,93 +404,64 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     v
 }
 
-/// GET `{prefix}/admin/sso`: what to paste into the IdP, the IdP metadata
-/// status and the effective group mappings. Owner and administrator only.
-async fn admin(
+/// The answer to a test sign-in: what the assertion said and what the
+/// mapping in force makes of it. Shown only to an owner or administrator
+/// signed in in this browser, whose session stays as it is.
+async fn test_report(
     state: &State,
-    req: &Request<Incoming>,
-    user: &mut Option<Arc<Session>>,
-) -> Result<Response<Body>, Error> {
-    let Some(s) = state.load_session(req.headers()).await? else {
-        if crate::proxy::context::is_navigation(req.method(), req.headers()) {
-            return Ok(super::redirect_to_login(
-                state,
-                &format!("{}/admin/sso", state.config.server.prefix),
-            ));
-        }
-        return Err(Error::Unauthenticated);
-    };
-    *user = Some(s.clone());
-    if !matches!(
-        s.identity.role.as_deref(),
-        Some("owner") | Some("administrator")
-    ) {
-        return Err(Error::Forbidden(
-            "this page is for owners and administrators",
-        ));
+    headers: &HeaderMap,
+    p: crate::identity::Principal,
+) -> Response<Body> {
+    let admin =
+        matches!(state.load_session(headers).await, Ok(Some(s)) if super::admin::is_admin(&s));
+    if !admin {
+        let e = Error::Forbidden("the test sign-in report is for owners and administrators");
+        return error::html(e.status(), pages::frame("Forbidden", "<h1>Forbidden</h1><p>The test sign-in report is for owners and administrators.</p>"));
     }
-    let mut b = String::from("<h1>Single sign-on</h1>");
     let row = |k: &str, v: &str| {
         format!(
-            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
             escape(k),
             escape(v)
         )
     };
-    match &state.saml {
-        None => b.push_str("<p>SAML SSO is off. Set <code>[saml] enabled = true</code> and the IdP metadata to turn it on.</p>"),
-        Some(sso) => {
-            let st = &sso.settings;
-            b.push_str("<h2>Paste into your identity provider</h2><table>");
-            b.push_str(&row("ACS URL (Reply URL, Single sign-on URL)", &st.acs_url));
-            b.push_str(&row("Audience (SP Entity ID, Identifier)", &st.entity_id));
-            b.push_str(&row("Recipient / Destination", &st.acs_url));
-            b.push_str(&row("Login URL (Sign-on URL)", &st.login_url));
-            b.push_str(&row("Logout URL", &st.logout_url));
-            b.push_str(&row("SP metadata", &st.metadata_url));
-            b.push_str(&row("Attributes", &format!("{}, {}, {}, {} (email required)", st.attributes.email.first().map(String::as_str).unwrap_or("Email"), st.attributes.first_name.first().map(String::as_str).unwrap_or("FirstName"), st.attributes.last_name.first().map(String::as_str).unwrap_or("LastName"), st.attributes.groups.first().map(String::as_str).unwrap_or("Groups"))));
-            b.push_str("</table><h2>IdP metadata</h2><table>");
-            let status = sso.status();
-            let loaded = sso.loaded();
-            b.push_str(&row("Source", &status.source));
-            b.push_str(&row("Last refresh", &saml::metadata::describe_time(status.loaded_at)));
-            b.push_str(&row("Last attempt", &saml::metadata::describe_time(status.last_attempt)));
-            b.push_str(&row("Last error", status.last_error.as_deref().unwrap_or("none")));
-            b.push_str(&row("IdP entity ID", &loaded.idp.entity_id));
-            b.push_str(&row("IdP sign-in URL", &loaded.idp.sso_redirect));
-            for c in &loaded.idp.certs {
-                b.push_str(&row(
-                    "Signing certificate",
-                    &format!("{} — expires {}{}", c.subject, c.not_after, if c.expired { " (EXPIRED)" } else { "" }),
-                ));
-            }
-            b.push_str("</table>");
-        }
-    }
-    let m = &state.config.raw.mapping;
-    b.push_str("<h2>Group mappings</h2><table>");
-    for (role, groups) in &m.roles {
-        b.push_str(&row(&format!("role {role}"), &groups.join("; ")));
-    }
-    for (ws, groups) in &m.workspaces {
-        b.push_str(&row(&format!("workspace {ws}"), &groups.join("; ")));
-    }
-    for p in &m.projects {
-        b.push_str(&row(
-            &format!("project {}", p.project),
-            &format!("{} → {}", p.group, p.role),
-        ));
-    }
-    let default = match state.config.mapping.default_role() {
-        Some(r) => r.as_str().to_string(),
-        None => "(no role claim)".into(),
-    };
-    b.push_str(&row("users in no mapped group", &default));
-    b.push_str("</table>");
-    Ok(error::html(
-        StatusCode::OK,
-        pages::frame("Single sign-on", &b),
-    ))
+    let none = || "(none)".to_string();
+    let mut b = String::from("<h1>Test sign-in: the identity provider answered</h1><p>Nobody was signed in; your own session is unchanged.</p><h2>Assertion</h2><table id=\"assertion\">");
+    b.push_str(&row("NameID (subject)", &p.subject));
+    b.push_str(&row("Email", &p.email.clone().unwrap_or_else(none)));
+    b.push_str(&row(
+        "First name",
+        &p.given_name.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Last name",
+        &p.family_name.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row("Name", &p.name.clone().unwrap_or_else(none)));
+    b.push_str(&row(
+        "Username",
+        &p.preferred_username.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Session index",
+        &p.session_index.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Groups",
+        &if p.groups.is_empty() {
+            none()
+        } else {
+            p.groups.join("; ")
+        },
+    ));
+    b.push_str("</table><h2>What this user gets</h2>");
+    let e = state.config.mapping.explain(p.email.as_deref(), &p.groups);
+    b.push_str(&super::admin::explanation_html(&e));
+    b.push_str(&format!(
+        "<p><a href=\"{}/admin/sso\">Back to the SSO settings</a></p>",
+        escape(&state.config.server.prefix)
+    ));
+    error::html(StatusCode::OK, pages::frame("Test sign-in", &b))
 }
 
 /// Puts the "Sign in with SSO" block above the directory form of the LDAP
