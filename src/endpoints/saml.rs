@@ -69,23 +69,46 @@ pub async fn dispatch(
     }
 }
 
-/// The "Sign in with SSO" block of the login page (empty when SAML is off).
+/// The "Sign in with SSO" block of the login page (empty when SAML is
+/// off): one button per IdP; the first one's is `id="sso"`.
 pub fn sso_block(state: &State, rd: &str) -> String {
-    if state.saml.is_none() {
+    let Some(sso) = &state.saml else {
         return String::new();
-    }
-    let mut href = format!("{}/saml/login", state.config.server.prefix);
-    if rd != "/" {
-        href.push_str("?rd=");
-        href.extend(percent_encoding::utf8_percent_encode(
-            rd,
-            percent_encoding::NON_ALPHANUMERIC,
+    };
+    let providers = sso.providers();
+    let mut out = String::from("<p>Sign in with your organization's account.</p>");
+    for (i, p) in providers.iter().enumerate() {
+        let mut href = format!("{}/saml/login", state.config.server.prefix);
+        let mut sep = '?';
+        if providers.len() > 1 {
+            href.push_str("?idp=");
+            href.extend(percent_encoding::utf8_percent_encode(
+                &p.id,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+            sep = '&';
+        }
+        if rd != "/" {
+            href.push(sep);
+            href.push_str("rd=");
+            href.extend(percent_encoding::utf8_percent_encode(
+                rd,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let (id, label) = match (i, providers.len()) {
+            (0, 1) => ("sso".to_string(), "Sign in with SSO".to_string()),
+            (0, _) => ("sso".to_string(), format!("Sign in with {}", p.name)),
+            _ => (format!("sso-{}", p.id), format!("Sign in with {}", p.name)),
+        };
+        out.push_str(&format!(
+            "<a class=\"button\" id=\"{}\" href=\"{}\">{}</a>",
+            escape(&id),
+            escape(&href),
+            escape(&label)
         ));
     }
-    format!(
-        "<p>Sign in with your organization's account.</p><a class=\"button\" id=\"sso\" href=\"{}\">Sign in with SSO</a>",
-        escape(&href)
-    )
+    out
 }
 
 /// The login page when SAML is the only sign-in method.
@@ -127,13 +150,20 @@ fn start(
     } else {
         String::new()
     };
-    let authn = sso.authn_request(&relay).map_err(Error::Saml)?;
+    let provider = match query_param(req, "idp") {
+        Some(id) => sso.provider(&id).ok_or(Error::BadRequest(
+            "unknown IdP (the idp parameter names none configured)",
+        ))?,
+        None => &sso.providers()[0],
+    };
+    let authn = provider.authn_request(&relay).map_err(Error::Saml)?;
     let now = saml_now();
     let mut entries = read_state(state, req.headers(), now);
     entries.push(Entry {
         id: authn.id.clone(),
         rd,
         t: now,
+        idp: provider.id.clone(),
     });
     while entries.len() > STATE_MAX {
         entries.remove(0);
@@ -238,6 +268,7 @@ async fn acs(
         .map(|e| Pending {
             id: e.id.clone(),
             rd: e.rd.clone(),
+            idp: e.idp.clone(),
         })
         .collect();
     let verified = match sso.consume(&response, &pending, SystemTime::now()).await {
@@ -301,6 +332,8 @@ struct Entry {
     id: String,
     rd: String,
     t: u64,
+    /// The IdP the request went to.
+    idp: String,
 }
 
 fn state_cookie_config(state: &State) -> CookieConfig {
@@ -322,13 +355,13 @@ fn read_state(state: &State, headers: &HeaderMap, now: u64) -> Vec<Entry> {
         let Some(json) = payload.strip_prefix(STATE_TAG) else {
             continue;
         };
-        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64)>>(json) else {
+        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64, String)>>(json) else {
             continue;
         };
         return list
             .into_iter()
-            .filter(|(_, _, t)| *t <= now && now - *t <= STATE_TTL.as_secs())
-            .map(|(id, rd, t)| Entry { id, rd, t })
+            .filter(|(_, _, t, _)| *t <= now && now - *t <= STATE_TTL.as_secs())
+            .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
             .collect();
     }
     Vec::new()
@@ -342,9 +375,9 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
     };
-    let mut list: Vec<(&str, &str, u64)> = entries
+    let mut list: Vec<(&str, &str, u64, &str)> = entries
         .iter()
-        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t))
+        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
         .collect();
     let header = loop {
         if list.is_empty() {
@@ -451,10 +484,20 @@ pub fn with_sso(state: &State, rd: &str, page: String) -> String {
 pub fn continue_to_idp(state: &State, session: &Session) -> Option<Response<Body>> {
     let sso = state.saml.as_ref()?;
     let id = &session.identity;
-    if id.method != crate::identity::Method::Saml || !sso.slo_available() {
+    if id.method != crate::identity::Method::Saml {
         return None;
     }
-    let (request_id, url) = match sso.logout_request(&id.subject, id.session_index.as_deref(), "") {
+    // The IdP the session signed in with (gone from the configuration:
+    // the local sign-out stands).
+    let provider = sso.provider_of(id.saml_idp.as_deref())?;
+    if !provider.slo_available() {
+        return None;
+    }
+    let (request_id, url) = match provider.logout_request(
+        &id.subject,
+        id.session_index.as_deref(),
+        "",
+    ) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(reason = %e, "single logout: the LogoutRequest could not be built; signed out locally only");
@@ -556,7 +599,7 @@ async fn idp_logout(
     message: saml::IdpMessage<'_>,
     page_ctx: &RequestCtx,
 ) -> Response<Body> {
-    let (req, relay) = match sso.idp_logout_request(message, SystemTime::now()).await {
+    let (req, relay, provider) = match sso.idp_logout_request(message, SystemTime::now()).await {
         Ok(x) => x,
         Err(e) => {
             let e = Error::Saml(e);
@@ -606,7 +649,7 @@ async fn idp_logout(
     } else {
         saml::logout::STATUS_SUCCESS
     };
-    let mut r = match sso.logout_response_redirect(&req, relay.as_deref(), status) {
+    let mut r = match provider.logout_response_redirect(&req, relay.as_deref(), status) {
         Ok(url) => match HeaderValue::from_str(&url) {
             Ok(location) => {
                 let mut r = Response::new(full(""));
