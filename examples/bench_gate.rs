@@ -25,6 +25,10 @@ use authgate::config::{self, Sources};
 use authgate::identity::{Identity, Method};
 use authgate::App;
 
+/// The allocator `authgate serve` uses (src/main.rs).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let config_file = match (args.next().as_deref(), args.next(), args.next()) {
