@@ -10,14 +10,11 @@
 //! prints the `Cookie` request-header value (`name=value`) as the first line
 //! on stdout, then serves until SIGTERM/SIGINT.
 //!
-//! Login methods are not built yet, so this is how the benchmark gets a
-//! valid session cookie without a test hook in the product. The runtime is
-//! set up as `authgate serve` sets it up (`src/main.rs`: multi-thread,
-//! `server.workers` workers), so the figures are the product's.
-//!
-//! `BENCH_GATE_RUNTIME=current_thread` runs everything on one
-//! current-thread runtime instead: an experiment, to measure what that
-//! runtime choice would save before changing `src/main.rs`.
+//! This is how the benchmark gets a valid session cookie without a login
+//! round trip or a test hook in the product. The runtimes are set up as
+//! `authgate serve` sets them up (`src/main.rs`: one current-thread runtime
+//! per `server.workers`, [`authgate::server::runtime`]), so the figures are
+//! the product's.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -61,25 +58,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match std::env::var("BENCH_GATE_RUNTIME").as_deref() {
-        Ok("current_thread") => {
-            eprintln!("bench_gate: current_thread runtime (experiment)");
-            tokio::runtime::Builder::new_current_thread()
+    let runtimes = match authgate::server::runtime::Runtimes::new(workers) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
         }
-        Ok("multi_thread") | Err(_) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(workers);
-            b
-        }
-        Ok(other) => {
-            eprintln!("BENCH_GATE_RUNTIME={other:?}: use current_thread or multi_thread");
-            return ExitCode::from(2);
-        }
-    }
-    .enable_all()
-    .build()
-    .expect("a tokio runtime can be built at start");
-    let code = runtime.block_on(async move {
+    };
+    let extra = runtimes.extra_handles();
+    let code = runtimes.block_on(async move {
         // As `authgate serve`: signal handlers first, then the listener.
         let signal = authgate::server::shutdown_signal();
         let bound = match app.bind() {
@@ -115,10 +102,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         drop(out);
-        bound.serve(signal).await;
+        bound.serve_on(extra, signal).await;
         ExitCode::SUCCESS
     });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    runtimes.shutdown();
     code
 }
 

@@ -34,6 +34,8 @@ pub struct State {
     /// Shared by every configuration generation (a reload keeps the counts).
     pub metrics: Arc<Metrics>,
     pub request_ids: RequestIds,
+    /// `config.server.prefix`, shared with every request's context.
+    pub prefix: Arc<str>,
     pub sessions: Arc<dyn Store>,
     pub keys: Keys,
     pub cookie: CookieConfig,
@@ -138,6 +140,7 @@ impl State {
             protected,
             metrics: Arc::new(Metrics::new()),
             request_ids: RequestIds::default(),
+            prefix: Arc::from(config.server.prefix.as_str()),
             sessions,
             keys,
             cookie,
@@ -403,8 +406,19 @@ impl Bound {
         Arc::clone(&self.live)
     }
 
-    /// Runs until `shutdown` resolves, then drains.
+    /// Runs until `shutdown` resolves, then drains; every connection on the
+    /// calling runtime.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.serve_on(Vec::new(), shutdown).await
+    }
+
+    /// As [`Bound::serve`], with connections spread round-robin over the
+    /// calling runtime and `workers` (see [`crate::server::runtime`]).
+    pub async fn serve_on(
+        self,
+        workers: Vec<tokio::runtime::Handle>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let live = self.live.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let housekeeping = {
@@ -455,7 +469,7 @@ impl Bound {
                 let _ = stop.changed().await;
             }))
         });
-        crate::server::serve(live, self.listener, self.app.tls, shutdown).await;
+        crate::server::serve(live, self.listener, self.app.tls, workers, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = housekeeping.await;
         let _ = saml_refresh.await;

@@ -6,7 +6,6 @@
 //! anything else (cannot listen, keygen refused).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 
@@ -144,18 +143,15 @@ fn serve(sources: Sources) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    let runtimes = match authgate::server::runtime::Runtimes::new(workers) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(async move {
+    let extra = runtimes.extra_handles();
+    let code = runtimes.block_on(async move {
         // Before binding: from here on SIGTERM/SIGINT mean "drain".
         let signal = authgate::server::shutdown_signal();
         let bound = match app.bind() {
@@ -168,13 +164,13 @@ fn serve(sources: Sources) -> ExitCode {
         tracing::info!(listen = %bound.addr, metrics = ?bound.metrics_addr, workers, "authgate started");
         #[cfg(unix)]
         tokio::spawn(reload_on_sighup(bound.live(), sources));
-        bound.serve(signal).await;
+        bound.serve_on(extra, signal).await;
         tracing::info!("authgate stopped");
         ExitCode::SUCCESS
     });
     // Connections still open after server.shutdown_grace are cut here; do
     // not wait for stray blocking tasks (DNS lookups) either.
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    runtimes.shutdown();
     code
 }
 

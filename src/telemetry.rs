@@ -44,9 +44,69 @@ impl Default for RequestIds {
 }
 
 impl RequestIds {
-    pub fn next(&self) -> String {
+    pub fn next(&self) -> RequestId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}", self.prefix ^ n)
+        RequestId::hex(self.prefix ^ n)
+    }
+}
+
+/// A request id, kept inline (no allocation per request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    len: u8,
+    buf: [u8; RequestId::MAX],
+}
+
+impl RequestId {
+    /// Longer ids given to [`From<&str>`] are cut (at a character boundary).
+    pub const MAX: usize = 32;
+
+    fn hex(v: u64) -> RequestId {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; RequestId::MAX];
+        for (i, b) in buf[..16].iter_mut().enumerate() {
+            *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        RequestId { len: 16, buf }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built only from whole UTF-8 characters (see `hex` and `From`).
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> RequestId {
+        let mut end = s.len().min(RequestId::MAX);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut buf = [0u8; RequestId::MAX];
+        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        RequestId {
+            len: end as u8,
+            buf,
+        }
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -98,4 +158,36 @@ macro_rules! audit {
     ($event:expr, $($field:tt)*) => {
         tracing::info!(target: "authgate::audit", event = $event, $($field)*)
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_16_hex_digits_and_distinct() {
+        let ids = RequestIds::default();
+        let (a, b) = (ids.next(), ids.next());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert_eq!(format!("{id}"), id.as_str());
+        }
+        assert_eq!(
+            RequestId::hex(0x0123_4567_89ab_cdef).as_str(),
+            "0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn given_ids_are_kept_or_cut_at_a_character_boundary() {
+        assert_eq!(RequestId::from("req-1").as_str(), "req-1");
+        let long = "é".repeat(20); // 40 bytes
+        let cut = RequestId::from(long.as_str());
+        assert_eq!(cut.as_str(), "é".repeat(16));
+        assert_eq!(RequestId::from("").as_str(), "");
+    }
 }

@@ -186,7 +186,7 @@ async fn deactivated_users_are_refused_at_login() {
         "req-1".into(),
         &http::Method::GET,
         &nav,
-        "/_auth",
+        "/_auth".into(),
         CLIENT,
     );
     let page = authgate::error::respond(&authgate::error::Error::Deactivated, &ctx);
@@ -203,7 +203,7 @@ async fn deactivated_users_are_refused_at_login() {
         "req-2".into(),
         &http::Method::POST,
         &http::HeaderMap::new(),
-        "/_auth",
+        "/_auth".into(),
         CLIENT,
     );
     let api = authgate::error::respond(&authgate::error::Error::Deactivated, &ctx);

@@ -200,6 +200,78 @@ async fn slow_request_heads_are_cut_off() {
     assert_eq!(get(&gate.url("/"), &[]).await.status, StatusCode::OK);
 }
 
+/// Reads one response (head + Content-Length body) from a kept-alive
+/// connection; `None` when the server closed it first.
+async fn read_response(s: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                return Some(String::from_utf8_lossy(&out).into_owned());
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no response and no close within 30 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_outlives_the_header_timeout_but_a_slow_head_does_not() {
+    // header_read_timeout = 2 s (test config), idle_timeout = 75 s (default).
+    let up = Upstream::start().await;
+    let gate = Gate::start(&up.url(), PUBLIC).await;
+    let req = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut s = tokio::net::TcpStream::connect(gate.addr)
+        .await
+        .expect("connect");
+    s.write_all(req).await.expect("write");
+    let first = read_response(&mut s).await.expect("first response");
+    assert_eq!(raw_status(&first), 200, "{first}");
+    // Idle for well over the header timeout: still served (nginx's
+    // keepalive_timeout, not client_header_timeout).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.write_all(req).await.expect("write after idling");
+    let second = read_response(&mut s)
+        .await
+        .expect("the idle connection was closed before idle_timeout");
+    assert_eq!(raw_status(&second), 200, "{second}");
+    // A head that starts but never ends is cut at the header timeout, far
+    // sooner than the idle timeout; no response is produced for it.
+    s.write_all(b"GET /b HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .expect("write partial head");
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut rest)).await;
+    assert!(r.is_ok(), "the slow head was not cut off");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains(" 200 "),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_is_cut_at_the_header_timeout() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&up.url(), PUBLIC).await;
+    let mut s = tokio::net::TcpStream::connect(gate.addr)
+        .await
+        .expect("connect");
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut rest)).await;
+    assert!(r.is_ok(), "a silent new connection stayed open");
+}
+
 #[tokio::test]
 async fn upstream_down_gives_502_and_slow_upstream_504() {
     // A port with nothing listening.

@@ -2,9 +2,12 @@
 //! how they want errors rendered.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{header, HeaderMap, HeaderValue, Method};
+
+use crate::telemetry::RequestId;
 
 /// Facts about one accepted connection, computed once per connection.
 #[derive(Debug)]
@@ -33,13 +36,14 @@ impl ConnInfo {
 /// Facts about one request, for logging and error rendering.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
-    pub id: String,
+    pub id: RequestId,
     pub start: Instant,
     pub method: Method,
     /// Browser navigation (GET/HEAD accepting text/html): errors as HTML,
     /// unauthenticated requests redirected to the login page.
     pub wants_html: bool,
-    pub prefix: String,
+    /// `server.prefix`, shared with the state.
+    pub prefix: Arc<str>,
     pub client: std::net::IpAddr,
 }
 
@@ -54,10 +58,10 @@ impl RequestCtx {
     }
 
     pub fn new(
-        id: String,
+        id: RequestId,
         method: &Method,
         headers: &HeaderMap,
-        prefix: &str,
+        prefix: Arc<str>,
         client: std::net::IpAddr,
     ) -> RequestCtx {
         RequestCtx {
@@ -65,7 +69,7 @@ impl RequestCtx {
             start: Instant::now(),
             method: method.clone(),
             wants_html: is_navigation(method, headers),
-            prefix: prefix.to_string(),
+            prefix,
             client,
         }
     }

@@ -99,7 +99,7 @@ pub async fn handle(
         state.request_ids.next(),
         req.method(),
         req.headers(),
-        &state.config.server.prefix,
+        Arc::clone(&state.prefix),
         conn.peer.ip(),
     );
     state.metrics.in_flight.inc();
@@ -148,8 +148,8 @@ async fn phases(
     if req.method() == Method::CONNECT {
         return Err(Error::MethodNotAllowed);
     }
-    let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
-    logged_path.push_str(&path);
+    path::normalize_into(req.uri().path(), logged_path).map_err(Error::BadPath)?;
+    let path: &str = logged_path;
 
     // 3. Strip, then (later) set. Trusted proxies' forwarding headers are
     // read before they are stripped.
@@ -163,16 +163,16 @@ async fn phases(
     // future ~15 KiB, which hyper keeps allocated per connection (its
     // in-flight slot) and copies per request; boxed, it is ~3 KiB
     // (bench/README.md: about 5 KiB less RSS per idle keep-alive connection).
-    if is_under(&path, &cfg.server.prefix) {
+    if is_under(path, &cfg.server.prefix) {
         return Box::pin(crate::endpoints::dispatch(
-            state, conn, ctx, req, &path, user,
+            state, conn, ctx, req, path, user,
         ))
         .await;
     }
 
     // 5. The route policy applies to every caller, tokens included.
     let overrides = crate::policy::override_methods(req.headers(), req.uri().query());
-    let decision = state.routes_decide(&req, &path, &overrides);
+    let decision = state.routes_decide(&req, path, &overrides);
     match decision {
         crate::policy::Decision::Allow => {}
         crate::policy::Decision::Deny { reason, .. } => {
@@ -182,7 +182,7 @@ async fn phases(
                 ctx,
                 req.headers(),
                 ctx.method.as_str(),
-                &path,
+                path,
                 &reason,
             ))
             .await;
@@ -199,7 +199,7 @@ async fn phases(
                 ctx,
                 req.headers(),
                 ctx.method.as_str(),
-                &path,
+                path,
                 "native_login",
             ))
             .await;
@@ -209,13 +209,13 @@ async fn phases(
         }
         crate::policy::Decision::Logout { .. } => {
             // The upstream's own logout also ends our session.
-            return Box::pin(crate::endpoints::logout(state, ctx, &req, &path)).await;
+            return Box::pin(crate::endpoints::logout(state, ctx, &req, path)).await;
         }
     }
 
     // 6. Public paths: no session, no identity.
-    if state.is_public(&path) {
-        return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+    if state.is_public(path) {
+        return forward(state, conn, ctx, req, path, None, inbound_fwd, upgrade).await;
     }
 
     // 7. Session.
@@ -223,12 +223,12 @@ async fn phases(
         Some(s) => s,
         None => {
             if cfg.policy.allow_upstream_tokens && carries_upstream_token(req.headers()) {
-                return forward(state, conn, ctx, req, &path, None, inbound_fwd, upgrade).await;
+                return forward(state, conn, ctx, req, path, None, inbound_fwd, upgrade).await;
             }
             if ctx.wants_html {
                 let rd = match req.uri().query() {
                     Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
+                    None => path.to_string(),
                 };
                 return Ok(crate::endpoints::redirect_to_login(state, &rd));
             }
@@ -246,7 +246,7 @@ async fn phases(
             subject: Some(&id.subject),
             role: id.role.as_deref(),
             method: ctx.method.as_str(),
-            path: &path,
+            path,
             client: ctx.client,
             reason: match e {
                 Error::PendingActivation => "pending_activation",
@@ -264,7 +264,7 @@ async fn phases(
         conn,
         ctx,
         req,
-        &path,
+        path,
         Some(&session),
         inbound_fwd,
         upgrade,

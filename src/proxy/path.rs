@@ -116,15 +116,36 @@ fn push_encoded(out: &mut String, b: u8) {
 /// The [`Error`] variant naming the first ambiguous or malformed byte; the
 /// caller answers 400 and forwards nothing.
 pub fn normalize(path: &str) -> Result<String, Error> {
+    let mut out = String::with_capacity(path.len().max(1));
+    normalize_into(path, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize`] into a buffer the caller owns (cleared first; left empty
+/// on error), so the request path needs one allocation for both the check
+/// and the access log.
+pub fn normalize_into(path: &str, out: &mut String) -> Result<(), Error> {
+    out.clear();
+    let r = normalize_buf(path, out);
+    if r.is_err() {
+        out.clear();
+    }
+    r
+}
+
+fn normalize_buf(path: &str, out: &mut String) -> Result<(), Error> {
     let bytes = path.as_bytes();
     match bytes.first() {
         // RFC 9112 §3.2.1: an empty path in origin-form is sent as "/".
-        None => return Ok("/".to_owned()),
+        None => {
+            out.push('/');
+            return Ok(());
+        }
         Some(b'/') => {}
         Some(_) => return Err(Error::NotAbsolutePath),
     }
 
-    let mut out = String::with_capacity(bytes.len());
+    out.reserve(bytes.len());
     out.push('/');
     let mut i = 1;
     // Invariant at the top of each iteration: `out` ends with '/', and
@@ -151,14 +172,14 @@ pub fn normalize(path: &str) -> Result<String, Error> {
                     // RFC 3986 §6.2.2.2: decode unreserved characters.
                     d if is_unreserved(d) => out.push(char::from(d)),
                     // RFC 3986 §6.2.2.1: keep, with upper-case hex digits.
-                    d => push_encoded(&mut out, d),
+                    d => push_encoded(out, d),
                 }
                 i += 3;
                 continue;
             }
             match classify(b) {
                 Class::Keep => out.push(char::from(b)),
-                Class::Encode => push_encoded(&mut out, b),
+                Class::Encode => push_encoded(out, b),
                 Class::Refuse(e) => return Err(e),
             }
             i += 1;
@@ -187,7 +208,7 @@ pub fn normalize(path: &str) -> Result<String, Error> {
             }
         }
         if at_end {
-            return Ok(out);
+            return Ok(());
         }
         i += 1; // the '/'
     }

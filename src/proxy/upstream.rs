@@ -1,13 +1,17 @@
 //! The pooled keep-alive client to the upstream, with connect and response
 //! timeouts. It streams bodies both ways and never buffers them.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tower_service::Service;
 
 use crate::config::validate::Upstream as UpstreamConfig;
 
@@ -25,7 +29,7 @@ pub enum Error {
 }
 
 pub struct Client {
-    inner: HyperClient<HttpConnector, UpBody>,
+    inner: HyperClient<Connector, UpBody>,
     response_timeout: Duration,
 }
 
@@ -42,7 +46,7 @@ impl Client {
             .pool_max_idle_per_host(cfg.pool_max_idle)
             .http1_preserve_header_case(false)
             .set_host(false)
-            .build(connector);
+            .build(Connector(connector));
         Client {
             inner,
             response_timeout: cfg.response_timeout,
@@ -61,5 +65,77 @@ impl Client {
             Ok(Err(e)) => Err(Error::Other(e)),
             Ok(Ok(resp)) => Ok((resp, start.elapsed())),
         }
+    }
+}
+
+/// hyper-util's `HttpConnector`, minus the `HttpInfo` (peer and local
+/// address) it has the client insert into every response's extensions:
+/// nothing here reads it, and it cost a map and two boxes per response.
+#[derive(Clone)]
+pub struct Connector(HttpConnector);
+
+type ConnectError = <HttpConnector as Service<Uri>>::Error;
+
+impl Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(Conn) })
+    }
+}
+
+/// One upstream connection (see [`Connector`]).
+pub struct Conn(TokioIo<tokio::net::TcpStream>);
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -2,6 +2,8 @@
 //! TLS) and the metrics listener. Knows connections and shutdown, nothing
 //! about authentication.
 
+pub mod runtime;
+pub mod timer;
 pub mod tls;
 
 use std::future::Future;
@@ -14,8 +16,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
@@ -23,10 +26,15 @@ use crate::proxy::context::ConnInfo;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to `server.shutdown_grace`.
+///
+/// Connections are accepted here and served round-robin on this runtime and
+/// on `workers` (the other current-thread runtimes of [`runtime::Runtimes`];
+/// empty: everything runs here).
 pub async fn serve(
     live: Arc<Live>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    workers: Vec<Handle>,
     shutdown: impl Future<Output = ()>,
 ) {
     // Listener settings come from the configuration at start (a reload
@@ -34,9 +42,9 @@ pub async fn serve(
     let state = live.current();
     let cfg = &state.config.server;
     let mut builder = Builder::new(TokioExecutor::new());
+    // Each connection gets its own HTTP/1 timer (see `connection`).
     builder
         .http1()
-        .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
@@ -46,9 +54,17 @@ pub async fn serve(
         .max_header_list_size(cfg.max_header_bytes as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
+    let shared = Arc::new(Shared {
+        builder,
+        tls,
+        header_read_timeout: cfg.header_read_timeout,
+        idle_timeout: cfg.idle_timeout,
+        live,
+    });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    // Slot 0 is this runtime, 1.. the workers.
+    let mut turn = 0usize;
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -65,48 +81,31 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let trusted = cfg.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
-        let conn = Arc::new(ConnInfo::new(peer, tls.is_some(), trusted));
-        let live = live.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            // Per request: a reload applies to the next request, even on a
-            // kept-alive connection.
-            let st = live.current();
-            let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
-        });
-        let builder = builder.clone();
+        let conn = Arc::new(ConnInfo::new(peer, shared.tls.is_some(), trusted));
         let watcher = graceful.watcher();
-        match &tls {
+        let shared = Arc::clone(&shared);
+        let slot = turn;
+        turn = if turn >= workers.len() { 0 } else { turn + 1 };
+        match slot.checked_sub(1).and_then(|i| workers.get(i)) {
             None => {
-                tokio::spawn(async move {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(connection(stream, conn, shared, watcher));
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let handshake_timeout = cfg.header_read_timeout;
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
+            Some(worker) => {
+                // Moved to the worker's I/O driver: deregistered here,
+                // registered there.
+                let std_stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %peer, "cannot hand the connection to a worker");
+                        continue;
+                    }
+                };
+                worker.spawn(async move {
+                    match TcpStream::from_std(std_stream) {
+                        Ok(stream) => connection(stream, conn, shared, watcher).await,
+                        Err(e) => {
+                            tracing::debug!(error = %e, %peer, "worker cannot take the connection")
                         }
-                        Err(_) => return,
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
                 });
             }
@@ -123,6 +122,73 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    builder: Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    /// Also the TLS handshake's deadline.
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    live: Arc<Live>,
+}
+
+/// One accepted connection, from the TLS handshake (when configured) to its
+/// end, on whichever runtime it was handed to.
+async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>, watcher: Watcher) {
+    let peer = conn.peer;
+    let live = Arc::clone(&shared.live);
+    let service = service_fn(move |req: Request<Incoming>| {
+        // Per request: a reload applies to the next request, even on a
+        // kept-alive connection.
+        let st = live.current();
+        let conn = conn.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
+    });
+    let activity = Arc::new(timer::Activity::default());
+    let conn_timer = timer::ConnTimer::new(
+        shared.header_read_timeout,
+        shared.idle_timeout,
+        Arc::clone(&activity),
+    );
+    let mut builder = shared.builder.clone();
+    builder.http1().timer(conn_timer.clone());
+    let served = async {
+        match &shared.tls {
+            None => {
+                let io = TokioIo::new(timer::Counted::new(stream, activity));
+                let c = builder.serve_connection_with_upgrades(io, service);
+                watcher.watch(c.into_owned()).await
+            }
+            Some(acceptor) => {
+                let stream =
+                    match tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return Ok(());
+                        }
+                        Err(_) => return Ok(()),
+                    };
+                let io = TokioIo::new(timer::Counted::new(stream, activity));
+                let c = builder.serve_connection_with_upgrades(io, service);
+                watcher.watch(c.into_owned()).await
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = served => r,
+        () = conn_timer.silent_start() => {
+            tracing::debug!(%peer, "closed: no request head within server.header_read_timeout");
+            return;
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }
 
