@@ -30,8 +30,10 @@
 //! while Redis is down.
 //!
 //! Sessions are read from Redis on every request (that read *is* the
-//! revocation check); the decoded session is cached locally and reused while
-//! Redis returns the same bytes, so the identity JWT cache survives.
+//! revocation check): a plain `HMGET`, and the `GET` script only when the
+//! last use is to be recorded (once a second) or the session has ended. The
+//! decoded session is cached locally and reused while Redis returns the same
+//! bytes, so the identity JWT cache survives.
 //!
 //! Must not: log session ids, the URL (it may hold a password) or session
 //! contents; hold a lock across an `.await`.
@@ -757,10 +759,36 @@ impl RedisStore {
     }
 
     async fn get_now(&self, id: &str, now: u64) -> Result<Option<Arc<Session>>, StoreError> {
-        let data: Option<String> = self
+        let key = self.session_key(id);
+        // The hot path is a plain HMGET (no script): the last use is
+        // recorded at most once a second, so most requests within that
+        // second only read. Anything else (a use to record, an expired or
+        // idle session to delete) goes through the GET script.
+        let (data, exp, seen): (Option<String>, Option<u64>, Option<u64>) = self
             .redis
-            .invoke(GET.key(self.session_key(id)).arg(now).arg(self.idle_secs))
+            .query(
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("d")
+                    .arg("exp")
+                    .arg("seen"),
+            )
             .await?;
+        let data = match (data, exp, seen) {
+            (None, _, _) => None,
+            (Some(d), Some(exp), Some(seen))
+                if now <= seen
+                    && now < exp
+                    && (self.idle_secs == 0 || now.saturating_sub(seen) < self.idle_secs) =>
+            {
+                Some(d)
+            }
+            _ => {
+                self.redis
+                    .invoke(GET.key(&key).arg(now).arg(self.idle_secs))
+                    .await?
+            }
+        };
         let Some(data) = data else {
             self.forget(id);
             return Ok(None);
