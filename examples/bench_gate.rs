@@ -129,5 +129,6 @@ fn bench_identity() -> Identity {
         projects: BTreeMap::from([("42".into(), "annotator".into())]),
         method: Method::Ldap,
         session_index: None,
+        saml_idp: None,
     }
 }

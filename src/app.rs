@@ -46,6 +46,14 @@ pub struct State {
     pub saml: Option<Arc<crate::saml::Sso>>,
     /// LDAP sign-in (directory, throttle); `None` when LDAP is off.
     pub ldap: Option<crate::endpoints::ldap_login::LdapLogin>,
+    /// The SSO page's saved settings (laid over `config`) and the
+    /// configuration as loaded without them.
+    pub sso: crate::settings::Handle,
+    /// The Redis connection of `session.store = "redis"`.
+    pub redis: Option<Arc<session::Redis>>,
+    /// Groups of recent sign-ins by email (the SSO page's explain box);
+    /// kept across reloads.
+    pub seen: Arc<crate::settings::seen::Seen>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +82,31 @@ pub fn now_unix() -> u64 {
 }
 
 impl State {
+    /// The state of `config` with the SSO page's saved settings (under
+    /// `server.state_dir`) laid over it; when those do not build (say, a
+    /// saved metadata URL is unreachable at start) the configuration as
+    /// loaded is used and the page says why.
     pub fn new(config: Config) -> Result<State, BuildError> {
+        let (overlaid, mut sso) = crate::settings::live::apply(&config);
+        if let Some(c) = overlaid {
+            match State::build(c) {
+                Ok(mut s) => {
+                    s.sso = sso;
+                    return Ok(s);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "saved SSO settings not applied; the configuration file's stay in force");
+                    sso.applied = None;
+                    sso.problem = Some(e.to_string());
+                }
+            }
+        }
+        let mut s = State::build(config)?;
+        s.sso = sso;
+        Ok(s)
+    }
+
+    fn build(config: Config) -> Result<State, BuildError> {
         let protected = Protected::new(
             crate::proxy::protected_names(&config)
                 .iter()
@@ -148,6 +180,9 @@ impl State {
             header_names,
             switches,
             saml,
+            sso: crate::settings::Handle::unsaved(&config),
+            redis,
+            seen: Arc::default(),
             config,
         })
     }
@@ -161,6 +196,7 @@ impl State {
     pub fn next(config: Config, prev: &State) -> Result<State, BuildError> {
         let mut s = State::new(config)?;
         s.metrics = Arc::clone(&prev.metrics);
+        s.seen = Arc::clone(&prev.seen);
         let (a, b) = (&prev.config.session, &s.config.session);
         let same_memory = matches!(a.store, crate::config::validate::Store::Memory)
             && matches!(b.store, crate::config::validate::Store::Memory)
@@ -256,6 +292,8 @@ impl State {
             crate::identity::Method::Ldap => format!("{}/ldap/login", self.config.server.prefix),
             crate::identity::Method::Saml => format!("{}/saml/acs", self.config.server.prefix),
         };
+        self.seen
+            .record(principal.email.as_deref(), &principal.groups);
         let identity =
             principal.into_identity(&self.config.mapping, self.config.identity.all_groups);
         fn audit<'a>(
@@ -323,6 +361,14 @@ impl Live {
         }
     }
 
+    /// The live handle shared, with the state in force told about it (the
+    /// SSO page reloads through it).
+    pub fn shared(state: Arc<State>) -> Arc<Live> {
+        let live = Arc::new(Live::new(state));
+        live.current().sso.attach(&live);
+        live
+    }
+
     pub fn current(&self) -> Arc<State> {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -340,6 +386,7 @@ impl Live {
         let next = tokio::task::spawn_blocking(move || State::next(config, &prev))
             .await
             .map_err(|e| BuildError::Headers(format!("reload task failed: {e}")))??;
+        next.sso.attach(self);
         self.replace(Arc::new(next));
         Ok(())
     }
@@ -385,7 +432,7 @@ impl App {
             None => None,
         };
         Ok(Bound {
-            live: Arc::new(Live::new(Arc::clone(&self.state))),
+            live: Live::shared(Arc::clone(&self.state)),
             app: self,
             listener,
             metrics,
@@ -463,6 +510,8 @@ impl Bound {
                 }
             })
         };
+        let settings_sync =
+            tokio::spawn(crate::settings::live::poll(live.clone(), stop_rx.clone()));
         let metrics_task = self.metrics.map(|l| {
             let mut stop = stop_rx.clone();
             tokio::spawn(crate::server::serve_metrics(live.clone(), l, async move {
@@ -473,6 +522,7 @@ impl Bound {
         let _ = stop_tx.send(true);
         let _ = housekeeping.await;
         let _ = saml_refresh.await;
+        let _ = settings_sync.await;
         if let Some(t) = metrics_task {
             let _ = t.await;
         }

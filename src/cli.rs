@@ -1,4 +1,5 @@
-//! Command line: `serve` (default), `check-config`, `keygen`, `explain-policy`.
+//! Command line: `serve` (default), `check-config`, `keygen`, `explain-policy`,
+//! `selftest`.
 
 use std::path::PathBuf;
 
@@ -56,5 +57,41 @@ pub enum Command {
         method: String,
         /// Path and optional query, e.g. /api/projects/1/members/?x=1
         path: String,
+    },
+    /// Attack a deployed authgate the way an intruder would (forged identity
+    /// headers, open-redirect `rd` values, disguised policy routes) and say
+    /// what got through. Exit 0 when nothing did, 1 when something did, 2
+    /// when the check could not run. Run it after every deployment change.
+    Selftest {
+        /// The deployment's base URL, e.g. https://labels.example.com
+        url: String,
+        /// A signed-in session's Cookie header value (e.g. "authgate=...");
+        /// forged headers and policy routes are then tried as that user. Never printed.
+        #[arg(
+            long,
+            value_name = "COOKIE",
+            env = "AUTHGATE_SELFTEST_COOKIE",
+            hide_env_values = true
+        )]
+        cookie: Option<String>,
+        /// The path forged headers are sent to; point it at an upstream
+        /// endpoint that echoes request headers for the full check.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// authgate's server.prefix on that deployment.
+        #[arg(long, default_value = "/_auth")]
+        prefix: String,
+        /// Another header name to forge (e.g. a configured identity.headers.* name); repeatable.
+        #[arg(long = "header", value_name = "NAME")]
+        headers: Vec<String>,
+        /// The route table to probe (default: the embedded Label Studio table).
+        #[arg(long, value_name = "PATH")]
+        routes: Option<PathBuf>,
+        /// An extra CA certificate (PEM) to trust for an https URL.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+        /// Per-request timeout.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
 }

@@ -181,7 +181,11 @@ fn saml_status(e: &crate::saml::Error) -> StatusCode {
         S::Doctype
         | S::Entity
         | S::AssertionCount { .. }
-        | S::EncryptedAssertion
+        | S::EncryptionRequired
+        | S::NoDecryptionKey
+        | S::EncryptionAlgorithm(_)
+        | S::EncryptionStructure(_)
+        | S::Decrypt(_)
         | S::Unsigned
         | S::SignatureAlgorithm(_)
         | S::SignatureInvalid
@@ -224,7 +228,10 @@ fn saml_message(e: &crate::saml::Error) -> String {
         S::ReplayStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
         S::MissingResponse | S::Base64 | S::NotUtf8 | S::Malformed(_) => format!("The sign-in response from your identity provider could not be read. {AGAIN}"),
         S::Doctype | S::Entity | S::AssertionCount { .. } => format!("The sign-in response has a structure this service refuses for security reasons. {ADMIN}"),
-        S::EncryptedAssertion => "The identity provider encrypts its assertions, which this service does not support yet. An administrator must turn assertion encryption off for this application in the identity provider.".into(),
+        S::EncryptionRequired => "This service accepts only encrypted assertions. An administrator must turn on assertion encryption for this application in the identity provider (the encryption certificate is in the SP metadata).".into(),
+        S::NoDecryptionKey => format!("The identity provider encrypts its assertions, but this service has no key to decrypt them. {ADMIN}"),
+        S::EncryptionAlgorithm(alg) => format!("The identity provider encrypts with an algorithm this service does not accept ({alg}). An administrator should switch it to AES-GCM or AES-CBC with RSA-OAEP."),
+        S::EncryptionStructure(_) | S::Decrypt(_) => format!("The encrypted sign-in response could not be decrypted. If the service's encryption certificate changed, an administrator must give the identity provider the current SP metadata. {AGAIN}"),
         S::Unsigned => "The identity provider sent an unsigned response. An administrator must configure it to sign the assertion or the response.".into(),
         S::SignatureAlgorithm(alg) => format!("The response is signed with an algorithm this service does not accept ({alg}). An administrator should switch the identity provider to RSA-SHA256."),
         S::SignatureInvalid => "The sign-in response is not signed by a certificate this service trusts. If the identity provider's signing certificate changed, an administrator must refresh the IdP metadata in authgate.".into(),

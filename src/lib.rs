@@ -22,8 +22,10 @@ pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod saml;
+pub mod selftest;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod telemetry;
 
 /// Entry points for the fuzz targets in `fuzz/` into parsers that are

@@ -83,6 +83,54 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => serve(sources),
+        Command::Selftest {
+            url,
+            cookie,
+            path,
+            prefix,
+            headers,
+            routes,
+            ca_file,
+            timeout,
+        } => selftest(authgate::selftest::Options {
+            url,
+            cookie,
+            path,
+            prefix,
+            headers,
+            routes,
+            ca_file,
+            timeout,
+        }),
+    }
+}
+
+/// `authgate selftest`: 0 nothing got through, 1 something did, 2 the
+/// check could not run.
+fn selftest(opts: authgate::selftest::Options) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(authgate::selftest::run(&opts)) {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("selftest could not run: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -62,6 +62,7 @@ fn principal(subject: &str, email: &str, groups: &[&str]) -> Principal {
         groups: groups.iter().map(|g| g.to_string()).collect(),
         method: Method::Ldap,
         session_index: None,
+        saml_idp: None,
     }
 }
 

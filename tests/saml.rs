@@ -658,7 +658,8 @@ async fn keygen_saml_pair_is_published_and_accepted_by_the_idp() {
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(md.contains("use=\"signing\""), "{md}");
     assert!(md.contains(&b64), "the SP certificate is in the metadata");
-    assert!(!md.contains("use=\"encryption\""));
+    // With the key, the certificate is offered for encryption as well.
+    assert_eq!(md.matches("use=\"encryption\"").count(), 1, "{md}");
     let mut b = env.browser();
     let acs = sso(&mut b, "/", "user=alice").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
@@ -1232,4 +1233,526 @@ async fn idp_and_sp_certificates_roll_over_and_a_reload_keeps_sessions() {
     assert_eq!(metadata().await, md);
     let _ = tx.send(());
     let _ = task.await;
+}
+
+/// A refused sign-in (see `refused`) that also left a `login_failure`
+/// audit line with the page's request id and a reason.
+fn refused_audited(acs: &Page, status: StatusCode, words: &str, case: &str) {
+    refused(acs, status, words, case);
+    let id = acs
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let lines = support::audit::for_request(id);
+    assert!(
+        lines.iter().any(
+            |l| l.get("event").map(String::as_str) == Some("login_failure")
+                && l.get("reason").is_some_and(|r| !r.is_empty())
+        ),
+        "{case}: audit line for {id}: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn encrypted_assertions_decrypt_with_every_algorithm_and_signing_mode() {
+    support::audit::install();
+    let (env, _dir) = keyed_env(Idp::start().await, "").await;
+    let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await.text();
+    assert_eq!(md.matches("use=\"encryption\"").count(), 1, "{md}");
+    assert!(
+        md.contains(
+            "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/>"
+        ),
+        "{md}"
+    );
+    // The IdP encrypts to the certificate it read from that metadata.
+    let cases = [
+        ("aes128-cbc", "assertion"),
+        ("aes256-cbc", "response"),
+        ("aes128-gcm", "both"),
+        ("aes256-gcm", "assertion"),
+        ("aes256-gcm", "response"),
+        ("aes128-cbc", "both"),
+    ];
+    for (enc, sign) in cases {
+        let case = format!("{enc}, {sign} signed");
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/p", &format!("user=okta&enc={enc}&sign={sign}")).await;
+        assert_eq!(acs.status, StatusCode::SEE_OTHER, "{case}: {}", acs.text());
+        assert_eq!(acs.location().as_deref(), Some("/p"), "{case}");
+        let info = userinfo(&mut b).await;
+        assert_eq!(info["sub"], "00u1okta", "{case}: {info}");
+        assert_eq!(info["email"], "olga@example.com", "{case}: {info}");
+        assert_eq!(info["role"], "reviewer", "{case}: {info}");
+    }
+    // Plain assertions are still accepted while encryption is optional.
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+}
+
+#[tokio::test]
+async fn encrypted_assertions_that_are_unsigned_altered_misaddressed_or_wrapped_are_refused() {
+    support::audit::install();
+    let (env, _dir) = keyed_env(Idp::start().await, "").await;
+    let f = StatusCode::FORBIDDEN;
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "encrypted, nothing signed",
+            "enc=aes128-gcm&sign=none",
+            "unsigned",
+        ),
+        (
+            "encrypted to a certificate the SP does not have",
+            "enc=aes128-gcm&enc_to=other",
+            "could not be decrypted",
+        ),
+        (
+            "GCM ciphertext altered, assertion signed",
+            "enc=aes128-gcm&post=tamper_cipher",
+            "could not be decrypted",
+        ),
+        (
+            "GCM ciphertext altered, response signed",
+            "enc=aes256-gcm&sign=response&post=tamper_cipher",
+            "not signed by a certificate",
+        ),
+        (
+            "CBC ciphertext altered, response signed",
+            "enc=aes128-cbc&sign=response&post=tamper_cipher",
+            "not signed by a certificate",
+        ),
+        (
+            "encrypted assertion signed by an unknown key",
+            "enc=aes128-gcm&key=other",
+            "not signed by a certificate",
+        ),
+        (
+            "encrypted, response signed by an unknown key",
+            "enc=aes128-gcm&sign=response&key=other",
+            "not signed by a certificate",
+        ),
+        (
+            "the signed assertion in plain next to its encrypted copy",
+            "enc=aes128-gcm&post=enc_plus_plain",
+            "structure",
+        ),
+        (
+            "a forged plain assertion before the encrypted one, response signed",
+            "enc=aes128-gcm&sign=response&post=enc_plus_forged",
+            "structure",
+        ),
+        ("3DES content encryption", "enc=3des", "algorithm"),
+        (
+            "RSA 1.5 key transport",
+            "enc=aes128-cbc&enc_key=rsa15",
+            "algorithm",
+        ),
+        (
+            "encrypted for another audience",
+            "enc=aes128-gcm&pre=wrong_audience",
+            "Audience",
+        ),
+        (
+            "encrypted, response signed, status not Success",
+            "enc=aes128-gcm&sign=response&pre=status_fail",
+            "AuthnFailed",
+        ),
+    ];
+    for (case, params, words) in cases {
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/", &format!("user=alice&{params}")).await;
+        refused_audited(&acs, f, words, case);
+        let me = b.get("http://gate.test/_auth/userinfo").await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{case}: not signed in");
+    }
+    // CBC altered with only the assertion signed: garbage plaintext is
+    // refused, whether as XML or by the signature.
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice&enc=aes128-cbc&post=tamper_cipher").await;
+    assert_eq!(acs.status, f, "{}", acs.text());
+    assert!(
+        support::audit::for_request(acs.headers["x-request-id"].to_str().unwrap_or_default())
+            .iter()
+            .any(|l| l.get("event").map(String::as_str) == Some("login_failure"))
+    );
+    assert!(
+        !env.up.requests().iter().any(|r| r
+            .headers
+            .get("x-forwarded-user")
+            .is_some_and(|v| v == "victim@example.com")),
+        "the forged user never reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn require_encrypted_assertions_refuses_plain_ones_and_needs_a_key() {
+    support::audit::install();
+    let (env, _dir) = keyed_env(Idp::start().await, "require_encrypted_assertions = true").await;
+    for sign in ["assertion", "response", "both"] {
+        let mut b = env.browser();
+        let acs = sso(&mut b, "/", &format!("user=alice&sign={sign}")).await;
+        refused_audited(
+            &acs,
+            StatusCode::FORBIDDEN,
+            "only encrypted assertions",
+            sign,
+        );
+    }
+    let mut b = env.browser();
+    let acs = sso(&mut b, "/", "user=alice&enc=aes128-gcm").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+
+    // Without an SP key there is nothing to decrypt with.
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        "http://127.0.0.1:9",
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nrequire_encrypted_assertions = true\n",
+            env.idp.metadata_url()
+        ),
+    );
+    let err = authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    })
+    .expect_err("no key");
+    assert!(
+        err.to_string()
+            .contains("saml.require_encrypted_assertions"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decrypt() {
+    support::audit::install();
+    let dir = tempfile::tempdir().expect("tmp");
+    let pair = |name: &str| {
+        let (k, c) = (
+            dir.path().join(format!("{name}.key")),
+            dir.path().join(format!("{name}.crt")),
+        );
+        authgate::saml::write_sp_pair(&k, &c, name, false).expect("keygen");
+        (k, c)
+    };
+    let (key_a, cert_a) = pair("a");
+    let (key_b, cert_b) = pair("b");
+    let idp = Idp::start().await;
+    let up = Upstream::start().await;
+    let gate = |saml: String| {
+        let keys = Keys::new();
+        let text = config_text(
+            &keys,
+            &up.url(),
+            &format!(
+                "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml}\n{MAPPING}",
+                idp.metadata_url()
+            ),
+        );
+        Gate::start_with(keys, text, vec![])
+    };
+    // The IdP learns key A's certificate from the metadata of the gate
+    // before the rollover.
+    let before = gate(format!(
+        "sp_key = \"{}\"\nsp_cert = \"{}\"",
+        key_a.display(),
+        cert_a.display()
+    ))
+    .await;
+    let md = get(&before.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    // B is the key now; A is still published and still decrypts.
+    let rolled = format!(
+        "sp_key = \"{}\"\nsp_cert = \"{}\"\nsp_previous_certs = [\"{}\"]\n",
+        key_b.display(),
+        cert_b.display(),
+        cert_a.display()
+    );
+    let during = gate(format!(
+        "{rolled}sp_previous_keys = [\"{}\"]",
+        key_a.display()
+    ))
+    .await;
+    let md_during = get(&during.url("/_auth/saml/metadata"), &[]).await.text();
+    assert_eq!(md_during.matches("use=\"encryption\"").count(), 1);
+    let enc_cert = |md: &str| {
+        let i = md.find("use=\"encryption\"").expect("encryption key");
+        let j = md[i..].find("<ds:X509Certificate>").expect("cert") + i + 20;
+        md[j..j + md[j..].find('<').expect("end")].to_string()
+    };
+    assert_eq!(
+        enc_cert(&md_during),
+        cert_b64(&cert_b),
+        "B encrypts from now on"
+    );
+    let mut b = Browser::new(during.addr);
+    let acs = sso(&mut b, "/", "user=alice&enc=aes128-gcm").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "old key: {}", acs.text());
+    // A metadata refresh keeps the earlier keys.
+    during
+        .state
+        .saml
+        .clone()
+        .expect("saml")
+        .refresh()
+        .await
+        .expect("refresh");
+    let mut b = Browser::new(during.addr);
+    let acs = sso(&mut b, "/", "user=alice&enc=aes256-cbc&sign=response").await;
+    assert_eq!(
+        acs.status,
+        StatusCode::SEE_OTHER,
+        "after refresh: {}",
+        acs.text()
+    );
+    // Without A's key the same message does not open.
+    let after = gate(rolled).await;
+    let mut b = Browser::new(after.addr);
+    let acs = sso(&mut b, "/", "user=alice&enc=aes128-gcm").await;
+    refused_audited(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "could not be decrypted",
+        "old key gone",
+    );
+    // Once the IdP has the new metadata, it encrypts to B.
+    idp.register_sp(&md_during).await;
+    let mut b = Browser::new(after.addr);
+    let acs = sso(&mut b, "/", "user=alice&enc=aes128-gcm").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "new key: {}", acs.text());
+}
+
+/// Two IdPs (two pysaml2 processes: other entity IDs, other keys) in front
+/// of one gate with an SP key: the first from `[saml]`, "beta" from
+/// `[[saml.idps]]` with its own attribute names (Okta style, built-in
+/// aliases off so the difference shows).
+async fn two_idps() -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
+    let (a, b) = (Idp::start().await, Idp::start().await);
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\nbuiltin_attribute_aliases = false\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\nattr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n{MAPPING}",
+            a.metadata_url(),
+            key.display(),
+            cert.display(),
+            b.metadata_url()
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    a.register_sp(&md).await;
+    b.register_sp(&md).await;
+    (a, b, up, gate, dir)
+}
+
+/// `/_auth/saml/login?idp=ID&rd=/x` → the IdP (as `params`) → the form
+/// posted to the ACS.
+async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
+    let to_idp = b
+        .get(&format!(
+            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
+        ))
+        .await;
+    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
+    let url = to_idp.location().expect("to the IdP");
+    let form = b.get(&format!("{url}&{params}")).await;
+    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
+    b.submit_form(&form).await
+}
+
+#[tokio::test]
+async fn several_idps_each_sign_in_with_their_own_metadata_and_mapping() {
+    support::audit::install();
+    let (a, _b, _up, gate, _dir) = two_idps().await;
+    // One button per IdP on the login page.
+    let page = get(
+        &gate.url("/_auth/login?rd=%2Fp"),
+        &[("accept", "text/html")],
+    )
+    .await
+    .text();
+    assert!(
+        page.contains(
+            "id=\"sso\" href=\"/_auth/saml/login?idp=default&amp;rd=%2Fp\">Sign in with Alpha</a>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "id=\"sso-beta\" href=\"/_auth/saml/login?idp=beta&amp;rd=%2Fp\">Sign in with Beta</a>"
+        ),
+        "{page}"
+    );
+
+    // The first IdP through its button, with [saml]'s attribute names.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso(&mut br, "/", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(userinfo(&mut br).await["email"], "alice@example.com");
+    assert!(br
+        .get("http://gate.test/_auth/saml/login")
+        .await
+        .location()
+        .expect("to A")
+        .starts_with(&a.base));
+
+    // Beta, by ?idp=, with its own attribute names (and encrypted).
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "beta", "user=okta&enc=aes256-gcm").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    assert_eq!(acs.location().as_deref(), Some("/x"));
+    let info = userinfo(&mut br).await;
+    assert_eq!(info["email"], "olga@example.com", "{info}");
+    assert_eq!(info["role"], "reviewer", "{info}");
+    // The same Okta-style user at the first IdP: [saml]'s names, no email.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "default", "user=okta").await;
+    refused_audited(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "did not send your email",
+        "mapping per IdP",
+    );
+
+    // An unknown IdP id.
+    let mut br = Browser::new(gate.addr);
+    let unknown = br.get("http://gate.test/_auth/saml/login?idp=nope").await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unknown.text()
+    );
+
+    // Replays are refused per IdP as before.
+    let mut br = Browser::new(gate.addr);
+    let url = br
+        .get("http://gate.test/_auth/saml/login?idp=beta&rd=%2Fx")
+        .await
+        .location()
+        .expect("to B");
+    let form = br.get(&format!("{url}&user=okta")).await;
+    let mut thief = br.clone();
+    assert_eq!(br.submit_form(&form).await.status, StatusCode::SEE_OTHER);
+    let again = thief.submit_form(&form).await;
+    refused_audited(
+        &again,
+        StatusCode::FORBIDDEN,
+        "already used",
+        "replay at beta",
+    );
+}
+
+#[tokio::test]
+async fn a_response_is_verified_only_against_the_idp_it_names() {
+    support::audit::install();
+    let (a, b_idp, _up, gate, _dir) = two_idps().await;
+    let a_entity = a.entity_id();
+    // B answers a request started at B, but claims to be A (signed with
+    // B's key): routed to A by its Issuer, A's certificates refuse it.
+    for sign in ["assertion", "response", "both"] {
+        let mut br = Browser::new(gate.addr);
+        let acs = sso_at(
+            &mut br,
+            "beta",
+            &format!(
+                "user=alice&sign={sign}&pre=issuer_as&as={}",
+                support::enc(&a_entity)
+            ),
+        )
+        .await;
+        refused_audited(
+            &acs,
+            StatusCode::FORBIDDEN,
+            "not signed by a certificate this service trusts",
+            &format!("B claiming A, {sign} signed"),
+        );
+    }
+    // A request started at A, answered by B (honestly as B): its
+    // InResponseTo names no request this browser sent to B.
+    let mut br = Browser::new(gate.addr);
+    let url_a = br
+        .get("http://gate.test/_auth/saml/login?rd=%2Fx")
+        .await
+        .location()
+        .expect("to A");
+    assert!(url_a.starts_with(&a.base), "{url_a}");
+    let seen = br.get(&format!("{url_a}&inspect=1")).await.text();
+    let i = seen.find(" ID=\"").expect("request ID") + 5;
+    let a_id = seen[i..i + seen[i..].find('"').expect("end")].to_string();
+    let url_b = br
+        .get("http://gate.test/_auth/saml/login?idp=beta&rd=%2Fx")
+        .await
+        .location()
+        .expect("to B");
+    assert!(url_b.starts_with(&b_idp.base), "{url_b}");
+    let form = br
+        .get(&format!("{url_b}&user=alice&pre=irt&irt={a_id}"))
+        .await;
+    let acs = br.clone().submit_form(&form).await;
+    refused_audited(
+        &acs,
+        StatusCode::FORBIDDEN,
+        "not started from this browser",
+        "request of A answered by B",
+    );
+    // Both requests answered by their own IdP work.
+    let form = br.get(&format!("{url_b}&user=okta")).await;
+    assert_eq!(br.submit_form(&form).await.status, StatusCode::SEE_OTHER);
+    let form = br.get(&format!("{url_a}&user=alice")).await;
+    let acs = br.submit_form(&form).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+}
+
+#[tokio::test]
+async fn single_logout_goes_to_the_idp_of_the_session() {
+    let (a, b_idp, _up, gate, _dir) = two_idps().await;
+    for (idp, base, user) in [("beta", &b_idp.base, "okta"), ("default", &a.base, "alice")] {
+        let mut br = Browser::new(gate.addr);
+        let acs = sso_at(&mut br, idp, &format!("user={user}")).await;
+        assert_eq!(acs.status, StatusCode::SEE_OTHER, "{idp}: {}", acs.text());
+        let out = br.get("http://gate.test/_auth/logout").await;
+        assert_eq!(out.status, StatusCode::FOUND, "{idp}: {}", out.text());
+        let to_idp = out.location().expect("to the IdP");
+        assert!(
+            to_idp.starts_with(&format!("{base}/slo/redirect?SAMLRequest=")),
+            "{idp}: {to_idp}"
+        );
+        // That IdP verifies our LogoutRequest and answers; the answer
+        // (signed by it) is accepted.
+        let back = br.get(&to_idp).await;
+        assert_eq!(back.status, StatusCode::FOUND, "{idp}: {}", back.text());
+        let done = br.get(&back.location().expect("back")).await;
+        assert!(
+            done.text().contains("You are signed out"),
+            "{idp}: {}",
+            done.text()
+        );
+    }
+    // IdP-initiated logout from beta: verified with beta's key, answered
+    // to beta.
+    let mut br = Browser::new(gate.addr);
+    let acs = sso_at(&mut br, "beta", "user=okta").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let mut other = Browser::new(gate.addr);
+    let start = other
+        .get(&format!("{}/idp-logout?sp={sp}&user=okta", b_idp.base))
+        .await;
+    let at_gate = other.get(&start.location().expect("to the SP")).await;
+    assert_eq!(at_gate.status, StatusCode::FOUND, "{}", at_gate.text());
+    let to_b = at_gate.location().expect("to B");
+    assert!(to_b.starts_with(&b_idp.base), "{to_b}");
+    let verdict = other.get(&to_b).await.text();
+    assert!(verdict.contains("verified=True"), "{verdict}");
+    assert!(!is_signed_in(&mut br).await, "the beta session is gone");
 }

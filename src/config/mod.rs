@@ -102,12 +102,14 @@ impl Errors {
 }
 
 /// Tells, for a dotted key, where its effective value came from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Origins {
     file_label: String,
     file: Option<toml_edit::ImDocument<String>>,
     /// key → "environment variable X" / "variable X at lse.env:3"
     vars: BTreeMap<String, String>,
+    /// Keys of `vars` set by [`Origins::record`].
+    recorded: std::collections::BTreeSet<String>,
 }
 
 impl Origins {
@@ -128,6 +130,44 @@ impl Origins {
                 None => return "default".into(),
             }
         }
+    }
+
+    /// Where `key` itself (or something under it) was set by the file or a
+    /// variable with a non-empty value; `None` when it has its default (an
+    /// empty table such as the example's `[mapping.roles]` counts as unset).
+    /// Values recorded with [`Origins::record`] do not count.
+    pub fn explicit(&self, key: &str) -> Option<String> {
+        let under = format!("{key}.");
+        if let Some((_, v)) = self.vars.iter().find(|(k, v)| {
+            (*k == key || k.starts_with(&under)) && !self.recorded.contains(*k) && !v.is_empty()
+        }) {
+            return Some(v.clone());
+        }
+        let doc = self.file.as_ref()?;
+        let mut item: &toml_edit::Item = doc.as_item();
+        for part in key.split('.') {
+            item = item.as_table_like()?.get(part)?;
+        }
+        let empty = match item {
+            toml_edit::Item::None => true,
+            toml_edit::Item::Value(toml_edit::Value::String(s)) => s.value().trim().is_empty(),
+            toml_edit::Item::Value(toml_edit::Value::Array(a)) => a.is_empty(),
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.is_empty(),
+            toml_edit::Item::Table(t) => t.is_empty(),
+            toml_edit::Item::ArrayOfTables(a) => a.is_empty(),
+            toml_edit::Item::Value(_) => false,
+        };
+        if empty {
+            return None;
+        }
+        Some(self.of(key))
+    }
+
+    /// Records that `key` got its value from somewhere other than the file
+    /// or the environment (the SSO settings page), for [`Origins::of`].
+    pub fn record(&mut self, key: &str, source: &str) {
+        self.vars.insert(key.to_string(), source.to_string());
+        self.recorded.insert(key.to_string());
     }
 
     /// The 1-based line of `key` in the TOML file, if the file sets it.
@@ -506,6 +546,7 @@ mod tests {
                 "mapping.roles.reviewer".to_string(),
                 "environment variable AUTH_LDAP_ORGANIZATION_ROLE_REVIEWER".to_string(),
             )]),
+            recorded: Default::default(),
         }
     }
 

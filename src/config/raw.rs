@@ -52,6 +52,9 @@ pub struct Server {
     pub shutdown_grace: String,
     /// Runtime worker threads; 0 = number of cores.
     pub workers: usize,
+    /// Directory for settings saved from the SSO page (`sso.json`, the
+    /// uploaded IdP metadata); empty = the page is read-only.
+    pub state_dir: String,
 }
 
 impl Default for Server {
@@ -69,6 +72,7 @@ impl Default for Server {
             idle_timeout: "75s".into(),
             shutdown_grace: "30s".into(),
             workers: 0,
+            state_dir: String::new(),
         }
     }
 }
@@ -369,7 +373,7 @@ pub struct Mapping {
     pub projects: Vec<ProjectRule>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectRule {
     pub project: String,
@@ -400,6 +404,11 @@ pub struct Saml {
     /// Certificates of earlier SP keys, still listed in our metadata during
     /// a rollover window (IdPs that cache our metadata keep trusting them).
     pub sp_previous_certs: Vec<String>,
+    /// Private keys of earlier SP certificates: encrypted assertions made
+    /// for them still decrypt during the rollover window.
+    pub sp_previous_keys: Vec<String>,
+    /// Refuse assertions that are not encrypted (needs `sp_key`).
+    pub require_encrypted_assertions: bool,
     /// Accepted XML signature algorithms (rsa-sha1 is off unless listed).
     pub allowed_signature_algorithms: Vec<String>,
     /// Tolerated clock difference with the IdP.
@@ -431,6 +440,30 @@ pub struct Saml {
     pub requested_authn_context: Vec<String>,
     /// "exact", "minimum", "maximum" or "better".
     pub requested_authn_context_comparison: String,
+    /// Button text of the IdP above (`idp_metadata_*`) when several are set.
+    pub idp_name: String,
+    /// More IdPs (`[[saml.idps]]`), each chosen by a button on the login
+    /// page or `/_auth/saml/login?idp=ID`.
+    pub idps: Vec<SamlIdp>,
+}
+
+/// One more IdP: its metadata, and optionally its own attribute names
+/// (empty = those of `[saml]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamlIdp {
+    /// Short id: letters, digits, `-` and `_` (`?idp=ID`).
+    pub id: String,
+    /// Button text; empty = the id.
+    pub name: String,
+    pub idp_metadata_file: String,
+    pub idp_metadata_url: String,
+    pub attr_email: String,
+    pub attr_first_name: String,
+    pub attr_last_name: String,
+    pub attr_name: String,
+    pub attr_username: String,
+    pub attr_groups: String,
 }
 
 impl Default for Saml {
@@ -445,6 +478,8 @@ impl Default for Saml {
             sp_key: String::new(),
             sp_cert: String::new(),
             sp_previous_certs: Vec::new(),
+            sp_previous_keys: Vec::new(),
+            require_encrypted_assertions: false,
             allowed_signature_algorithms: vec![
                 "rsa-sha256".into(),
                 "rsa-sha384".into(),
@@ -467,6 +502,8 @@ impl Default for Saml {
             force_authn: false,
             requested_authn_context: Vec::new(),
             requested_authn_context_comparison: "exact".into(),
+            idp_name: String::new(),
+            idps: Vec::new(),
             allowed_email_domains: Vec::new(),
             name_id_format: String::new(),
         }

@@ -42,9 +42,31 @@ pub struct AttributeNames {
     pub groups: Vec<String>,
 }
 
-/// Typed `[saml]` (present only when `saml.enabled`).
+/// The id of the IdP configured in `[saml]` itself.
+pub const DEFAULT_IDP: &str = "default";
+
+/// One more IdP (`[[saml.idps]]`).
+#[derive(Debug, Clone)]
+pub struct IdpEntry {
+    pub id: String,
+    /// Button text on the login page.
+    pub name: String,
+    pub metadata: MetadataSource,
+    pub metadata_text: Option<String>,
+    pub attributes: AttributeNames,
+}
+
+/// Typed `[saml]` (present only when `saml.enabled`). The IdP fields
+/// (`idp_id`, `idp_name`, `metadata*`, `attributes`) are those of the
+/// first IdP; `more_idps` are the others, sharing everything else.
 #[derive(Debug, Clone)]
 pub struct Saml {
+    /// `default` for the IdP of `saml.idp_metadata_*`, else the first
+    /// `[[saml.idps]]` id.
+    pub idp_id: String,
+    /// Its button text.
+    pub idp_name: String,
+    pub more_idps: Vec<IdpEntry>,
     pub metadata: MetadataSource,
     /// The metadata file's text, read at validation (None for a URL).
     pub metadata_text: Option<String>,
@@ -66,8 +88,12 @@ pub struct Saml {
     pub sp_cert_der: Option<Vec<u8>>,
     /// DER of `saml.sp_previous_certs` (rollover window).
     pub sp_previous_certs_der: Vec<Vec<u8>>,
-    /// PEM of the SP private key (kept for signed requests later; never logged).
+    /// PEM of the SP private key (signs requests, decrypts assertions; never logged).
     pub sp_key_pem: Option<Secret<Vec<u8>>>,
+    /// PEM of `saml.sp_previous_keys` (still decrypt during a rollover).
+    pub sp_previous_keys_pem: Vec<Secret<Vec<u8>>>,
+    /// Refuse assertions that are not encrypted.
+    pub require_encrypted_assertions: bool,
     pub allowed_signature_algorithms: Vec<SignatureAlgorithm>,
     pub clock_skew: Duration,
     pub allow_idp_initiated: bool,
@@ -158,59 +184,13 @@ pub fn check(
     if !raw.enabled {
         return None;
     }
-    let file = raw.idp_metadata_file.trim();
-    let url = raw.idp_metadata_url.trim();
-    let mut metadata_text = None;
-    let metadata = match (file.is_empty(), url.is_empty()) {
-        (false, false) => {
-            fail(
-                "saml.idp_metadata_file",
-                "set saml.idp_metadata_file or saml.idp_metadata_url, not both".into(),
-            );
-            MetadataSource::File(file.into())
-        }
-        (true, true) => {
-            fail("saml.idp_metadata_file", "SAML is enabled but no IdP metadata is configured: set saml.idp_metadata_file (the XML your IdP exports) or saml.idp_metadata_url".into());
-            MetadataSource::File(PathBuf::new())
-        }
-        (false, true) => {
-            match std::fs::read_to_string(file) {
-                Ok(text) => {
-                    if let Err(e) = crate::saml::metadata::parse(&text) {
-                        fail("saml.idp_metadata_file", format!("{file:?}: {e}"));
-                    }
-                    metadata_text = Some(text);
-                }
-                Err(e) => fail(
-                    "saml.idp_metadata_file",
-                    format!("cannot read {file:?}: {e}"),
-                ),
-            }
-            MetadataSource::File(file.into())
-        }
-        (true, false) => {
-            match url.parse::<http::Uri>() {
-                Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {
-                    MetadataSource::Url(u)
-                }
-                Ok(u) if u.scheme_str() == Some("http") && is_loopback(u.host().unwrap_or("")) => {
-                    MetadataSource::Url(u)
-                }
-                Ok(u) if u.scheme_str() == Some("http") => {
-                    fail("saml.idp_metadata_url", format!("{url:?}: metadata decides whose signatures are trusted, so it must come over https (plain http only for 127.0.0.1/localhost); or download it and use saml.idp_metadata_file"));
-                    MetadataSource::Url(u)
-                }
-                _ => {
-                    fail(
-                    "saml.idp_metadata_url",
-                    format!("invalid URL {url:?}; expected e.g. \"https://idp.example.com/metadata\""),
-                );
-                    MetadataSource::File(PathBuf::new())
-                }
-            }
-        }
+    let top_set =
+        !raw.idp_metadata_file.trim().is_empty() || !raw.idp_metadata_url.trim().is_empty();
+    let (mut metadata, mut metadata_text) = if top_set || raw.idps.is_empty() {
+        metadata_source("saml", &raw.idp_metadata_file, &raw.idp_metadata_url, fail)
+    } else {
+        (MetadataSource::File(PathBuf::new()), None)
     };
-
     let base = format!("{public_url}{prefix}");
     let entity_id = match raw.entity_id.trim() {
         "" => format!("{base}/saml/metadata"),
@@ -318,7 +298,7 @@ pub fn check(
             }
             out
         };
-    let attributes = AttributeNames {
+    let mut attributes = AttributeNames {
         email: names("saml.attr_email", &raw.attr_email, aliases::EMAIL, fail),
         first_name: names(
             "saml.attr_first_name",
@@ -340,6 +320,113 @@ pub fn check(
             fail,
         ),
         groups: names("saml.attr_groups", &raw.attr_groups, aliases::GROUPS, fail),
+    };
+
+    // [[saml.idps]]: more IdPs, each with its metadata and optionally its
+    // own attribute names.
+    let pick = |own: &str, top: &str| {
+        if own.trim().is_empty() {
+            top.to_string()
+        } else {
+            own.to_string()
+        }
+    };
+    let mut entries = Vec::new();
+    let mut seen_ids: Vec<String> = Vec::new();
+    let top_is_an_idp = top_set || raw.idps.is_empty();
+    if top_is_an_idp {
+        seen_ids.push(DEFAULT_IDP.to_string());
+    }
+    for (i, e) in raw.idps.iter().enumerate() {
+        let k = format!("saml.idps.{i}");
+        let id = e.id.trim().to_string();
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            fail(
+                &format!("{k}.id"),
+                format!("{id:?}: use 1-64 letters, digits, - and _ (it is the ID in /_auth/saml/login?idp=ID)"),
+            );
+        } else if seen_ids.contains(&id) {
+            fail(
+                &format!("{k}.id"),
+                format!(
+                    "{id:?} is used twice (\"{DEFAULT_IDP}\" is the IdP of saml.idp_metadata_*)"
+                ),
+            );
+        }
+        seen_ids.push(id.clone());
+        let (metadata, metadata_text) =
+            metadata_source(&k, &e.idp_metadata_file, &e.idp_metadata_url, fail);
+        let attributes = AttributeNames {
+            email: names(
+                &format!("{k}.attr_email"),
+                &pick(&e.attr_email, &raw.attr_email),
+                aliases::EMAIL,
+                fail,
+            ),
+            first_name: names(
+                &format!("{k}.attr_first_name"),
+                &pick(&e.attr_first_name, &raw.attr_first_name),
+                aliases::FIRST_NAME,
+                fail,
+            ),
+            last_name: names(
+                &format!("{k}.attr_last_name"),
+                &pick(&e.attr_last_name, &raw.attr_last_name),
+                aliases::LAST_NAME,
+                fail,
+            ),
+            name: names(
+                &format!("{k}.attr_name"),
+                &pick(&e.attr_name, &raw.attr_name),
+                aliases::NAME,
+                fail,
+            ),
+            username: names(
+                &format!("{k}.attr_username"),
+                &pick(&e.attr_username, &raw.attr_username),
+                aliases::USERNAME,
+                fail,
+            ),
+            groups: names(
+                &format!("{k}.attr_groups"),
+                &pick(&e.attr_groups, &raw.attr_groups),
+                aliases::GROUPS,
+                fail,
+            ),
+        };
+        let name = match e.name.trim() {
+            "" => id.clone(),
+            n => n.to_string(),
+        };
+        entries.push(IdpEntry {
+            id,
+            name,
+            metadata,
+            metadata_text,
+            attributes,
+        });
+    }
+    let (idp_id, idp_name) = match (top_is_an_idp, entries.is_empty()) {
+        (false, false) => {
+            // No IdP in [saml] itself: the first listed one is the first.
+            let first = entries.remove(0);
+            metadata = first.metadata;
+            metadata_text = first.metadata_text;
+            attributes = first.attributes;
+            (first.id, first.name)
+        }
+        _ => (
+            DEFAULT_IDP.to_string(),
+            match raw.idp_name.trim() {
+                "" => "SSO".to_string(),
+                n => n.to_string(),
+            },
+        ),
     };
 
     let mut domains = Vec::new();
@@ -403,6 +490,33 @@ pub fn check(
         }
     }
 
+    let mut sp_previous_keys_pem = Vec::new();
+    for (i, path) in raw.sp_previous_keys.iter().enumerate() {
+        let key = format!("saml.sp_previous_keys.{i}");
+        match std::fs::read(path.trim()) {
+            Ok(pem) if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() => {
+                sp_previous_keys_pem.push(Secret::new(pem))
+            }
+            Ok(_) => fail(
+                &key,
+                format!("{path:?} holds no unencrypted PEM private key"),
+            ),
+            Err(e) => fail(&key, format!("cannot read {path:?}: {e}")),
+        }
+    }
+    if !raw.sp_previous_keys.is_empty() && raw.sp_key.trim().is_empty() {
+        fail(
+            "saml.sp_previous_keys",
+            "earlier keys need the current one: set saml.sp_key and saml.sp_cert".into(),
+        );
+    }
+    if raw.require_encrypted_assertions && raw.sp_key.trim().is_empty() {
+        fail(
+            "saml.require_encrypted_assertions",
+            "encrypted assertions need saml.sp_key and saml.sp_cert (the IdP encrypts to the certificate in our metadata; `authgate keygen --saml` writes a pair)".into(),
+        );
+    }
+
     if raw.sign_requests && raw.sp_key.trim().is_empty() {
         fail(
             "saml.sign_requests",
@@ -449,6 +563,9 @@ pub fn check(
     };
 
     Some(Saml {
+        idp_id,
+        idp_name,
+        more_idps: entries,
         metadata,
         metadata_text,
         metadata_refresh,
@@ -462,6 +579,8 @@ pub fn check(
         sp_cert_der,
         sp_previous_certs_der,
         sp_key_pem,
+        sp_previous_keys_pem,
+        require_encrypted_assertions: raw.require_encrypted_assertions,
         allowed_signature_algorithms: allowed,
         clock_skew,
         allow_idp_initiated: raw.allow_idp_initiated,
@@ -474,6 +593,64 @@ pub fn check(
         requested_authn_context,
         authn_context_comparison,
     })
+}
+
+/// `{prefix}.idp_metadata_file` / `_url` → where the metadata comes from
+/// (a file is read and parsed now).
+fn metadata_source(
+    prefix: &str,
+    file: &str,
+    url: &str,
+    fail: &mut dyn FnMut(&str, String),
+) -> (MetadataSource, Option<String>) {
+    let (file, url) = (file.trim(), url.trim());
+    let key_file = format!("{prefix}.idp_metadata_file");
+    let key_url = format!("{prefix}.idp_metadata_url");
+    let mut metadata_text = None;
+    let metadata = match (file.is_empty(), url.is_empty()) {
+        (false, false) => {
+            fail(&key_file, format!("set {key_file} or {key_url}, not both"));
+            MetadataSource::File(file.into())
+        }
+        (true, true) => {
+            fail(&key_file, format!("SAML is enabled but no IdP metadata is configured: set {key_file} (the XML your IdP exports) or {key_url}"));
+            MetadataSource::File(PathBuf::new())
+        }
+        (false, true) => {
+            match std::fs::read_to_string(file) {
+                Ok(text) => {
+                    if let Err(e) = crate::saml::metadata::parse(&text) {
+                        fail(&key_file, format!("{file:?}: {e}"));
+                    }
+                    metadata_text = Some(text);
+                }
+                Err(e) => fail(&key_file, format!("cannot read {file:?}: {e}")),
+            }
+            MetadataSource::File(file.into())
+        }
+        (true, false) => {
+            match url.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {
+                    MetadataSource::Url(u)
+                }
+                Ok(u) if u.scheme_str() == Some("http") && is_loopback(u.host().unwrap_or("")) => {
+                    MetadataSource::Url(u)
+                }
+                Ok(u) if u.scheme_str() == Some("http") => {
+                    fail(&key_url, format!("{url:?}: metadata decides whose signatures are trusted, so it must come over https (plain http only for 127.0.0.1/localhost); or download it and use {key_file}"));
+                    MetadataSource::Url(u)
+                }
+                _ => {
+                    fail(
+                    &key_url,
+                    format!("invalid URL {url:?}; expected e.g. \"https://idp.example.com/metadata\""),
+                );
+                    MetadataSource::File(PathBuf::new())
+                }
+            }
+        }
+    };
+    (metadata, metadata_text)
 }
 
 /// The DER of the PEM certificate in `path`.
@@ -585,6 +762,57 @@ mod tests {
                 "saml.sp_previous_certs.0",
             ),
             (
+                Box::new(|r| r.sp_previous_keys = vec!["/nonexistent.key".into()]),
+                "saml.sp_previous_keys.0",
+            ),
+            (
+                Box::new(|r| r.sp_previous_keys = vec!["/nonexistent.key".into()]),
+                "saml.sp_previous_keys",
+            ),
+            (
+                Box::new(|r| r.require_encrypted_assertions = true),
+                "saml.require_encrypted_assertions",
+            ),
+            (
+                Box::new(|r| {
+                    r.idps = vec![raw::SamlIdp {
+                        id: "a b".into(),
+                        idp_metadata_url: "https://b.example.com/md".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "saml.idps.0.id",
+            ),
+            (
+                Box::new(|r| {
+                    r.idps = vec![raw::SamlIdp {
+                        id: "default".into(),
+                        idp_metadata_url: "https://b.example.com/md".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "saml.idps.0.id",
+            ),
+            (
+                Box::new(|r| {
+                    r.idps = vec![raw::SamlIdp {
+                        id: "b".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "saml.idps.0.idp_metadata_file",
+            ),
+            (
+                Box::new(|r| {
+                    r.idps = vec![raw::SamlIdp {
+                        id: "b".into(),
+                        idp_metadata_url: "http://b.example.com/md".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "saml.idps.0.idp_metadata_url",
+            ),
+            (
                 Box::new(|r| r.authn_request_binding = "soap".into()),
                 "saml.authn_request_binding",
             ),
@@ -606,5 +834,33 @@ mod tests {
         }
         assert!(problems(|_| {}).is_empty());
         assert!(problems(|r| r.allowed_signature_algorithms.push("rsa-sha1".into())).is_empty());
+        // Only [[saml.idps]]: the first one is the first IdP.
+        let r = raw::Saml {
+            enabled: true,
+            idps: vec![
+                raw::SamlIdp {
+                    id: "okta".into(),
+                    name: "Okta".into(),
+                    idp_metadata_url: "https://okta.example.com/md".into(),
+                    attr_email: "mail".into(),
+                    ..Default::default()
+                },
+                raw::SamlIdp {
+                    id: "entra".into(),
+                    idp_metadata_url: "https://entra.example.com/md".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let s = check(&r, "https://sp.example.com", "/_auth", &mut |k, m| {
+            panic!("{k}: {m}")
+        })
+        .expect("on");
+        assert_eq!((s.idp_id.as_str(), s.idp_name.as_str()), ("okta", "Okta"));
+        assert_eq!(s.attributes.email[0], "mail");
+        assert_eq!(s.more_idps.len(), 1);
+        assert_eq!(s.more_idps[0].name, "entra");
+        assert_eq!(s.more_idps[0].attributes.email[0], "Email");
     }
 }

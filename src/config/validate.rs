@@ -67,6 +67,8 @@ pub struct Server {
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub workers: usize,
+    /// Where the SSO page keeps its saved settings (`None`: read-only page).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -590,6 +592,16 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         idle_timeout: c.duration("server.idle_timeout", &s.idle_timeout),
         shutdown_grace: c.duration("server.shutdown_grace", &s.shutdown_grace),
         workers: s.workers,
+        state_dir: match s.state_dir.trim() {
+            "" => None,
+            dir => match crate::settings::store::prepare_dir(std::path::Path::new(dir)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    c.fail("server.state_dir", format!("{dir:?}: {e}"));
+                    None
+                }
+            },
+        },
     };
 
     // [upstream]

@@ -2,6 +2,7 @@
 //! that call `session`, `identity` and `policy`. Only this module and
 //! `proxy` build HTTP responses.
 
+pub mod admin;
 pub mod ldap_login;
 pub mod redirect;
 pub mod saml;
@@ -41,9 +42,15 @@ pub async fn dispatch(
         "/login" if get && state.saml.is_some() && !state.config.ldap.enabled => {
             Ok(saml::login_page(state, &req))
         }
-        "/saml/login" | "/saml/acs" | "/saml/metadata" | "/saml/slo" | "/admin/sso" => {
+        "/saml/login" | "/saml/acs" | "/saml/metadata" | "/saml/slo" => {
             saml::dispatch(state, ctx, req, sub, user).await
         }
+        "/admin/sso"
+        | "/admin/sso.js"
+        | "/admin/sso/metadata"
+        | "/admin/sso/mapping"
+        | "/admin/sso/explain"
+        | "/admin/sso/test" => admin::dispatch(state, ctx, req, sub, user).await,
         "/login" if get => Ok(ldap_login::login_page(state, &req).await),
         "/ldap/login" if m == Method::POST => ldap_login::submit(state, ctx, req).await,
         "/logout" if get || m == Method::POST => logout(state, ctx, &req, path).await,

@@ -46,7 +46,7 @@ const SLO_TAG: &str = "saml-logout:";
 /// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
 const RELAY_STATE_MAX: usize = 80;
 
-/// Routes `/saml/*` and `/admin/sso`.
+/// Routes `/saml/*`.
 pub async fn dispatch(
     state: &Arc<State>,
     ctx: &RequestCtx,
@@ -56,13 +56,7 @@ pub async fn dispatch(
 ) -> Result<Response<Body>, Error> {
     let m = req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
-    if sub == "/admin/sso" {
-        return if get {
-            admin(state, &req, user).await
-        } else {
-            Err(Error::MethodNotAllowed)
-        };
-    }
+    let _ = user;
     let Some(sso) = state.saml.clone() else {
         return Err(Error::NotFound);
     };
@@ -75,23 +69,46 @@ pub async fn dispatch(
     }
 }
 
-/// The "Sign in with SSO" block of the login page (empty when SAML is off).
+/// The "Sign in with SSO" block of the login page (empty when SAML is
+/// off): one button per IdP; the first one's is `id="sso"`.
 pub fn sso_block(state: &State, rd: &str) -> String {
-    if state.saml.is_none() {
+    let Some(sso) = &state.saml else {
         return String::new();
-    }
-    let mut href = format!("{}/saml/login", state.config.server.prefix);
-    if rd != "/" {
-        href.push_str("?rd=");
-        href.extend(percent_encoding::utf8_percent_encode(
-            rd,
-            percent_encoding::NON_ALPHANUMERIC,
+    };
+    let providers = sso.providers();
+    let mut out = String::from("<p>Sign in with your organization's account.</p>");
+    for (i, p) in providers.iter().enumerate() {
+        let mut href = format!("{}/saml/login", state.config.server.prefix);
+        let mut sep = '?';
+        if providers.len() > 1 {
+            href.push_str("?idp=");
+            href.extend(percent_encoding::utf8_percent_encode(
+                &p.id,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+            sep = '&';
+        }
+        if rd != "/" {
+            href.push(sep);
+            href.push_str("rd=");
+            href.extend(percent_encoding::utf8_percent_encode(
+                rd,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let (id, label) = match (i, providers.len()) {
+            (0, 1) => ("sso".to_string(), "Sign in with SSO".to_string()),
+            (0, _) => ("sso".to_string(), format!("Sign in with {}", p.name)),
+            _ => (format!("sso-{}", p.id), format!("Sign in with {}", p.name)),
+        };
+        out.push_str(&format!(
+            "<a class=\"button\" id=\"{}\" href=\"{}\">{}</a>",
+            escape(&id),
+            escape(&href),
+            escape(&label)
         ));
     }
-    format!(
-        "<p>Sign in with your organization's account.</p><a class=\"button\" id=\"sso\" href=\"{}\">Sign in with SSO</a>",
-        escape(&href)
-    )
+    out
 }
 
 /// The login page when SAML is the only sign-in method.
@@ -107,18 +124,46 @@ pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
 fn login(state: &State, sso: &Sso, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd).to_string();
+    start(state, sso, req, rd)
+}
+
+/// The return "path" of a sign-in started by the SSO page's "Test
+/// sign-in": never a local path, so no real sign-in can carry it.
+const TEST_RD: &str = "sso-page-test";
+
+/// GET `{prefix}/admin/sso/test` (an administrator, checked by the caller):
+/// an SP-initiated sign-in whose answer the ACS reports instead of signing
+/// anyone in.
+pub fn test_sign_in(state: &State, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let sso = state.saml.clone().ok_or(Error::NotFound)?;
+    start(state, &sso, req, TEST_RD.to_string())
+}
+
+fn start(
+    state: &State,
+    sso: &Sso,
+    req: &Request<Incoming>,
+    rd: String,
+) -> Result<Response<Body>, Error> {
     let relay = if rd.len() <= RELAY_STATE_MAX {
         rd.clone()
     } else {
         String::new()
     };
-    let authn = sso.authn_request(&relay).map_err(Error::Saml)?;
+    let provider = match query_param(req, "idp") {
+        Some(id) => sso.provider(&id).ok_or(Error::BadRequest(
+            "unknown IdP (the idp parameter names none configured)",
+        ))?,
+        None => &sso.providers()[0],
+    };
+    let authn = provider.authn_request(&relay).map_err(Error::Saml)?;
     let now = saml_now();
     let mut entries = read_state(state, req.headers(), now);
     entries.push(Entry {
         id: authn.id.clone(),
         rd,
         t: now,
+        idp: provider.id.clone(),
     });
     while entries.len() > STATE_MAX {
         entries.remove(0);
@@ -223,6 +268,7 @@ async fn acs(
         .map(|e| Pending {
             id: e.id.clone(),
             rd: e.rd.clone(),
+            idp: e.idp.clone(),
         })
         .collect();
     let verified = match sso.consume(&response, &pending, SystemTime::now()).await {
@@ -242,6 +288,12 @@ async fn acs(
         }
         None => redirect::local_target(&relay).to_string(),
     };
+    if rd == TEST_RD {
+        let mut r = test_report(state, &headers, verified.principal).await;
+        r.headers_mut()
+            .append(header::SET_COOKIE, state_cookie(state, &entries));
+        return Ok(r);
+    }
     let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
         Ok(x) => x,
         Err(e) => return Ok(error::respond(&e, &page_ctx)),
@@ -280,6 +332,8 @@ struct Entry {
     id: String,
     rd: String,
     t: u64,
+    /// The IdP the request went to.
+    idp: String,
 }
 
 fn state_cookie_config(state: &State) -> CookieConfig {
@@ -301,13 +355,13 @@ fn read_state(state: &State, headers: &HeaderMap, now: u64) -> Vec<Entry> {
         let Some(json) = payload.strip_prefix(STATE_TAG) else {
             continue;
         };
-        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64)>>(json) else {
+        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64, String)>>(json) else {
             continue;
         };
         return list
             .into_iter()
-            .filter(|(_, _, t)| *t <= now && now - *t <= STATE_TTL.as_secs())
-            .map(|(id, rd, t)| Entry { id, rd, t })
+            .filter(|(_, _, t, _)| *t <= now && now - *t <= STATE_TTL.as_secs())
+            .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
             .collect();
     }
     Vec::new()
@@ -321,9 +375,9 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
     };
-    let mut list: Vec<(&str, &str, u64)> = entries
+    let mut list: Vec<(&str, &str, u64, &str)> = entries
         .iter()
-        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t))
+        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
         .collect();
     let header = loop {
         if list.is_empty() {
@@ -350,93 +404,64 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     v
 }
 
-/// GET `{prefix}/admin/sso`: what to paste into the IdP, the IdP metadata
-/// status and the effective group mappings. Owner and administrator only.
-async fn admin(
+/// The answer to a test sign-in: what the assertion said and what the
+/// mapping in force makes of it. Shown only to an owner or administrator
+/// signed in in this browser, whose session stays as it is.
+async fn test_report(
     state: &State,
-    req: &Request<Incoming>,
-    user: &mut Option<Arc<Session>>,
-) -> Result<Response<Body>, Error> {
-    let Some(s) = state.load_session(req.headers()).await? else {
-        if crate::proxy::context::is_navigation(req.method(), req.headers()) {
-            return Ok(super::redirect_to_login(
-                state,
-                &format!("{}/admin/sso", state.config.server.prefix),
-            ));
-        }
-        return Err(Error::Unauthenticated);
-    };
-    *user = Some(s.clone());
-    if !matches!(
-        s.identity.role.as_deref(),
-        Some("owner") | Some("administrator")
-    ) {
-        return Err(Error::Forbidden(
-            "this page is for owners and administrators",
-        ));
+    headers: &HeaderMap,
+    p: crate::identity::Principal,
+) -> Response<Body> {
+    let admin =
+        matches!(state.load_session(headers).await, Ok(Some(s)) if super::admin::is_admin(&s));
+    if !admin {
+        let e = Error::Forbidden("the test sign-in report is for owners and administrators");
+        return error::html(e.status(), pages::frame("Forbidden", "<h1>Forbidden</h1><p>The test sign-in report is for owners and administrators.</p>"));
     }
-    let mut b = String::from("<h1>Single sign-on</h1>");
     let row = |k: &str, v: &str| {
         format!(
-            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
             escape(k),
             escape(v)
         )
     };
-    match &state.saml {
-        None => b.push_str("<p>SAML SSO is off. Set <code>[saml] enabled = true</code> and the IdP metadata to turn it on.</p>"),
-        Some(sso) => {
-            let st = &sso.settings;
-            b.push_str("<h2>Paste into your identity provider</h2><table>");
-            b.push_str(&row("ACS URL (Reply URL, Single sign-on URL)", &st.acs_url));
-            b.push_str(&row("Audience (SP Entity ID, Identifier)", &st.entity_id));
-            b.push_str(&row("Recipient / Destination", &st.acs_url));
-            b.push_str(&row("Login URL (Sign-on URL)", &st.login_url));
-            b.push_str(&row("Logout URL", &st.logout_url));
-            b.push_str(&row("SP metadata", &st.metadata_url));
-            b.push_str(&row("Attributes", &format!("{}, {}, {}, {} (email required)", st.attributes.email.first().map(String::as_str).unwrap_or("Email"), st.attributes.first_name.first().map(String::as_str).unwrap_or("FirstName"), st.attributes.last_name.first().map(String::as_str).unwrap_or("LastName"), st.attributes.groups.first().map(String::as_str).unwrap_or("Groups"))));
-            b.push_str("</table><h2>IdP metadata</h2><table>");
-            let status = sso.status();
-            let loaded = sso.loaded();
-            b.push_str(&row("Source", &status.source));
-            b.push_str(&row("Last refresh", &saml::metadata::describe_time(status.loaded_at)));
-            b.push_str(&row("Last attempt", &saml::metadata::describe_time(status.last_attempt)));
-            b.push_str(&row("Last error", status.last_error.as_deref().unwrap_or("none")));
-            b.push_str(&row("IdP entity ID", &loaded.idp.entity_id));
-            b.push_str(&row("IdP sign-in URL", &loaded.idp.sso_redirect));
-            for c in &loaded.idp.certs {
-                b.push_str(&row(
-                    "Signing certificate",
-                    &format!("{} — expires {}{}", c.subject, c.not_after, if c.expired { " (EXPIRED)" } else { "" }),
-                ));
-            }
-            b.push_str("</table>");
-        }
-    }
-    let m = &state.config.raw.mapping;
-    b.push_str("<h2>Group mappings</h2><table>");
-    for (role, groups) in &m.roles {
-        b.push_str(&row(&format!("role {role}"), &groups.join("; ")));
-    }
-    for (ws, groups) in &m.workspaces {
-        b.push_str(&row(&format!("workspace {ws}"), &groups.join("; ")));
-    }
-    for p in &m.projects {
-        b.push_str(&row(
-            &format!("project {}", p.project),
-            &format!("{} → {}", p.group, p.role),
-        ));
-    }
-    let default = match state.config.mapping.default_role() {
-        Some(r) => r.as_str().to_string(),
-        None => "(no role claim)".into(),
-    };
-    b.push_str(&row("users in no mapped group", &default));
-    b.push_str("</table>");
-    Ok(error::html(
-        StatusCode::OK,
-        pages::frame("Single sign-on", &b),
-    ))
+    let none = || "(none)".to_string();
+    let mut b = String::from("<h1>Test sign-in: the identity provider answered</h1><p>Nobody was signed in; your own session is unchanged.</p><h2>Assertion</h2><table id=\"assertion\">");
+    b.push_str(&row("NameID (subject)", &p.subject));
+    b.push_str(&row("Email", &p.email.clone().unwrap_or_else(none)));
+    b.push_str(&row(
+        "First name",
+        &p.given_name.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Last name",
+        &p.family_name.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row("Name", &p.name.clone().unwrap_or_else(none)));
+    b.push_str(&row(
+        "Username",
+        &p.preferred_username.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Session index",
+        &p.session_index.clone().unwrap_or_else(none),
+    ));
+    b.push_str(&row(
+        "Groups",
+        &if p.groups.is_empty() {
+            none()
+        } else {
+            p.groups.join("; ")
+        },
+    ));
+    b.push_str("</table><h2>What this user gets</h2>");
+    let e = state.config.mapping.explain(p.email.as_deref(), &p.groups);
+    b.push_str(&super::admin::explanation_html(&e));
+    b.push_str(&format!(
+        "<p><a href=\"{}/admin/sso\">Back to the SSO settings</a></p>",
+        escape(&state.config.server.prefix)
+    ));
+    error::html(StatusCode::OK, pages::frame("Test sign-in", &b))
 }
 
 /// Puts the "Sign in with SSO" block above the directory form of the LDAP
@@ -459,10 +484,20 @@ pub fn with_sso(state: &State, rd: &str, page: String) -> String {
 pub fn continue_to_idp(state: &State, session: &Session) -> Option<Response<Body>> {
     let sso = state.saml.as_ref()?;
     let id = &session.identity;
-    if id.method != crate::identity::Method::Saml || !sso.slo_available() {
+    if id.method != crate::identity::Method::Saml {
         return None;
     }
-    let (request_id, url) = match sso.logout_request(&id.subject, id.session_index.as_deref(), "") {
+    // The IdP the session signed in with (gone from the configuration:
+    // the local sign-out stands).
+    let provider = sso.provider_of(id.saml_idp.as_deref())?;
+    if !provider.slo_available() {
+        return None;
+    }
+    let (request_id, url) = match provider.logout_request(
+        &id.subject,
+        id.session_index.as_deref(),
+        "",
+    ) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(reason = %e, "single logout: the LogoutRequest could not be built; signed out locally only");
@@ -564,7 +599,7 @@ async fn idp_logout(
     message: saml::IdpMessage<'_>,
     page_ctx: &RequestCtx,
 ) -> Response<Body> {
-    let (req, relay) = match sso.idp_logout_request(message, SystemTime::now()).await {
+    let (req, relay, provider) = match sso.idp_logout_request(message, SystemTime::now()).await {
         Ok(x) => x,
         Err(e) => {
             let e = Error::Saml(e);
@@ -614,7 +649,7 @@ async fn idp_logout(
     } else {
         saml::logout::STATUS_SUCCESS
     };
-    let mut r = match sso.logout_response_redirect(&req, relay.as_deref(), status) {
+    let mut r = match provider.logout_response_redirect(&req, relay.as_deref(), status) {
         Ok(url) => match HeaderValue::from_str(&url) {
             Ok(location) => {
                 let mut r = Response::new(full(""));

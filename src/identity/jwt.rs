@@ -136,6 +136,7 @@ impl Signer {
             projects: BTreeMap::new(),
             method: super::Method::Ldap,
             session_index: None,
+            saml_idp: None,
         };
         signer.sign(&probe, "self-test", 0)?;
         Ok(signer)
@@ -310,6 +311,7 @@ mod tests {
             projects: BTreeMap::from([("42".to_string(), "reviewer".to_string())]),
             method: Method::Ldap,
             session_index: None,
+            saml_idp: None,
         }
     }
 

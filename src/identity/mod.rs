@@ -59,6 +59,10 @@ pub struct Identity {
     pub method: Method,
     /// SAML SessionIndex, kept for Single Logout.
     pub session_index: Option<String>,
+    /// The SAML IdP (`saml.idps` id) the session signed in with, for
+    /// Single Logout; absent for LDAP and single-IdP sessions of old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_idp: Option<String>,
 }
 
 /// What the IdP or the directory said about a user, before mapping.
@@ -75,6 +79,7 @@ pub struct Principal {
     pub groups: Vec<String>,
     pub method: Method,
     pub session_index: Option<String>,
+    pub saml_idp: Option<String>,
 }
 
 impl Principal {
@@ -111,6 +116,7 @@ impl Principal {
             projects: resolved.projects,
             method: self.method,
             session_index: self.session_index,
+            saml_idp: self.saml_idp,
         }
     }
 }

@@ -742,6 +742,7 @@ impl Directory {
             groups,
             method: Method::Ldap,
             session_index: None,
+            saml_idp: None,
         }
     }
 }

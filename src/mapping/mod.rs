@@ -14,6 +14,7 @@
 //! separator, so an unsplit list would parse as one long DN.
 
 pub mod dn;
+pub mod explain;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -204,6 +205,9 @@ struct Grants {
     role: Option<Role>,
     workspaces: Vec<String>,
     projects: Vec<(String, ProjectRole)>,
+    /// Every rule naming the group, with its configuration key, in
+    /// configuration order (for [`Mapping::explain`]).
+    rows: Vec<(String, explain::Grant)>,
 }
 
 /// The compiled mapping: immutable, `Send + Sync`, built once at start-up.
@@ -305,8 +309,10 @@ impl Mapping {
             };
             for (i, group) in groups.iter().enumerate() {
                 let key = || format!("mapping.roles.{}[{i}]", toml_key(name));
+                let k = key();
                 if let Some(grants) = mapping.grants_mut(group, key, &mut errors) {
                     grants.role = grants.role.max(Some(role));
+                    grants.rows.push((k, explain::Grant::Role(role)));
                 }
             }
         }
@@ -320,8 +326,12 @@ impl Mapping {
             }
             for (i, group) in groups.iter().enumerate() {
                 let key = || format!("mapping.workspaces.{}[{i}]", toml_key(title));
+                let k = key();
                 if let Some(grants) = mapping.grants_mut(group, key, &mut errors) {
                     grants.workspaces.push(title.clone());
+                    grants
+                        .rows
+                        .push((k, explain::Grant::Workspace(title.clone())));
                 }
             }
         }
@@ -344,6 +354,10 @@ impl Mapping {
             if let Some(grants) = mapping.grants_mut(&rule.group, key, &mut errors) {
                 if let (false, Some(role)) = (project.is_empty(), role) {
                     grants.projects.push((project.to_owned(), role));
+                    grants.rows.push((
+                        format!("mapping.projects[{i}]"),
+                        explain::Grant::Project(project.to_owned(), role),
+                    ));
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! HTML pages: login, errors, admin. Every dynamic value is HTML-escaped here;
 //! pages never include secrets, and they load nothing from other origins.
 
+pub mod sso;
+
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

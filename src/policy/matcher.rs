@@ -53,10 +53,13 @@ impl<'a> Segments<'a> {
     }
 
     fn push(&mut self, seg: &'a str) {
-        if seg.is_empty() {
+        // What a server that strips `;params` sees: `/;x` is an empty
+        // segment and `..;x` is `..` (Tomcat and kin), so they count as such.
+        let head = &seg[..param_start(seg)];
+        if head.is_empty() {
             return;
         }
-        match dot_segment(seg) {
+        match dot_segment(head) {
             1 => {}
             2 => self.total = self.total.saturating_sub(1),
             _ => {
@@ -95,6 +98,19 @@ fn separator_len(b: &[u8], i: usize) -> usize {
         },
         _ => 0,
     }
+}
+
+/// Where a segment's `;param` starts (`;` or its escape `%3B`), or its length.
+fn param_start(seg: &str) -> usize {
+    let b = seg.as_bytes();
+    (0..b.len())
+        .find(|&i| {
+            b[i] == b';'
+                || (b[i] == b'%'
+                    && b.get(i + 1) == Some(&b'3')
+                    && matches!(b.get(i + 2), Some(b'b' | b'B')))
+        })
+        .unwrap_or(b.len())
 }
 
 /// 1 for `.`, 2 for `..` (percent-encoded dots included), 0 otherwise.
@@ -304,6 +320,12 @@ mod tests {
         let s = Segments::split("/api%2/users%");
         assert_eq!((s.len(), s.get(0), s.get(1)), (2, "api%2", "users%"));
         assert_eq!(Segments::split("/").len(), 0);
+        // A segment that is only a `;param` is empty; `..;x` is `..`.
+        let s = Segments::split("/api/users/0/;x=1");
+        assert_eq!((s.len(), s.get(2)), (3, "0"));
+        assert_eq!(Segments::split("/api/users/0/%3Bx/").len(), 3);
+        let s = Segments::split("/api/x/..;x=1/users/.;y/0");
+        assert_eq!((s.len(), s.get(1), s.get(2)), (3, "users", "0"));
         assert_eq!(Segments::split("/../..").len(), 0);
     }
 

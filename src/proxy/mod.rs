@@ -602,16 +602,23 @@ fn body_limit_hit(e: &upstream::Error) -> bool {
     false
 }
 
-/// Reads a small request body (login forms, SAML posts) with a hard cap.
+/// How long a small body authgate reads itself may take to arrive: a
+/// client trickling a login form one byte at a time (slowloris) is cut
+/// with 400 instead of holding the connection for ever.
+pub const SMALL_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a small request body (login forms, SAML posts) with a hard cap on
+/// its size and on the time it takes ([`SMALL_BODY_TIMEOUT`]).
 pub async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Error>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge),
-        Err(_) => Err(Error::BadRequest("unreadable body")),
+    match tokio::time::timeout(SMALL_BODY_TIMEOUT, Limited::new(body, max).collect()).await {
+        Err(_) => Err(Error::BadRequest("request body not received in time")),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge),
+        Ok(Err(_)) => Err(Error::BadRequest("unreadable body")),
     }
 }
 

@@ -50,6 +50,7 @@ pub fn principal(a: &Assertion, subject: String, settings: &Settings) -> Result<
         groups: all(a, &names.groups),
         method: Method::Saml,
         session_index,
+        saml_idp: None,
     })
 }
 

@@ -17,6 +17,7 @@
 //! signing certificate (samael would then skip verification).
 
 pub mod attributes;
+pub mod decrypt;
 pub mod logout;
 pub mod metadata;
 pub mod replay;
@@ -145,10 +146,18 @@ pub enum Error {
     Entity,
     #[error("the response is not well-formed SAML: {0}")]
     Malformed(String),
-    #[error("the response carries {assertions} assertions and {encrypted} encrypted assertions; exactly one plain assertion is accepted")]
+    #[error("the response carries {assertions} assertions and {encrypted} encrypted assertions; exactly one assertion (plain or encrypted) is accepted")]
     AssertionCount { assertions: usize, encrypted: usize },
-    #[error("the response carries an encrypted assertion, which is not supported; turn assertion encryption off for this SP in the IdP")]
-    EncryptedAssertion,
+    #[error("the assertion is not encrypted, and saml.require_encrypted_assertions is true")]
+    EncryptionRequired,
+    #[error("the response carries an encrypted assertion, but saml.sp_key (the key to decrypt it) is not set")]
+    NoDecryptionKey,
+    #[error("the encrypted assertion uses {0}, which is not accepted (AES-CBC or AES-GCM content encryption, RSA-OAEP key transport)")]
+    EncryptionAlgorithm(String),
+    #[error("the encrypted assertion has a structure that is refused: {0}")]
+    EncryptionStructure(String),
+    #[error("the encrypted assertion could not be decrypted: {0}")]
+    Decrypt(String),
 
     // --- signature ---
     #[error("the response is not signed (neither the Response nor the Assertion)")]
@@ -221,13 +230,25 @@ pub struct MetadataStatus {
     pub last_error: Option<String>,
 }
 
-/// The SAML Service Provider at run time: settings, the current IdP
-/// metadata (with the samael SP built from it, swapped on refresh), and
-/// the replay cache.
-pub struct Sso {
+/// One IdP as the SP sees it: its id and button text, the settings with
+/// its metadata source and attribute names, the metadata in force (with
+/// the samael SP built from it, swapped on refresh) and how it was loaded.
+pub struct Provider {
+    /// `default`, or the `[[saml.idps]]` id.
+    pub id: String,
+    /// Button text on the login page.
+    pub name: String,
     pub settings: Settings,
     current: RwLock<Arc<response::Loaded>>,
     status: Mutex<MetadataStatus>,
+}
+
+/// The SAML Service Provider at run time: one or more IdPs (the first is
+/// the one of the single-IdP API: `settings`, `loaded`, `status`), and
+/// the replay cache they share (keys carry the IdP entity ID).
+pub struct Sso {
+    pub settings: Settings,
+    providers: Vec<Provider>,
     pub replay: Arc<dyn ReplayCache>,
 }
 
@@ -235,24 +256,24 @@ impl std::fmt::Debug for Sso {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sso")
             .field("entity_id", &self.settings.entity_id)
+            .field("idps", &self.providers.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Sso {
-    /// Loads the IdP metadata (reads the file, or downloads the URL) and
-    /// builds the SP. Any failure is a start-up error.
-    pub fn new(settings: Settings) -> Result<Sso, Error> {
+impl Provider {
+    fn new(settings: Settings, keys: &response::SpKeys) -> Result<Provider, Error> {
         let text = match (&settings.metadata, &settings.metadata_text) {
             (MetadataSource::File(_), Some(text)) => text.clone(),
             (MetadataSource::File(p), None) => std::fs::read_to_string(p)
                 .map_err(|e| Error::MetadataInvalid(format!("cannot read {}: {e}", p.display())))?,
             (MetadataSource::Url(u), _) => metadata::fetch_blocking(u, settings.metadata_timeout)?,
         };
-        let keys = response::SpKeys::from_settings(&settings)?;
-        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?, keys)?;
+        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?, keys.clone())?;
         let now = SystemTime::now();
-        Ok(Sso {
+        Ok(Provider {
+            id: settings.idp_id.clone(),
+            name: settings.idp_name.clone(),
             status: Mutex::new(MetadataStatus {
                 source: settings.metadata.to_string(),
                 loaded_at: Some(now),
@@ -260,7 +281,6 @@ impl Sso {
                 last_error: None,
             }),
             current: RwLock::new(Arc::new(loaded)),
-            replay: Arc::new(MemoryReplayCache::new(replay::DEFAULT_CAPACITY)),
             settings,
         })
     }
@@ -283,17 +303,7 @@ impl Sso {
     /// Re-reads the metadata; on failure the last good copy stays in force
     /// and the error is kept for the operator page.
     pub async fn refresh(&self) -> Result<(), Error> {
-        let l = self.loaded();
-        let keys = response::SpKeys {
-            key: l.sp_key.clone(),
-            cert_der: l.sp_cert_der.clone(),
-            previous: l.sp_previous_certs.clone(),
-        };
-        drop(l);
-        self.swap(keys).await
-    }
-
-    async fn swap(&self, keys: response::SpKeys) -> Result<(), Error> {
+        let keys = self.loaded().keys();
         let result = async {
             let text = match &self.settings.metadata {
                 MetadataSource::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
@@ -330,40 +340,12 @@ impl Sso {
         }
     }
 
-    /// A fresh AuthnRequest for the HTTP-Redirect binding.
+    /// A fresh AuthnRequest to this IdP.
     pub fn authn_request(&self, relay_state: &str) -> Result<AuthnRedirect, Error> {
         request::authn_redirect(&self.loaded(), &self.settings, relay_state)
     }
 
-    /// Validates a posted `SAMLResponse` (base64 as received) against the
-    /// requests this browser started, then records the assertion ID so the
-    /// same assertion is never accepted twice.
-    pub async fn consume(
-        &self,
-        saml_response: &str,
-        pending: &[Pending],
-        now: SystemTime,
-    ) -> Result<Verified, Error> {
-        let loaded = self.loaded();
-        let verified = response::verify(&loaded, &self.settings, saml_response, pending, now)?;
-        let key = format!("{}\u{1f}{}", loaded.idp.entity_id, verified.assertion_id);
-        let now_unix = unix(now);
-        if !self
-            .replay
-            .first_use(&key, verified.replay_until, now_unix)
-            .await?
-        {
-            return Err(Error::Replay(verified.assertion_id.clone()));
-        }
-        Ok(verified)
-    }
-
-    /// The SP metadata XML (no encryption key: samael cannot decrypt).
-    pub fn sp_metadata(&self) -> String {
-        request::sp_metadata(&self.settings, &self.loaded())
-    }
-
-    /// Whether `/_auth/logout` continues to the IdP: an SP key to sign
+    /// Whether `/_auth/logout` continues to this IdP: an SP key to sign
     /// with and an IdP SingleLogoutService (HTTP-Redirect).
     pub fn slo_available(&self) -> bool {
         let l = self.loaded();
@@ -397,7 +379,7 @@ impl Sso {
         Ok((id, url))
     }
 
-    /// Verifies the IdP's LogoutResponse (HTTP-Redirect, query signed)
+    /// Verifies this IdP's LogoutResponse (HTTP-Redirect, query signed)
     /// to one of our `pending` LogoutRequests.
     pub fn logout_response(
         &self,
@@ -427,14 +409,13 @@ impl Sso {
         Ok(r)
     }
 
-    /// Verifies a LogoutRequest from the IdP: `Redirect` carries the raw
-    /// query string, `Post` the form's SAMLRequest. Each request is
-    /// accepted once (replay cache). Returns it with its RelayState.
-    pub async fn idp_logout_request(
+    /// Verifies a LogoutRequest from this IdP (signature, envelope,
+    /// expiry); the replay check is the caller's.
+    fn verify_logout_request(
         &self,
         message: IdpMessage<'_>,
         now: SystemTime,
-    ) -> Result<(logout::LogoutRequest, Option<String>), Error> {
+    ) -> Result<(logout::LogoutRequest, Option<String>, Arc<response::Loaded>), Error> {
         let l = self.loaded();
         let algs = &self.settings.allowed_signature_algorithms;
         let (xml, relay) = match message {
@@ -464,16 +445,10 @@ impl Sso {
                 return Err(Error::Expired(t.to_rfc3339()));
             }
         }
-        let until =
-            unix(now) + (response::MAX_RESPONSE_AGE + self.settings.clock_skew * 2).as_secs();
-        let key = format!("slo\u{1f}{}\u{1f}{}", l.idp.entity_id, r.id);
-        if !self.replay.first_use(&key, until, unix(now)).await? {
-            return Err(Error::Replay(r.id.clone()));
-        }
-        Ok((r, relay))
+        Ok((r, relay, l))
     }
 
-    /// Our signed LogoutResponse to an IdP's LogoutRequest, as the URL
+    /// Our signed LogoutResponse to this IdP's LogoutRequest, as the URL
     /// (HTTP-Redirect) to send the browser to.
     pub fn logout_response_redirect(
         &self,
@@ -533,6 +508,220 @@ impl Sso {
             return Err(Error::TooOld(t.to_rfc3339()));
         }
         Ok(())
+    }
+}
+
+impl Sso {
+    /// Loads every IdP's metadata (reads the file, or downloads the URL)
+    /// and builds the SP for each. Any failure is a start-up error; two
+    /// IdPs with the same entity ID are one too (responses are routed by
+    /// their Issuer).
+    pub fn new(settings: Settings) -> Result<Sso, Error> {
+        // libxmlsec1 initialised now, with its error reports routed to
+        // tracing before the first verification can fail.
+        decrypt::ensure_xmlsec();
+        let keys = response::SpKeys::from_settings(&settings)?;
+        let mut providers = vec![Provider::new(settings.clone(), &keys)?];
+        for e in &settings.more_idps {
+            let mut s = settings.clone();
+            s.idp_id = e.id.clone();
+            s.idp_name = e.name.clone();
+            s.metadata = e.metadata.clone();
+            s.metadata_text = e.metadata_text.clone();
+            s.attributes = e.attributes.clone();
+            s.more_idps = Vec::new();
+            providers.push(Provider::new(s, &keys)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &providers {
+            let entity = p.loaded().idp.entity_id.clone();
+            if !seen.insert(entity.clone()) {
+                return Err(Error::MetadataInvalid(format!(
+                    "IdP {:?} has the entity ID {entity:?} of another configured IdP",
+                    p.id
+                )));
+            }
+        }
+        Ok(Sso {
+            providers,
+            replay: Arc::new(MemoryReplayCache::new(replay::DEFAULT_CAPACITY)),
+            settings,
+        })
+    }
+
+    /// Every IdP, the first one first.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// The IdP with this id (`default`, or a `[[saml.idps]]` id).
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    fn first(&self) -> &Provider {
+        // `new` always builds at least one.
+        &self.providers[0]
+    }
+
+    /// The metadata and SP in force (first IdP).
+    pub fn loaded(&self) -> Arc<response::Loaded> {
+        self.first().loaded()
+    }
+
+    /// How the first IdP's metadata was last loaded; `last_error` is the
+    /// first failed refresh of any IdP (named when not the first), so
+    /// readiness reports every IdP.
+    pub fn status(&self) -> MetadataStatus {
+        let mut st = self.first().status();
+        if st.last_error.is_none() {
+            st.last_error = self.providers[1..].iter().find_map(|p| {
+                p.status()
+                    .last_error
+                    .map(|e| format!("IdP {:?}: {e}", p.id))
+            });
+        }
+        st
+    }
+
+    /// Re-reads every IdP's metadata; on failure the last good copy of
+    /// that IdP stays in force. Returns the first error.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let mut first_error = None;
+        for p in &self.providers {
+            if let Err(e) = p.refresh().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A fresh AuthnRequest to the first IdP.
+    pub fn authn_request(&self, relay_state: &str) -> Result<AuthnRedirect, Error> {
+        self.first().authn_request(relay_state)
+    }
+
+    /// Validates a posted `SAMLResponse` (base64 as received) against the
+    /// IdP it names as Issuer (its metadata and certificates only) and
+    /// the requests this browser started at that IdP, then records the
+    /// assertion ID so the same assertion is never accepted twice.
+    pub async fn consume(
+        &self,
+        saml_response: &str,
+        pending: &[Pending],
+        now: SystemTime,
+    ) -> Result<Verified, Error> {
+        let issuer = response::peek_issuer(saml_response);
+        let by_issuer = issuer.as_deref().and_then(|i| {
+            self.providers
+                .iter()
+                .find(|p| p.loaded().idp.entity_id == i.trim())
+        });
+        // No Issuer on the Response (optional in SAML): the IdP this
+        // browser was sent to, when that is unambiguous.
+        let by_request = || {
+            let first = pending.first()?;
+            pending
+                .iter()
+                .all(|x| x.idp == first.idp)
+                .then(|| self.provider(&first.idp))
+                .flatten()
+        };
+        let p = by_issuer.or_else(by_request).unwrap_or(self.first());
+        let mine: Vec<Pending> = pending.iter().filter(|x| x.idp == p.id).cloned().collect();
+        let loaded = p.loaded();
+        let mut verified = response::verify(&loaded, &p.settings, saml_response, &mine, now)?;
+        verified.idp = p.id.clone();
+        verified.principal.saml_idp = Some(p.id.clone());
+        let key = format!("{}\u{1f}{}", loaded.idp.entity_id, verified.assertion_id);
+        let now_unix = unix(now);
+        if !self
+            .replay
+            .first_use(&key, verified.replay_until, now_unix)
+            .await?
+        {
+            return Err(Error::Replay(verified.assertion_id.clone()));
+        }
+        Ok(verified)
+    }
+
+    /// The SP metadata XML.
+    pub fn sp_metadata(&self) -> String {
+        request::sp_metadata(&self.settings, &self.loaded())
+    }
+
+    /// The IdP a session signed in with (`None`: the first, as sessions
+    /// from before several IdPs were configured).
+    pub fn provider_of(&self, idp: Option<&str>) -> Option<&Provider> {
+        match idp {
+            Some(id) => self.provider(id),
+            None => Some(self.first()),
+        }
+    }
+
+    /// Whether `/_auth/logout` continues to the first IdP.
+    pub fn slo_available(&self) -> bool {
+        self.first().slo_available()
+    }
+
+    /// A signed LogoutRequest to the first IdP (see [`Provider::logout_request`]).
+    pub fn logout_request(
+        &self,
+        name_id: &str,
+        session_index: Option<&str>,
+        relay_state: &str,
+    ) -> Result<(String, String), Error> {
+        self.first()
+            .logout_request(name_id, session_index, relay_state)
+    }
+
+    /// Verifies an IdP's LogoutResponse to one of our `pending`
+    /// LogoutRequests: each IdP is tried with its own certificates.
+    pub fn logout_response(
+        &self,
+        raw_query: &str,
+        pending: &[String],
+        now: SystemTime,
+    ) -> Result<logout::LogoutResponse, Error> {
+        let mut first_error = None;
+        for p in &self.providers {
+            match p.logout_response(raw_query, pending, now) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(Error::SloUnavailable))
+    }
+
+    /// Verifies a LogoutRequest from an IdP (each tried with its own
+    /// certificates and entity ID): `Redirect` carries the raw query
+    /// string, `Post` the form's SAMLRequest. Each request is accepted once
+    /// (replay cache). Returns it with its RelayState and the IdP.
+    pub async fn idp_logout_request(
+        &self,
+        message: IdpMessage<'_>,
+        now: SystemTime,
+    ) -> Result<(logout::LogoutRequest, Option<String>, &Provider), Error> {
+        let mut first_error = None;
+        for p in &self.providers {
+            let (r, relay, l) = match p.verify_logout_request(message, now) {
+                Ok(x) => x,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let until =
+                unix(now) + (response::MAX_RESPONSE_AGE + p.settings.clock_skew * 2).as_secs();
+            let key = format!("slo\u{1f}{}\u{1f}{}", l.idp.entity_id, r.id);
+            if !self.replay.first_use(&key, until, unix(now)).await? {
+                return Err(Error::Replay(r.id.clone()));
+            }
+            return Ok((r, relay, p));
+        }
+        Err(first_error.unwrap_or(Error::SloUnavailable))
     }
 }
 

@@ -127,8 +127,8 @@ pub fn authn_redirect(
 }
 
 /// Our SP metadata: entityID, the ACS (HTTP-POST), the NameID formats we
-/// take, and the SP signing certificate when configured. No encryption
-/// key is advertised (samael cannot decrypt what it would advertise); the
+/// take, the SP signing certificates when configured and the encryption
+/// certificate (the current one, with the algorithms we decrypt); the
 /// SingleLogoutService only with an SP key (our logout messages are
 /// signed).
 pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
@@ -145,6 +145,19 @@ pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
             "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n",
             base64::engine::general_purpose::STANDARD.encode(der)
         ));
+    }
+    // The current certificate encrypts (IdPs encrypt to one certificate;
+    // earlier keys still decrypt what IdPs with an old copy of this
+    // metadata send, see `saml.sp_previous_keys`).
+    if let (Some(der), Some(_)) = (&loaded.sp_cert_der, &loaded.sp_key) {
+        xml.push_str(&format!(
+            "    <md:KeyDescriptor use=\"encryption\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        ));
+        for alg in super::decrypt::ADVERTISED_ALGORITHMS {
+            xml.push_str(&format!("<md:EncryptionMethod Algorithm=\"{alg}\"/>"));
+        }
+        xml.push_str("</md:KeyDescriptor>\n");
     }
     // SLO works only when we can sign our LogoutRequests/Responses.
     if loaded.sp_key.is_some() {

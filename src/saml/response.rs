@@ -2,7 +2,10 @@
 //!
 //! Order: cheap refusals on the raw document first (size is capped by the
 //! endpoint; base64; DOCTYPE/ENTITY; a Response root; Status; exactly one
-//! plain assertion; at least one signature with an allowed algorithm;
+//! assertion, plain or encrypted; an encrypted one is decrypted
+//! (`decrypt.rs`) after the Response signature, if any, was verified over
+//! the ciphertext, and the checks below run on the result; at least one
+//! signature with an allowed algorithm;
 //! Destination and Issuer of the Response), then samael (signature by an
 //! IdP metadata certificate, reduction to the signed element, Issuer,
 //! bearer SubjectConfirmation with Recipient and times, Conditions times),
@@ -42,6 +45,8 @@ pub struct Pending {
     pub id: String,
     /// The local path to return to.
     pub rd: String,
+    /// The IdP the request went to.
+    pub idp: String,
 }
 
 /// A response that passed every check.
@@ -53,18 +58,29 @@ pub struct Verified {
     pub request_id: Option<String>,
     /// Unix time until which the assertion ID must be remembered.
     pub replay_until: u64,
+    /// The IdP that sent it (set by `Sso::consume`).
+    pub idp: String,
 }
 
 /// The IdP metadata in force and the samael SP built from it once.
 pub struct Loaded {
     pub idp: IdpMetadata,
     pub sp: ServiceProvider,
+    /// The same SP without IdP certificates, so samael checks everything
+    /// but the signature. Used only for a decrypted assertion whose
+    /// Response signature (over the ciphertext) was verified before
+    /// decryption by `sp`'s certificates; never for anything else.
+    sp_outer_verified: ServiceProvider,
+    /// samael's form of `saml.allowed_signature_algorithms`.
+    samael_algs: Option<Vec<samael::crypto::AllowedSignatureAlgorithm>>,
     /// The SP key (`saml.sp_key`), for signing requests and logout messages.
     pub sp_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
     /// The SP certificate (DER) published in our metadata.
     pub sp_cert_der: Option<Vec<u8>>,
     /// Earlier SP certificates still published (rollover window).
     pub sp_previous_certs: Vec<Vec<u8>>,
+    /// Earlier SP keys that still decrypt (rollover window).
+    pub sp_previous_keys: Vec<openssl::pkey::PKey<openssl::pkey::Private>>,
 }
 
 /// The SP's own key material (a configuration reload builds a new `Sso`).
@@ -73,6 +89,7 @@ pub struct SpKeys {
     pub key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
     pub cert_der: Option<Vec<u8>>,
     pub previous: Vec<Vec<u8>>,
+    pub previous_keys: Vec<openssl::pkey::PKey<openssl::pkey::Private>>,
 }
 
 impl SpKeys {
@@ -85,10 +102,18 @@ impl SpKeys {
             ),
             None => None,
         };
+        let mut previous_keys = Vec::new();
+        for (i, pem) in settings.sp_previous_keys_pem.iter().enumerate() {
+            previous_keys.push(
+                openssl::pkey::PKey::private_key_from_pem(pem.expose())
+                    .map_err(|e| Error::Build(format!("saml.sp_previous_keys.{i}: {e}")))?,
+            );
+        }
         Ok(SpKeys {
             key,
             cert_der: settings.sp_cert_der.clone(),
             previous: settings.sp_previous_certs_der.clone(),
+            previous_keys,
         })
     }
 }
@@ -102,18 +127,31 @@ impl Loaded {
             .iter()
             .map(|a| a.samael())
             .collect();
-        let sp = ServiceProviderBuilder::default()
-            .entity_id(settings.entity_id.clone())
-            .acs_url(settings.acs_url.clone())
-            .metadata_url(settings.metadata_url.clone())
-            .idp_metadata(idp.descriptor.clone())
-            .allowed_signature_algorithms(samael_algs)
-            .max_clock_skew(chrono_duration(settings.clock_skew))
-            .max_issue_delay(chrono_duration(MAX_RESPONSE_AGE + settings.clock_skew))
-            .allow_idp_initiated(settings.allow_idp_initiated)
-            .authn_name_id_format(settings.name_id_format.clone())
-            .build()
-            .map_err(|e| Error::Build(e.to_string()))?;
+        let build = |descriptor: samael::metadata::EntityDescriptor| {
+            ServiceProviderBuilder::default()
+                .entity_id(settings.entity_id.clone())
+                .acs_url(settings.acs_url.clone())
+                .metadata_url(settings.metadata_url.clone())
+                .idp_metadata(descriptor)
+                .allowed_signature_algorithms(samael_algs.clone())
+                .max_clock_skew(chrono_duration(settings.clock_skew))
+                .max_issue_delay(chrono_duration(MAX_RESPONSE_AGE + settings.clock_skew))
+                .allow_idp_initiated(settings.allow_idp_initiated)
+                .authn_name_id_format(settings.name_id_format.clone())
+                .build()
+                .map_err(|e| Error::Build(e.to_string()))
+        };
+        let sp = build(idp.descriptor.clone())?;
+        let mut bare = idp.descriptor.clone();
+        for d in bare.idp_sso_descriptors.iter_mut().flatten() {
+            d.key_descriptors.clear();
+        }
+        let sp_outer_verified = build(bare)?;
+        if !matches!(sp_outer_verified.idp_signing_certs(), Ok(None)) {
+            return Err(Error::Build(
+                "the certificate-less SP still has certificates".into(),
+            ));
+        }
         // Never run with a certificate-less SP (samael would skip
         // verification); `metadata::parse` already refuses such metadata.
         match sp.idp_signing_certs() {
@@ -123,10 +161,33 @@ impl Loaded {
         Ok(Loaded {
             idp,
             sp,
+            sp_outer_verified,
+            samael_algs,
             sp_key: keys.key,
             sp_cert_der: keys.cert_der,
             sp_previous_certs: keys.previous,
+            sp_previous_keys: keys.previous_keys,
         })
+    }
+
+    /// The keys that decrypt: the current one first, then the rollover
+    /// window's.
+    pub fn decryption_keys(&self) -> Vec<openssl::pkey::PKey<openssl::pkey::Private>> {
+        self.sp_key
+            .iter()
+            .chain(&self.sp_previous_keys)
+            .cloned()
+            .collect()
+    }
+
+    /// The SP's key material, to build the next `Loaded` from.
+    pub fn keys(&self) -> SpKeys {
+        SpKeys {
+            key: self.sp_key.clone(),
+            cert_der: self.sp_cert_der.clone(),
+            previous: self.sp_previous_certs.clone(),
+            previous_keys: self.sp_previous_keys.clone(),
+        }
     }
 }
 
@@ -144,6 +205,10 @@ pub(crate) struct Outer {
     encrypted: usize,
     signatures: usize,
     algorithms: Vec<String>,
+    /// `EncryptionMethod` algorithms inside EncryptedAssertions.
+    enc_algorithms: Vec<String>,
+    /// The first thing inside an EncryptedAssertion that is refused.
+    enc_refused: Option<String>,
 }
 
 /// Validates a base64 `SAMLResponse`. `pending` are the requests this
@@ -169,35 +234,60 @@ pub fn verify(
     let now_c: DateTime<Utc> = DateTime::<Utc>::from(now);
     let skew = chrono_duration(settings.clock_skew);
 
-    let outer = prescan(&xml)?;
-    if outer.status.as_deref() != Some(STATUS_SUCCESS) {
-        return Err(Error::Status {
-            code: match (&outer.status, &outer.sub_status) {
-                (Some(s), Some(sub)) => format!("{} / {}", short_status(s), short_status(sub)),
-                (Some(s), None) => short_status(s).to_string(),
-                (None, _) => "(none)".into(),
-            },
-            message: outer.status_message.clone(),
-        });
-    }
-    if outer.encrypted > 0 && outer.assertions == 0 {
-        return Err(Error::EncryptedAssertion);
-    }
-    if outer.assertions != 1 || outer.encrypted != 0 {
+    let first = prescan(&xml)?;
+    check_status(&first)?;
+    let one = (first.assertions, first.encrypted);
+    if one != (1, 0) && one != (0, 1) {
         return Err(Error::AssertionCount {
-            assertions: outer.assertions,
-            encrypted: outer.encrypted,
+            assertions: first.assertions,
+            encrypted: first.encrypted,
         });
     }
-    if outer.signatures == 0 {
-        return Err(Error::Unsigned);
+    if first.encrypted == 0 && settings.require_encrypted_assertions {
+        return Err(Error::EncryptionRequired);
     }
-    for alg in &outer.algorithms {
-        let allowed = SignatureAlgorithm::parse(alg)
-            .is_some_and(|a| settings.allowed_signature_algorithms.contains(&a));
-        if !allowed {
-            return Err(Error::SignatureAlgorithm(alg.clone()));
+    check_algorithms(&first, settings)?;
+    // An encrypted assertion is decrypted first; everything after works on
+    // the document with the plain assertion in its place. A Response
+    // signature covers the ciphertext: it is verified before decrypting,
+    // and only the verified content is decrypted.
+    let (xml, outer, outer_verified) = if first.encrypted == 1 {
+        if let Some(what) = &first.enc_refused {
+            return Err(Error::EncryptionStructure(what.clone()));
         }
+        if let Some(alg) = first
+            .enc_algorithms
+            .iter()
+            .find(|a| !super::decrypt::ALLOWED_ALGORITHMS.contains(&a.as_str()))
+        {
+            return Err(Error::EncryptionAlgorithm(alg.clone()));
+        }
+        let keys = loaded.decryption_keys();
+        if keys.is_empty() {
+            return Err(Error::NoDecryptionKey);
+        }
+        let signed = first.signatures > 0;
+        let base = if signed {
+            verified_response(loaded, &xml)?
+        } else {
+            xml
+        };
+        let plain = super::decrypt::decrypt_response(&base, &keys)?;
+        let outer = prescan(&plain)?;
+        check_status(&outer)?;
+        if (outer.assertions, outer.encrypted) != (1, 0) {
+            return Err(Error::AssertionCount {
+                assertions: outer.assertions,
+                encrypted: outer.encrypted,
+            });
+        }
+        check_algorithms(&outer, settings)?;
+        (plain, outer, signed)
+    } else {
+        (xml, first, false)
+    };
+    if outer.signatures == 0 && !outer_verified {
+        return Err(Error::Unsigned);
     }
     if let Some(d) = &outer.destination {
         if *d != settings.acs_url {
@@ -232,9 +322,17 @@ pub fn verify(
     } else {
         samael::crypto::ReduceMode::default()
     };
-    let result = loaded
-        .sp
-        .parse_xml_response_with_mode(&xml, Some(&ids), mode);
+    let result = if outer.signatures > 0 {
+        loaded
+            .sp
+            .parse_xml_response_with_mode(&xml, Some(&ids), mode)
+    } else {
+        // Only reachable with `outer_verified`: the Response signature was
+        // verified over the ciphertext this assertion came from.
+        loaded
+            .sp_outer_verified
+            .parse_xml_response_with_mode(&xml, Some(&ids), mode)
+    };
     // samael initialises libxmlsec1 on first use, which resets its error
     // callback: install ours after that.
     super::xmlsec_errors_to_tracing();
@@ -280,7 +378,67 @@ pub fn verify(
         assertion_id: assertion.id.clone(),
         request_id,
         replay_until: replay_until(&assertion, settings),
+        idp: settings.idp_id.clone(),
     })
+}
+
+/// The Response's own Issuer, read without verifying anything: it only
+/// chooses which IdP's metadata the response is then verified against.
+pub fn peek_issuer(saml_response: &str) -> Option<String> {
+    let compact: String = saml_response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    prescan(std::str::from_utf8(&bytes).ok()?).ok()?.issuer
+}
+
+/// The Response's Status must be Success.
+fn check_status(outer: &Outer) -> Result<(), Error> {
+    if outer.status.as_deref() == Some(STATUS_SUCCESS) {
+        return Ok(());
+    }
+    Err(Error::Status {
+        code: match (&outer.status, &outer.sub_status) {
+            (Some(s), Some(sub)) => format!("{} / {}", short_status(s), short_status(sub)),
+            (Some(s), None) => short_status(s).to_string(),
+            (None, _) => "(none)".into(),
+        },
+        message: outer.status_message.clone(),
+    })
+}
+
+/// Every signature present uses an allowed algorithm.
+fn check_algorithms(outer: &Outer, settings: &Settings) -> Result<(), Error> {
+    for alg in &outer.algorithms {
+        let allowed = SignatureAlgorithm::parse(alg)
+            .is_some_and(|a| settings.allowed_signature_algorithms.contains(&a));
+        if !allowed {
+            return Err(Error::SignatureAlgorithm(alg.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the signature(s) of a Response carrying an EncryptedAssertion
+/// by the IdP metadata certificates and returns only the verified content
+/// (samael's reduction: a signature-wrapped extra element is gone).
+fn verified_response(loaded: &Loaded, xml: &str) -> Result<String, Error> {
+    use samael::crypto::CryptoProvider as _;
+    let certs = match loaded.sp.idp_signing_certs() {
+        Ok(Some(c)) if !c.is_empty() => c,
+        _ => return Err(Error::MetadataNoSigningCertificate),
+    };
+    let reduced = samael::crypto::XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &certs,
+        samael::crypto::ReduceMode::ValidateAndMarkNoAncestors,
+        loaded.samael_algs.as_deref(),
+    );
+    super::xmlsec_errors_to_tracing();
+    reduced.map_err(|_| Error::SignatureInvalid)
 }
 
 /// InResponseTo of the Response and of the bearer confirmations: every
@@ -380,6 +538,8 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
     let mut stack: Vec<Vec<u8>> = Vec::new();
     let mut text_target: Option<&'static str> = None;
     let mut text = String::new();
+    // Depth of the EncryptedAssertion being read, if inside one.
+    let mut enc_at: Option<usize> = None;
     loop {
         let ev = reader
             .read_event()
@@ -410,9 +570,33 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                         }
                     }
                 }
+                if enc_at.is_some_and(|d| depth > d) {
+                    let name = String::from_utf8_lossy(&local).into_owned();
+                    if !super::decrypt::ALLOWED_ELEMENTS.contains(&name.as_str()) {
+                        out.enc_refused.get_or_insert(format!("element {name}"));
+                    }
+                    if local == b"EncryptionMethod" {
+                        for a in e.attributes().flatten() {
+                            if a.key.as_ref() == b"Algorithm" {
+                                out.enc_algorithms
+                                    .push(String::from_utf8_lossy(&a.value).into_owned());
+                            }
+                        }
+                    }
+                }
                 match local.as_slice() {
                     b"Assertion" => out.assertions += 1,
-                    b"EncryptedAssertion" => out.encrypted += 1,
+                    b"EncryptedAssertion" => {
+                        out.encrypted += 1;
+                        if depth != 1 {
+                            out.enc_refused.get_or_insert(
+                                "an EncryptedAssertion that is not a child of the Response".into(),
+                            );
+                        }
+                        if !empty && enc_at.is_none() {
+                            enc_at = Some(depth);
+                        }
+                    }
                     b"Signature" => out.signatures += 1,
                     b"SignatureMethod" => {
                         for a in e.attributes().flatten() {
@@ -467,6 +651,9 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                     _ => {}
                 }
                 stack.pop();
+                if enc_at == Some(stack.len()) {
+                    enc_at = None;
+                }
             }
             Event::Eof => break,
             _ => {}
@@ -534,14 +721,14 @@ fn from_samael(e: SpError, loaded: &Loaded, settings: &Settings, outer: &Outer) 
         SpError::AssertionSubjectConfirmationMissing => {
             Error::SubjectConfirmation("no SubjectConfirmationData with NotOnOrAfter".into())
         }
-        SpError::EncryptedAssertionsNotYetSupported
+        e @ (SpError::EncryptedAssertionsNotYetSupported
         | SpError::MissingPrivateKeySP
         | SpError::MissingEncryptedKeyInfo
         | SpError::MissingEncryptedValueInfo
         | SpError::EncryptedAssertionKeyMethodUnsupported { .. }
         | SpError::EncryptedAssertionValueMethodUnsupported { .. }
         | SpError::EncryptedAssertionInvalid
-        | SpError::FailedToDecryptAssertion => Error::EncryptedAssertion,
+        | SpError::FailedToDecryptAssertion) => Error::Decrypt(e.to_string()),
         other => Error::Malformed(other.to_string()),
     }
 }
@@ -589,6 +776,76 @@ mod tests {
         .expect("prescan");
         assert_eq!(o.assertions, 2);
         assert_eq!(o.encrypted, 1);
+    }
+
+    fn encrypted(inner: &str) -> String {
+        format!(
+            r#"<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><ds:KeyInfo><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"><ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/></xenc:EncryptionMethod>{inner}<xenc:CipherData><xenc:CipherValue>AA==</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>AA==</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#
+        )
+    }
+
+    #[test]
+    fn prescan_reads_encryption_algorithms_and_refuses_what_would_fetch_or_carry_keys() {
+        let o = prescan(&wrap(&encrypted(
+            "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>AA==</ds:X509Certificate></ds:X509Data></ds:KeyInfo>",
+        )))
+        .expect("prescan");
+        assert_eq!(o.encrypted, 1);
+        assert_eq!(o.assertions, 0);
+        assert_eq!(o.enc_refused, None);
+        assert_eq!(
+            o.enc_algorithms,
+            vec![
+                "http://www.w3.org/2009/xmlenc11#aes128-gcm".to_string(),
+                "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p".to_string()
+            ]
+        );
+        let table = [
+            (
+                "<ds:RetrievalMethod URI=\"http://evil/\"/>",
+                "element RetrievalMethod",
+            ),
+            (
+                "<xenc:CipherReference URI=\"file:///etc/passwd\"/>",
+                "element CipherReference",
+            ),
+            (
+                "<ds:KeyInfo><ds:KeyValue/></ds:KeyInfo>",
+                "element KeyValue",
+            ),
+            ("<ds:Signature/>", "element Signature"),
+            ("<ds:Transforms/>", "element Transforms"),
+        ];
+        for (inner, want) in table {
+            let o = prescan(&wrap(&encrypted(inner))).expect("prescan");
+            assert_eq!(o.enc_refused.as_deref(), Some(want), "{inner}");
+        }
+        // Outside the Response's own children: refused too.
+        let o = prescan(&wrap(&format!(
+            "<samlp:Extensions>{}</samlp:Extensions>",
+            encrypted("")
+        )))
+        .expect("prescan");
+        assert!(o.enc_refused.is_some());
+        // After the EncryptedAssertion ends, elements are not checked.
+        let o = prescan(&wrap(&format!("{}<saml:Assertion/>", encrypted("")))).expect("prescan");
+        assert_eq!(o.enc_refused, None);
+        assert_eq!((o.assertions, o.encrypted), (1, 1));
+    }
+
+    #[test]
+    fn peek_issuer_reads_the_response_issuer_or_nothing() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let table: [(String, Option<&str>); 4] = [
+            (b64(&wrap("")), Some("https://idp")),
+            (b64(&wrap("")).replace('A', "A\n"), Some("https://idp")),
+            (b64("<samlp:Response xmlns:samlp=\"x\"><samlp:Status><samlp:StatusCode Value=\"v\"/></samlp:Status></samlp:Response>"), None),
+            ("not base64!".to_string(), None),
+        ];
+        for (input, want) in table {
+            assert_eq!(peek_issuer(&input).as_deref(), want, "{input}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
 use crate::proxy::context::ConnInfo;
+use crate::proxy::Body;
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to `server.shutdown_grace`.
@@ -53,7 +55,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(cfg.max_header_bytes as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // Rapid reset (CVE-2023-44487) and its server-side variant: the
+        // connection is closed (GOAWAY) past these; explicit so a change of
+        // library defaults cannot lift them (tests/hostile.rs).
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(1024));
     let shared = Arc::new(Shared {
         builder,
         tls,
@@ -145,7 +152,11 @@ async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>,
         // kept-alive connection.
         let st = live.current();
         let conn = conn.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::proxy::handle(st, conn, req).await) }
+        // Boxed: hyper keeps the service future's space in every
+        // connection, in flight or idle; the request future is ~3 KiB.
+        let fut: Pin<Box<dyn Future<Output = Response<Body>> + Send>> =
+            Box::pin(crate::proxy::handle(st, conn, req));
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
     });
     let activity = Arc::new(timer::Activity::default());
     let conn_timer = timer::ConnTimer::new(

@@ -401,6 +401,7 @@ pub(crate) mod tests {
             projects: BTreeMap::new(),
             method: Method::Saml,
             session_index: Some("idx-1".to_string()),
+            saml_idp: None,
         }
     }
 

@@ -344,6 +344,7 @@ pub fn identity(
         projects: Default::default(),
         method: authgate::identity::Method::Ldap,
         session_index: None,
+        saml_idp: None,
     }
 }
 

@@ -48,6 +48,12 @@ parameters, as a user would by logging in as someone:
   pre    comma list of changes made BEFORE signing (what a misconfigured
          or hostile-but-trusted IdP could send)
   post   one change made AFTER signing: the attacks (see ATTACKS below)
+  enc    encrypt the assertion (after signing it, before signing the
+         Response), with xmlsec1 through pysaml2's encrypt_assertion:
+         aes128-cbc | aes256-cbc | aes128-gcm | aes256-gcm | 3des
+  enc_to sp (default: the first encryption certificate of the SP's
+         registered metadata) | other (a certificate the SP does not have)
+  enc_key  oaep (default: rsa-oaep-mgf1p) | rsa15 (RSA PKCS#1 v1.5)
 
 Attack crafting is kept here, in the fixture, and each one is commented.
 """
@@ -73,7 +79,7 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT
 from saml2.server import Server
 from saml2.s_utils import deflate_and_base64_encode
-from saml2.sigver import pre_signature_part, verify_redirect_signature
+from saml2.sigver import RSA_1_5, RSA_OAEP_MGF1P, pre_encryption_part, pre_signature_part, verify_redirect_signature
 from cryptography.hazmat.primitives.asymmetric import padding
 
 NS = {
@@ -134,6 +140,16 @@ SIGN_ALGS = {
     "sha256": ("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2001/04/xmlenc#sha256"),
     "sha1": ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"),
 }
+
+# enc= value -> (EncryptionMethod of the content, xmlsec1 --session-key)
+ENC_ALGS = {
+    "aes128-cbc": ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", "aes-128"),
+    "aes256-cbc": ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256"),
+    "aes128-gcm": ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128"),
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+    "3des": ("http://www.w3.org/2001/04/xmlenc#tripledes-cbc", "des-192"),
+}
+KEY_TRANSPORT = {"oaep": RSA_OAEP_MGF1P, "rsa15": RSA_1_5}
 
 
 def make_key(workdir, name):
@@ -270,12 +286,46 @@ class Idp:
         key = self.keys[q.get("key", "main")]
         if sign in ("assertion", "both"):
             xml = self.sign(xml, "Assertion", assertion.get("ID"), key, alg)
+        if q.get("enc"):
+            # The assertion as signed, for the attacks that add it back.
+            q["_plain"] = etree.tostring(etree.fromstring(xml).find("saml:Assertion", NS))
+            xml = self.encrypt(xml, sp_entity_id, q)
         if sign in ("response", "both"):
             xml = self.sign(xml, "Response", root.get("ID"), key, alg)
         post = q.get("post", "")
         if post:
             xml = ATTACKS[post](xml, self, q)
         return xml
+
+    def encrypt(self, xml, sp_entity_id, q):
+        """The assertion moved into saml:EncryptedAssertion and encrypted
+        there by xmlsec1 (pysaml2's encrypt_assertion), to the SP's
+        encryption certificate from its registered metadata."""
+        root = etree.fromstring(xml)
+        assertion = root.find("saml:Assertion", NS)
+        wrapper = etree.Element(SAML + "EncryptedAssertion")
+        root.replace(assertion, wrapper)
+        wrapper.append(assertion)
+        to = q.get("enc_to", "sp")
+        if to == "sp":
+            certs = self.server.metadata.certs(sp_entity_id, "spsso", "encryption")
+            if not certs:
+                raise ValueError("the SP metadata has no encryption certificate")
+            b64 = "".join(certs[0][1].split())
+            with self.lock:
+                self.sp_files += 1
+                path = os.path.join(self.workdir, f"enc{self.sp_files}.crt")
+            der = base64.b64decode(b64)
+            with open(path, "wb") as f:
+                f.write(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
+        else:
+            _, path, b64 = self.keys[to]
+        msg_alg, session_key = ENC_ALGS[q["enc"]]
+        template = pre_encryption_part(
+            msg_enc=msg_alg, key_enc=KEY_TRANSPORT[q.get("enc_key", "oaep")], encrypt_cert=b64)
+        out = self.server.sec.crypto.encrypt_assertion(
+            etree.tostring(root).decode(), path, str(template), session_key)
+        return out.encode() if isinstance(out, str) else out
 
     # ---- single logout ----
     def signed_redirect(self, location, typ, xml, relay, key_name):
@@ -378,6 +428,10 @@ def pre_sign(change, root, assertion, q):
     elif change == "wrong_issuer":
         assertion.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
         root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
+    elif change == "issuer_as":
+        # Claim to be another IdP (q["as"]: its entity ID), signed with our key.
+        assertion.find("saml:Issuer", NS).text = q["as"]
+        root.find("saml:Issuer", NS).text = q["as"]
     elif change == "wrong_response_issuer":
         root.find("saml:Issuer", NS).text = "https://impostor.example.com/idp"
     elif change == "expired":
@@ -526,7 +580,38 @@ def attack_strip_signature(xml, idp, q):
     return etree.tostring(root)
 
 
+def attack_tamper_cipher(xml, idp, q):
+    # Flip one bit of the encrypted content (not of the encrypted key).
+    root = _parse(xml)
+    xenc = "{http://www.w3.org/2001/04/xmlenc#}"
+    data = root.find(f"saml:EncryptedAssertion/{xenc}EncryptedData", NS)
+    cv = data.find(f"{xenc}CipherData/{xenc}CipherValue")
+    raw = bytearray(base64.b64decode("".join(cv.text.split())))
+    raw[len(raw) // 2] ^= 0x01
+    cv.text = base64.b64encode(bytes(raw)).decode()
+    return etree.tostring(root)
+
+
+def attack_enc_plus_plain(xml, idp, q):
+    # The genuine signed assertion, in plain, next to its encrypted copy.
+    root = _parse(xml)
+    enc = root.find("saml:EncryptedAssertion", NS)
+    root.insert(root.index(enc) + 1, etree.fromstring(q["_plain"]))
+    return etree.tostring(root)
+
+
+def attack_enc_plus_forged(xml, idp, q):
+    # An unsigned forged plain assertion before the encrypted one.
+    root = _parse(xml)
+    enc = root.find("saml:EncryptedAssertion", NS)
+    root.insert(root.index(enc), _forged_assertion(etree.fromstring(q["_plain"]), "victim@example.com"))
+    return etree.tostring(root)
+
+
 ATTACKS = {
+    "tamper_cipher": attack_tamper_cipher,
+    "enc_plus_plain": attack_enc_plus_plain,
+    "enc_plus_forged": attack_enc_plus_forged,
     "tamper_attr": attack_tamper_attr,
     "comment_nameid": attack_comment_nameid,
     "xsw_before": attack_xsw_before,

@@ -383,3 +383,69 @@ fn unescape(s: &str) -> String {
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// The audit lines (`target: authgate::audit`) the in-process gates of this
+/// test binary emitted, captured by a global tracing subscriber.
+pub mod audit {
+    use std::sync::{Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+
+    /// One audit line: its fields as text.
+    pub type Line = std::collections::BTreeMap<String, String>;
+
+    static LINES: Mutex<Vec<Line>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    struct Fields<'a>(&'a mut Line);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(
+                field.name().to_string(),
+                format!("{value:?}").trim_matches('"').to_string(),
+            );
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_string(), value.to_string());
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+            if event.metadata().target() != "authgate::audit" {
+                return;
+            }
+            let mut line = Line::new();
+            event.record(&mut Fields(&mut line));
+            if let Ok(mut l) = LINES.lock() {
+                l.push(line);
+            }
+        }
+    }
+
+    /// Installs the capture (once per test binary).
+    pub fn install() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(Capture),
+            );
+        });
+    }
+
+    /// The audit lines with this request id.
+    pub fn for_request(id: &str) -> Vec<Line> {
+        LINES
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|x| x.get("request_id").map(String::as_str) == Some(id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,437 @@
+//! `EncryptedAssertion` (SAML core §2.3.4) decrypted with the SP key(s), by
+//! libxmlsec1's XML-Encryption implementation (the same library samael
+//! links for signatures; samael's own decrypt path cannot serve, see
+//! `shared/notes-samael.md`).
+//!
+//! What happens here, and nothing more: the one `EncryptedAssertion` of a
+//! Response is decrypted (`xmlSecEncCtxDecryptToBuffer`: the session key
+//! from its `EncryptedKey` by RSA-OAEP with an SP private key, then the
+//! content), the plaintext is parsed by libxml2 in the element's own
+//! namespace context, and the `Assertion` it holds takes the place of the
+//! `EncryptedAssertion`. The result is handed back to the normal
+//! validation (signature of the assertion, or of the Response verified
+//! before decryption, and every protocol check): decrypting proves
+//! nothing about who wrote the assertion.
+//!
+//! Which algorithms and elements may appear is decided before libxmlsec1
+//! sees the document (`ALLOWED_ALGORITHMS`, `ALLOWED_ELEMENTS`, checked by
+//! `response::prescan`): no RSA 1.5 key transport (Bleichenbacher), no
+//! 3DES, no key material in the message, no `CipherReference` or
+//! `RetrievalMethod` (they make libxmlsec1 fetch URIs). Every failure is
+//! one error kind with one page for the user (no decryption oracle); the
+//! log line says why.
+
+use std::os::raw::{c_char, c_int, c_uint, c_void};
+
+use libxml::bindings as xml;
+use openssl::pkey::{PKey, Private};
+
+use super::Error;
+
+pub const XMLENC_NS: &str = "http://www.w3.org/2001/04/xmlenc#";
+const SAML_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// Content encryption (AES-CBC, AES-GCM) and key transport (RSA-OAEP with
+/// MGF1; libxmlsec1 1.2 has no xmlenc11#rsa-oaep), plus the OAEP digests.
+pub const ALLOWED_ALGORITHMS: &[&str] = &[
+    "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes192-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes192-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+];
+
+/// What the SP metadata advertises (`md:EncryptionMethod`), preferred first.
+pub const ADVERTISED_ALGORITHMS: &[&str] = &[
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+];
+
+/// Local names allowed inside `EncryptedAssertion` (XML-Enc §3, XML-DSig
+/// §4.4 KeyInfo without key values, retrieval methods or signatures).
+pub const ALLOWED_ELEMENTS: &[&str] = &[
+    "EncryptedData",
+    "EncryptedKey",
+    "EncryptionMethod",
+    "KeySize",
+    "OAEPparams",
+    "DigestMethod",
+    "MGF",
+    "KeyInfo",
+    "KeyName",
+    "X509Data",
+    "X509Certificate",
+    "X509IssuerSerial",
+    "X509IssuerName",
+    "X509SerialNumber",
+    "X509SubjectName",
+    "X509SKI",
+    "CipherData",
+    "CipherValue",
+    "ReferenceList",
+    "DataReference",
+    "KeyReference",
+    "CarriedKeyName",
+];
+
+// libxmlsec1 (xmlsec/keysmngr.h, xmlenc.h, buffer.h, keys.h,
+// openssl/app.h); linked by samael's build script. `xmlSecSize` is
+// `unsigned int` or `size_t` depending on how the library was built
+// (XMLSEC_NO_SIZE_T): sizes are passed as `usize` (the callee reads the
+// low half of the register when it is 32-bit) and returned sizes read as
+// `c_uint` (the low half of either), which is right for both on the
+// 64-bit targets authgate runs on.
+extern "C" {
+    fn xmlSecKeysMngrCreate() -> *mut c_void;
+    fn xmlSecKeysMngrDestroy(mngr: *mut c_void);
+    fn xmlSecOpenSSLAppDefaultKeysMngrInit(mngr: *mut c_void) -> c_int;
+    fn xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr: *mut c_void, key: *mut c_void) -> c_int;
+    fn xmlSecOpenSSLAppKeyLoadMemory(
+        data: *const u8,
+        size: usize,
+        format: c_int,
+        pwd: *const c_char,
+        pwd_callback: *mut c_void,
+        pwd_callback_ctx: *mut c_void,
+    ) -> *mut c_void;
+    fn xmlSecKeyDestroy(key: *mut c_void);
+    fn xmlSecEncCtxCreate(mngr: *mut c_void) -> *mut c_void;
+    fn xmlSecEncCtxDestroy(ctx: *mut c_void);
+    fn xmlSecEncCtxDecryptToBuffer(ctx: *mut c_void, node: xml::xmlNodePtr) -> *mut c_void;
+    fn xmlSecBufferGetData(buf: *mut c_void) -> *const u8;
+    fn xmlSecBufferGetSize(buf: *mut c_void) -> c_uint;
+}
+
+/// xmlsec/keysdata.h `xmlSecKeyDataFormatPem` (PEM_read_bio_PrivateKey:
+/// takes the unencrypted PKCS#8 `PRIVATE KEY` form).
+const FORMAT_PEM: c_int = 2;
+
+/// libxmlsec1 must be initialised once, by samael (its guard also shuts it
+/// down): loading a key through samael does that. A throwaway certificate
+/// is loaded (a bad one would make libxmlsec1 print errors to stderr
+/// before our callback is in place); the document has no signature, so
+/// nothing is verified.
+pub(crate) fn ensure_xmlsec() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use samael::crypto::CryptoProvider as _;
+        let cert = throwaway_cert_der().unwrap_or_default();
+        let _ = samael::crypto::XmlSec::verify_signed_xml(
+            b"<x/>",
+            &samael::crypto::CertificateDer::from(cert),
+            None,
+        );
+        super::xmlsec_errors_to_tracing();
+    });
+}
+
+/// A self-signed P-256 certificate nobody trusts for anything.
+fn throwaway_cert_der() -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    use openssl::{asn1::Asn1Time, ec, hash::MessageDigest, nid::Nid, x509};
+    let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(ec::EcKey::generate(&group)?)?;
+    let mut name = x509::X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", "authgate xmlsec init")?;
+    let name = name.build();
+    let mut b = x509::X509Builder::new()?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(Asn1Time::days_from_now(0)?.as_ref())?;
+    b.set_not_after(Asn1Time::days_from_now(1)?.as_ref())?;
+    b.sign(&key, MessageDigest::sha256())?;
+    b.build().to_der()
+}
+
+/// A libxml2 document, freed on drop (serialised through the libxml crate,
+/// which takes it over).
+struct Doc(Option<libxml::tree::Document>);
+
+impl Doc {
+    fn parse(text: &str) -> Result<Doc, Error> {
+        let len = c_int::try_from(text.len())
+            .map_err(|_| Error::Malformed("the response is too large".into()))?;
+        // No network, no recovery from malformed input, no entities
+        // substituted (DTDs were refused before), no blank stripping (the
+        // signature digests depend on every node).
+        let opts = xml::xmlParserOption_XML_PARSE_NONET as c_int;
+        // SAFETY: the buffer is valid for `len` bytes for the call; the
+        // result is a new document or NULL.
+        let ptr = unsafe {
+            xml::xmlReadMemory(
+                text.as_ptr() as *const c_char,
+                len,
+                std::ptr::null(),
+                c"UTF-8".as_ptr(),
+                opts,
+            )
+        };
+        if ptr.is_null() {
+            return Err(Error::Malformed(
+                "the response is not well-formed XML".into(),
+            ));
+        }
+        Ok(Doc(Some(libxml::tree::Document::new_ptr(ptr))))
+    }
+
+    fn ptr(&self) -> xml::xmlDocPtr {
+        self.0
+            .as_ref()
+            .map(|d| d.doc_ptr())
+            .unwrap_or(std::ptr::null_mut())
+    }
+
+    fn into_string(mut self) -> String {
+        self.0.take().map(|d| d.to_string()).unwrap_or_default()
+    }
+}
+
+/// The element's local name and namespace URI.
+///
+/// SAFETY (callers): `n` is a live node of a live document.
+unsafe fn name_of(n: xml::xmlNodePtr) -> (String, String) {
+    let c = |p: *const u8| {
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(p as *const c_char) }
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    let node = unsafe { &*n };
+    let ns = if node.ns.is_null() {
+        String::new()
+    } else {
+        c(unsafe { (*node.ns).href })
+    };
+    (c(node.name), ns)
+}
+
+/// The element children of `n`.
+///
+/// SAFETY (callers): `n` is a live node of a live document.
+unsafe fn element_children(n: xml::xmlNodePtr) -> Vec<xml::xmlNodePtr> {
+    let mut out = Vec::new();
+    let mut c = unsafe { (*n).children };
+    while !c.is_null() {
+        if unsafe { (*c).type_ } == xml::xmlElementType_XML_ELEMENT_NODE {
+            out.push(c);
+        }
+        c = unsafe { (*c).next };
+    }
+    out
+}
+
+/// Decrypts `EncryptedData` with one private key; None when it does not
+/// open with this key.
+///
+/// SAFETY (callers): `enc_data` is a live node of a live document.
+unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option<Vec<u8>> {
+    let pem = zeroizing(key.private_key_to_pem_pkcs8().ok()?);
+    // SAFETY: every pointer below is checked for NULL and released exactly
+    // once on every path; the key is owned by the manager once adopted.
+    unsafe {
+        let mngr = xmlSecKeysMngrCreate();
+        if mngr.is_null() {
+            return None;
+        }
+        let out = (|| {
+            if xmlSecOpenSSLAppDefaultKeysMngrInit(mngr) < 0 {
+                return None;
+            }
+            let k = xmlSecOpenSSLAppKeyLoadMemory(
+                pem.0.as_ptr(),
+                pem.0.len(),
+                FORMAT_PEM,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            if k.is_null() {
+                return None;
+            }
+            if xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr, k) < 0 {
+                xmlSecKeyDestroy(k);
+                return None;
+            }
+            let ctx = xmlSecEncCtxCreate(mngr);
+            if ctx.is_null() {
+                return None;
+            }
+            let buf = xmlSecEncCtxDecryptToBuffer(ctx, enc_data);
+            let plain = if buf.is_null() {
+                None
+            } else {
+                let data = xmlSecBufferGetData(buf);
+                let size = xmlSecBufferGetSize(buf) as usize;
+                if data.is_null() {
+                    None
+                } else {
+                    Some(std::slice::from_raw_parts(data, size).to_vec())
+                }
+            };
+            xmlSecEncCtxDestroy(ctx);
+            plain
+        })();
+        xmlSecKeysMngrDestroy(mngr);
+        out
+    }
+}
+
+/// Key bytes wiped when dropped.
+struct Zeroizing(Vec<u8>);
+
+fn zeroizing(v: Vec<u8>) -> Zeroizing {
+    Zeroizing(v)
+}
+
+impl Drop for Zeroizing {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: a valid, aligned &mut u8; volatile so the wipe is kept.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+/// `xml` is a Response with exactly one `EncryptedAssertion`, a child of
+/// the root (the caller's prescan established that, and verified the
+/// Response signature if there is one). Returns the document with the
+/// decrypted `Assertion` in the `EncryptedAssertion`'s place and without
+/// the Response's own `ds:Signature` (it covered the ciphertext and was
+/// verified before; it cannot verify over the plaintext).
+pub fn decrypt_response(xml_text: &str, keys: &[PKey<Private>]) -> Result<String, Error> {
+    if keys.is_empty() {
+        return Err(Error::NoDecryptionKey);
+    }
+    ensure_xmlsec();
+    let doc = Doc::parse(xml_text)?;
+    let fail = |why: &str| Error::Decrypt(why.to_string());
+    // SAFETY: every node pointer comes from `doc`, which lives until the
+    // end of this function; nodes are freed only after being unlinked.
+    unsafe {
+        let root = xml::xmlDocGetRootElement(doc.ptr());
+        if root.is_null() {
+            return Err(Error::Malformed("the document has no root element".into()));
+        }
+        let children = element_children(root);
+        let encrypted: Vec<_> = children
+            .iter()
+            .copied()
+            .filter(|&c| name_of(c) == ("EncryptedAssertion".into(), SAML_NS.into()))
+            .collect();
+        let [enc_assertion] = encrypted[..] else {
+            return Err(Error::AssertionCount {
+                assertions: 0,
+                encrypted: encrypted.len(),
+            });
+        };
+        let data: Vec<_> = element_children(enc_assertion)
+            .into_iter()
+            .filter(|&c| name_of(c) == ("EncryptedData".into(), XMLENC_NS.into()))
+            .collect();
+        let [enc_data] = data[..] else {
+            return Err(fail(
+                "the EncryptedAssertion does not hold exactly one EncryptedData",
+            ));
+        };
+        let plain = keys
+            .iter()
+            .find_map(|k| decrypt_with(enc_data, k))
+            .ok_or_else(|| {
+                fail(if keys.len() == 1 {
+                    "it does not open with the SP key (encrypted to another certificate, or altered)"
+                } else {
+                    "it opens with none of the SP keys (encrypted to another certificate, or altered)"
+                })
+            });
+        super::xmlsec_errors_to_tracing();
+        let plain = plain?;
+        let mut bytes: &[u8] = &plain;
+        if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            bytes = rest;
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| fail("the plaintext is not UTF-8"))?;
+        let mut text = text.trim_start();
+        if text.starts_with("<?xml") {
+            let end = text.find("?>").ok_or_else(|| fail("bad XML declaration"))?;
+            text = &text[end + 2..];
+        }
+        if super::metadata::contains_ci(text, "<!DOCTYPE")
+            || super::metadata::contains_ci(text, "<!ENTITY")
+        {
+            return Err(Error::Doctype);
+        }
+        let len = c_int::try_from(text.len()).map_err(|_| fail("the plaintext is too large"))?;
+        let mut list: xml::xmlNodePtr = std::ptr::null_mut();
+        // Parsed where the assertion was encrypted from: prefixes declared
+        // on the Response resolve as the IdP meant them.
+        let rc = xml::xmlParseInNodeContext(
+            enc_assertion,
+            text.as_ptr() as *const c_char,
+            len,
+            xml::xmlParserOption_XML_PARSE_NONET as c_int,
+            &mut list,
+        );
+        if rc != xml::xmlParserErrors_XML_ERR_OK || list.is_null() {
+            if !list.is_null() {
+                xml::xmlFreeNodeList(list);
+            }
+            return Err(fail("the plaintext is not well-formed XML"));
+        }
+        // Exactly one element, a saml:Assertion; nothing but blanks around.
+        let mut assertion: xml::xmlNodePtr = std::ptr::null_mut();
+        let mut bad = false;
+        let mut n = list;
+        while !n.is_null() {
+            if (*n).type_ == xml::xmlElementType_XML_ELEMENT_NODE {
+                if assertion.is_null() && name_of(n) == ("Assertion".into(), SAML_NS.into()) {
+                    assertion = n;
+                } else {
+                    bad = true;
+                }
+            } else if xml::xmlIsBlankNode(n) == 0 {
+                bad = true;
+            }
+            n = (*n).next;
+        }
+        if bad || assertion.is_null() {
+            xml::xmlFreeNodeList(list);
+            return Err(fail("the plaintext is not exactly one saml:Assertion"));
+        }
+        let rest = if list == assertion {
+            (*assertion).next
+        } else {
+            list
+        };
+        xml::xmlUnlinkNode(assertion);
+        if !rest.is_null() {
+            xml::xmlFreeNodeList(rest);
+        }
+        if xml::xmlAddPrevSibling(enc_assertion, assertion).is_null() {
+            xml::xmlFreeNode(assertion);
+            return Err(fail("the assertion could not be put in place"));
+        }
+        // Declarations the assertion used from the EncryptedAssertion are
+        // copied onto it before that element goes.
+        if xml::xmlReconciliateNs(doc.ptr(), assertion) < 0 {
+            return Err(fail("the assertion's namespaces could not be kept"));
+        }
+        xml::xmlUnlinkNode(enc_assertion);
+        xml::xmlFreeNode(enc_assertion);
+        for c in element_children(root) {
+            if name_of(c) == ("Signature".into(), DSIG_NS.into()) {
+                xml::xmlUnlinkNode(c);
+                xml::xmlFreeNode(c);
+            }
+        }
+    }
+    Ok(doc.into_string())
+}
