@@ -142,7 +142,7 @@ impl State {
         let redis = match &config.session.store {
             crate::config::validate::Store::Memory => None,
             crate::config::validate::Store::Redis(r) => Some(Arc::new(
-                session::Redis::new(r.connection.expose().clone(), r.timeout, &r.prefix)
+                session::Redis::connect(r.target.expose().clone(), r.timeout, &r.prefix)
                     .map_err(BuildError::Store)?,
             )),
         };

@@ -5,6 +5,8 @@
 //! throttle), including Redis going away and coming back.
 
 mod common;
+#[path = "redis/suite.rs"]
+mod suite;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -18,10 +20,9 @@ use http_body_util::Full;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use authgate::saml::ReplayCache;
-use authgate::session::{
-    new_session_id, HeaderNames, MemoryStore, Redis, RedisStore, Session, Store,
-};
+use authgate::session::{HeaderNames, MemoryStore, Redis, RedisStore, Store};
 use common::{get, identity, send, Gate, Got, Keys, Upstream};
+use suite::{session, store_suite};
 
 /// A private `redis-server` on 127.0.0.1.
 struct RedisServer {
@@ -139,122 +140,6 @@ fn wait_for_ping(addr: SocketAddr) {
 
 // ---------------------------------------------------------------------------
 // The store suite, run against both stores.
-
-const T: u64 = 1_700_000_000;
-
-fn session(subject: &str, index: Option<&str>, now: u64, ttl: u64) -> Arc<Session> {
-    let mut id = identity(
-        subject,
-        "jane@example.com",
-        Some("annotator"),
-        &["ls-annotators"],
-    );
-    id.session_index = index.map(str::to_string);
-    Arc::new(Session::new(
-        new_session_id(),
-        Arc::new(id),
-        &HeaderNames::default(),
-        now,
-        Duration::from_secs(ttl),
-    ))
-}
-
-/// Every behaviour the proxy relies on; `make(idle_timeout)` gives an
-/// empty store.
-async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
-    // Absolute expiry applies even to an active session.
-    let store = make(Duration::from_secs(600));
-    let s = session("jane", None, T, 1000);
-    store.insert(Arc::clone(&s)).await.expect("insert");
-    for t in (T..T + 1000).step_by(100) {
-        assert!(store.get(&s.id, t).await.expect("get").is_some(), "t={t}");
-    }
-    assert!(store.get(&s.id, T + 1000).await.expect("get").is_none());
-    assert_eq!(store.len().await, 0, "expired entry removed on get");
-
-    // The idle timeout counts from the last use.
-    let store = make(Duration::from_secs(300));
-    let s = session("jane", None, T, 3600);
-    store.insert(Arc::clone(&s)).await.expect("insert");
-    assert!(store.get(&s.id, T + 299).await.expect("get").is_some());
-    assert!(store.get(&s.id, T + 598).await.expect("get").is_some());
-    assert!(store.get(&s.id, T + 898).await.expect("get").is_none());
-    assert!(store.get(&s.id, T + 899).await.expect("get").is_none());
-
-    // No idle timeout: only the absolute expiry.
-    let store = make(Duration::ZERO);
-    let s = session("jane", None, T, 3600);
-    store.insert(Arc::clone(&s)).await.expect("insert");
-    assert!(store.get(&s.id, T + 3599).await.expect("get").is_some());
-    assert!(store.get(&s.id, T + 3600).await.expect("get").is_none());
-
-    // Revoke ends one session, and a revoked session cannot come back.
-    let store = make(Duration::ZERO);
-    let a = session("jane", None, T, 3600);
-    let b = session("jane", None, T, 3600);
-    store.insert(Arc::clone(&a)).await.expect("insert");
-    store.insert(Arc::clone(&b)).await.expect("insert");
-    assert!(store.revoke(&a.id).await.expect("revoke"));
-    assert!(!store.revoke(&a.id).await.expect("revoke again"));
-    assert!(!store.revoke("unknown").await.expect("revoke unknown"));
-    assert!(store.get(&a.id, T + 1).await.expect("get").is_none());
-    assert!(store.get(&b.id, T + 1).await.expect("get").is_some());
-    assert!(matches!(
-        store.insert(Arc::clone(&a)).await,
-        Err(authgate::session::StoreError::Revoked)
-    ));
-    assert_eq!(store.len().await, 1);
-
-    // Single Logout: per subject, narrowed by SessionIndex.
-    let store = make(Duration::ZERO);
-    let j1 = session("jane", Some("idx-1"), T, 3600);
-    let j2 = session("jane", Some("idx-2"), T, 3600);
-    let j3 = session("jane", None, T, 3600);
-    let bob = session("bob", Some("idx-1"), T, 3600);
-    for s in [&j1, &j2, &j3, &bob] {
-        store.insert(Arc::clone(s)).await.expect("insert");
-    }
-    let n = store.revoke_subject("jane", Some("idx-1")).await;
-    assert_eq!(n.expect("slo"), 1);
-    assert!(store.get(&j1.id, T).await.expect("get").is_none());
-    assert!(store.get(&j2.id, T).await.expect("get").is_some());
-    assert!(store.get(&bob.id, T).await.expect("get").is_some());
-    assert_eq!(store.revoke_subject("jane", None).await.expect("all"), 2);
-    assert!(store.get(&j2.id, T).await.expect("get").is_none());
-    assert!(store.get(&j3.id, T).await.expect("get").is_none());
-    assert!(store.get(&bob.id, T).await.expect("get").is_some());
-    assert_eq!(store.revoke_subject("nobody", None).await.expect("none"), 0);
-
-    // Replacing a session (identity refresh) keeps its last use.
-    let store = make(Duration::from_secs(100));
-    let s = session("jane", None, T, 3600);
-    store.insert(Arc::clone(&s)).await.expect("insert");
-    assert!(store.get(&s.id, T + 90).await.expect("get").is_some());
-    let mut id = (*s.identity).clone();
-    id.role = Some("reviewer".into());
-    let next = Arc::new(s.with_identity(Arc::new(id), &HeaderNames::default(), T + 50));
-    store.insert(next).await.expect("replace");
-    let got = store.get(&s.id, T + 189).await.expect("get").expect("live");
-    assert_eq!(got.identity.role.as_deref(), Some("reviewer"));
-    assert_eq!(got.expires, s.expires);
-    assert_eq!(store.len().await, 1);
-
-    // What comes back is what went in, and repeated reads share one
-    // session (so its identity JWT cache is reused).
-    let store = make(Duration::ZERO);
-    let s = session("uid=jane,ou=people,dc=example,dc=com", Some("i"), T, 3600);
-    store.insert(Arc::clone(&s)).await.expect("insert");
-    let a = store.get(&s.id, T + 1).await.expect("get").expect("live");
-    let b = store.get(&s.id, T + 2).await.expect("get").expect("live");
-    assert_eq!(*a.identity, *s.identity);
-    assert_eq!(a.plain, s.plain);
-    assert_eq!(
-        (a.created, a.expires, a.identity_at),
-        (s.created, s.expires, s.identity_at)
-    );
-    assert!(Arc::ptr_eq(&a, &b));
-    assert!(store.health().await.is_ok());
-}
 
 #[tokio::test]
 async fn store_suite_memory() {

@@ -155,6 +155,19 @@ pub struct Session {
     /// Prefix of every key authgate writes (several deployments can share
     /// one Redis).
     pub redis_prefix: String,
+    /// PEM CA certificate(s) that verify `rediss://` servers instead of the
+    /// system roots.
+    pub redis_ca_file: String,
+    /// Redis Sentinel: the master's name (as in `sentinel monitor NAME`);
+    /// with `redis_sentinel_urls`, instead of `redis_url`.
+    pub redis_sentinel_master: String,
+    /// `redis://[:password@]host:26379` (or `rediss://`) of each sentinel.
+    pub redis_sentinel_urls: Vec<Secret<String>>,
+    /// Overrides the sentinels' password given in their URLs.
+    pub redis_sentinel_password: Secret<String>,
+    /// Redis Cluster: `redis://[user:password@]host:port` (or `rediss://`)
+    /// of some of its nodes, instead of `redis_url`.
+    pub redis_cluster_urls: Vec<Secret<String>>,
 }
 
 impl Default for Session {
@@ -170,6 +183,11 @@ impl Default for Session {
             redis_password: Secret::default(),
             redis_timeout: "1s".into(),
             redis_prefix: "authgate:".into(),
+            redis_ca_file: String::new(),
+            redis_sentinel_master: String::new(),
+            redis_sentinel_urls: Vec::new(),
+            redis_sentinel_password: Secret::default(),
+            redis_cluster_urls: Vec::new(),
         }
     }
 }

@@ -124,8 +124,9 @@ pub enum Store {
 
 #[derive(Debug, Clone)]
 pub struct RedisStore {
-    /// Parsed `session.redis_url` with `session.redis_password` applied.
-    pub connection: Secret<redis::ConnectionInfo>,
+    /// Parsed `session.redis_url` (or the sentinel or cluster URLs) with
+    /// the passwords applied, and the CA of `session.redis_ca_file`.
+    pub target: Secret<crate::session::redis::Target>,
     pub timeout: Duration,
     pub prefix: String,
 }
@@ -370,6 +371,121 @@ impl Check<'_> {
     }
 }
 
+/// One Redis URL: `redis://` or `rediss://`, parsed; the message never
+/// repeats the URL (it may hold a password).
+fn redis_url(c: &mut Check<'_>, key: &str, url: &str) -> Option<redis::ConnectionInfo> {
+    let url = url.trim();
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        c.fail(key, "must start with redis:// or rediss:// (TLS)");
+        return None;
+    }
+    match url.parse::<redis::ConnectionInfo>() {
+        Ok(i) => Some(i),
+        Err(e) => {
+            c.fail(key, format!("not a valid Redis URL: {e}"));
+            None
+        }
+    }
+}
+
+/// `session.store = "redis"`: exactly one of `redis_url`,
+/// `redis_sentinel_master` (+ `redis_sentinel_urls`) and
+/// `redis_cluster_urls`; the CA file; the passwords.
+fn redis_target(c: &mut Check<'_>, ss: &raw::Session) -> Option<crate::session::redis::Target> {
+    use crate::session::redis::{Target, Topology};
+    let url = ss.redis_url.expose().trim();
+    let master = ss.redis_sentinel_master.trim();
+    let given = [
+        !url.is_empty(),
+        !master.is_empty() || !ss.redis_sentinel_urls.is_empty(),
+        !ss.redis_cluster_urls.is_empty(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        c.fail(
+            "session.redis_url",
+            "set only one of session.redis_url, session.redis_sentinel_master (with session.redis_sentinel_urls) and session.redis_cluster_urls",
+        );
+        return None;
+    }
+    let password = Some(ss.redis_password.expose().clone()).filter(|p| !p.is_empty());
+    let with_password = |mut i: redis::ConnectionInfo| {
+        if let Some(p) = &password {
+            i.redis.password = Some(p.clone());
+        }
+        i
+    };
+    let topology = if !url.is_empty() {
+        Topology::Single(with_password(redis_url(c, "session.redis_url", url)?))
+    } else if given[1] {
+        if master.is_empty() {
+            c.fail(
+                "session.redis_sentinel_master",
+                "required with session.redis_sentinel_urls (the name in the sentinels' `sentinel monitor NAME ...`)",
+            );
+        }
+        if ss.redis_sentinel_urls.is_empty() {
+            c.fail(
+                "session.redis_sentinel_urls",
+                "required with session.redis_sentinel_master (redis://host:26379 of each sentinel)",
+            );
+        }
+        let sentinel_pw = ss.redis_sentinel_password.expose();
+        let mut sentinels = Vec::new();
+        for u in &ss.redis_sentinel_urls {
+            let mut i = redis_url(c, "session.redis_sentinel_urls", u.expose())?;
+            if !sentinel_pw.is_empty() {
+                i.redis.password = Some(sentinel_pw.clone());
+            }
+            sentinels.push(i);
+        }
+        if master.is_empty() || sentinels.is_empty() {
+            return None;
+        }
+        let tls: Vec<bool> = ss
+            .redis_sentinel_urls
+            .iter()
+            .map(|u| u.expose().trim().starts_with("rediss://"))
+            .collect();
+        if tls.iter().any(|t| *t != tls[0]) {
+            c.fail(
+                "session.redis_sentinel_urls",
+                "mix redis:// and rediss://; use one scheme for every sentinel (it is also used for the master)",
+            );
+            return None;
+        }
+        Topology::Sentinel {
+            master: master.to_string(),
+            sentinels,
+            password,
+            tls: tls[0],
+        }
+    } else if given[2] {
+        let mut nodes = Vec::new();
+        for u in &ss.redis_cluster_urls {
+            nodes.push(with_password(redis_url(
+                c,
+                "session.redis_cluster_urls",
+                u.expose(),
+            )?));
+        }
+        Topology::Cluster(nodes)
+    } else {
+        c.fail(
+            "session.redis_url",
+            "required with session.store = \"redis\" (redis://host:6379 or rediss://host:6380 for TLS; or session.redis_sentinel_master + session.redis_sentinel_urls, or session.redis_cluster_urls)",
+        );
+        return None;
+    };
+    let ca_path = ss.redis_ca_file.trim();
+    let ca = if ca_path.is_empty() {
+        None
+    } else {
+        c.certificates("session.redis_ca_file", ca_path);
+        c.read("session.redis_ca_file", ca_path)
+    };
+    Some(Target { topology, ca })
+}
+
 pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let mut c = Check {
         origins: &origins,
@@ -597,43 +713,15 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let redis_timeout = c.duration("session.redis_timeout", &ss.redis_timeout);
     let store = match ss.store.trim() {
         "memory" => Store::Memory,
-        "redis" => {
-            let url = ss.redis_url.expose().trim();
-            let info = if url.is_empty() {
-                c.fail(
-                    "session.redis_url",
-                    "required with session.store = \"redis\" (redis://host:6379 or rediss://host:6380 for TLS)",
-                );
-                None
-            } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                c.fail(
-                    "session.redis_url",
-                    "must start with redis:// or rediss:// (TLS)",
-                );
-                None
-            } else {
-                match url.parse::<redis::ConnectionInfo>() {
-                    Ok(i) => Some(i),
-                    Err(e) => {
-                        // The message never repeats the URL (it may hold a password).
-                        c.fail("session.redis_url", format!("not a valid Redis URL: {e}"));
-                        None
-                    }
-                }
-            };
-            info.map(|mut info| {
-                let pw = ss.redis_password.expose();
-                if !pw.is_empty() {
-                    info.redis.password = Some(pw.clone());
-                }
+        "redis" => redis_target(&mut c, ss)
+            .map(|target| {
                 Store::Redis(Box::new(RedisStore {
-                    connection: Secret::new(info),
+                    target: Secret::new(target),
                     timeout: redis_timeout,
                     prefix: ss.redis_prefix.clone(),
                 }))
             })
-            .unwrap_or(Store::Memory)
-        }
+            .unwrap_or(Store::Memory),
         other => {
             c.fail(
                 "session.store",

@@ -14,16 +14,26 @@
 //! | `a:KEY` | string (SAML assertion id, `SET NX PX`) | until the assertion's NotOnOrAfter |
 //! | `t:KEY` | sorted set of failure times (ms) | one throttle window after the last failure |
 //!
+//! Topologies ([`Topology`]): one endpoint (`redis://`, `rediss://`),
+//! Redis Sentinel (the master is looked up again after every failure, so a
+//! failover is followed), and Redis Cluster (every script touches one slot:
+//! a session and its tombstone share the `{ID}` hash tag). `rediss://`
+//! endpoints are verified against `session.redis_ca_file` or the system
+//! roots, host name included.
+//!
 //! Every call has the configured timeout (`session.redis_timeout`); a
 //! failure or timeout is [`StoreError::Unavailable`], which callers turn
 //! into 503 (fail closed: a request is never served without its revocation
-//! check). The [`ConnectionManager`] reconnects by itself; the first
-//! connection is made lazily, so authgate starts (and reports not ready)
+//! check). Connections are re-made by themselves (a [`ConnectionManager`]
+//! for one endpoint, the cluster client's own, or a new sentinel lookup);
+//! the first connection is made lazily, so authgate starts (and reports not ready)
 //! while Redis is down.
 //!
 //! Sessions are read from Redis on every request (that read *is* the
-//! revocation check); the decoded session is cached locally and reused while
-//! Redis returns the same bytes, so the identity JWT cache survives.
+//! revocation check): a plain `HMGET`, and the `GET` script only when the
+//! last use is to be recorded (once a second) or the session has ended. The
+//! decoded session is cached locally and reused while Redis returns the same
+//! bytes, so the identity JWT cache survives.
 //!
 //! Must not: log session ids, the URL (it may hold a password) or session
 //! contents; hold a lock across an `.await`.
@@ -32,10 +42,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Script};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, Script, Value};
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use super::{BoxFuture, HeaderNames, Session, Store, StoreError};
 use crate::identity::jwt::TokenCache;
@@ -53,13 +65,196 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::Unavailable(Box::new(e))
 }
 
-/// One Redis deployment (URL, password, timeout, key prefix), shared by the
-/// session store, the replay cache and the throttle.
+/// Where the Redis deployment is, as configured.
+#[derive(Clone)]
+pub enum Topology {
+    /// One endpoint (`session.redis_url`): a standalone Redis, or a managed
+    /// endpoint that hides its own failover.
+    Single(redis::ConnectionInfo),
+    /// Redis Sentinel: the sentinels are asked which server is the master
+    /// named `master`, at the first call and again after every failure (a
+    /// failover moves the master).
+    Sentinel {
+        master: String,
+        /// The sentinels, each with its own credentials.
+        sentinels: Vec<redis::ConnectionInfo>,
+        /// Credentials of the master (`session.redis_password`).
+        password: Option<String>,
+        /// TLS to the master (when the sentinel URLs are `rediss://`).
+        tls: bool,
+    },
+    /// Redis Cluster: seed nodes (the others are discovered); every key
+    /// authgate writes is one slot per script (hash tags).
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+/// A [`Topology`] and the CA that verifies its `rediss://` endpoints.
+#[derive(Clone)]
+pub struct Target {
+    pub topology: Topology,
+    /// PEM CA certificates used instead of the system roots
+    /// (`session.redis_ca_file`).
+    pub ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.topology {
+            Topology::Single(_) => "single",
+            Topology::Sentinel { .. } => "sentinel",
+            Topology::Cluster(_) => "cluster",
+        };
+        f.debug_struct("Target")
+            .field("topology", &kind)
+            .field("ca", &self.ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes connections for a [`Target`].
+enum Connector {
+    Single(redis::Client),
+    Sentinel(Box<redis::sentinel::SentinelClient>),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl Connector {
+    fn new(target: Target, timeout: Duration) -> redis::RedisResult<Connector> {
+        let certs = |ca: &Option<Vec<u8>>| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: ca.clone(),
+        };
+        Ok(match target.topology {
+            Topology::Single(info) => Connector::Single(match &target.ca {
+                Some(_) => redis::Client::build_with_tls(info, certs(&target.ca))?,
+                None => redis::Client::open(info)?,
+            }),
+            Topology::Sentinel {
+                master,
+                sentinels,
+                password,
+                tls,
+            } => {
+                use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+                // The builder takes one set of sentinel credentials; they
+                // come from the first sentinel URL.
+                let auth = sentinels.first().map(|i| i.redis.clone());
+                let mut b = SentinelClientBuilder::new(
+                    sentinels.into_iter().map(|i| i.addr),
+                    master,
+                    SentinelServerType::Master,
+                )?;
+                if let Some(auth) = auth {
+                    if let Some(u) = auth.username {
+                        b = b.set_client_to_sentinel_username(u);
+                    }
+                    if let Some(p) = auth.password {
+                        b = b.set_client_to_sentinel_password(p);
+                    }
+                }
+                if let Some(p) = password {
+                    b = b.set_client_to_redis_password(p);
+                }
+                if tls {
+                    b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+                    if target.ca.is_some() {
+                        b = b
+                            .set_client_to_redis_certificates(certs(&target.ca))
+                            .set_client_to_sentinel_certificates(certs(&target.ca));
+                    }
+                }
+                Connector::Sentinel(Box::new(b.build()?))
+            }
+            Topology::Cluster(nodes) => {
+                let mut b = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1);
+                if target.ca.is_some() {
+                    b = b.certs(certs(&target.ca));
+                }
+                Connector::Cluster(b.build()?)
+            }
+        })
+    }
+
+    async fn connect(&mut self, timeout: Duration) -> redis::RedisResult<Conn> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        Ok(match self {
+            Connector::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_number_of_retries(1)
+                    .set_max_delay(1000);
+                Conn::Manager(ConnectionManager::new_with_config(client.clone(), config).await?)
+            }
+            Connector::Sentinel(s) => {
+                Conn::Multiplexed(s.get_async_connection_with_config(&config).await?)
+            }
+            Connector::Cluster(c) => Conn::Cluster(c.get_async_connection().await?),
+        })
+    }
+}
+
+/// A connection of any topology.
+#[derive(Clone)]
+enum Conn {
+    /// Reconnects by itself to the same address.
+    Manager(ConnectionManager),
+    /// To the master a sentinel named; dropped after a failure.
+    Multiplexed(MultiplexedConnection),
+    /// Follows slot moves and node failures by itself.
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// One Redis deployment (topology, credentials, CA, timeout, key prefix),
+/// shared by the session store, the replay cache and the throttle.
 pub struct Redis {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    connector: tokio::sync::Mutex<Connector>,
+    /// The connection in use; `None` before the first call and, with
+    /// Sentinel, after a failure (the next call asks the sentinels again).
+    conn: Mutex<Option<Conn>>,
+    sentinel: bool,
+    cluster: bool,
     timeout: Duration,
     prefix: String,
+    /// When a connection failure was last logged (Unix ms), so a Redis
+    /// outage logs every 10 s rather than on every request.
+    logged: AtomicU64,
 }
 
 impl std::fmt::Debug for Redis {
@@ -72,20 +267,37 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// Connects nothing yet (see the module docs). Fails only on a
-    /// connection description the client refuses (e.g. rediss:// without TLS
-    /// support).
+    /// One endpoint, system CA roots. See [`Redis::connect`].
     pub fn new(
         info: redis::ConnectionInfo,
         timeout: Duration,
         prefix: &str,
     ) -> Result<Redis, StoreError> {
-        let client = redis::Client::open(info).map_err(unavailable)?;
+        Redis::connect(
+            Target {
+                topology: Topology::Single(info),
+                ca: None,
+            },
+            timeout,
+            prefix,
+        )
+    }
+
+    /// Connects nothing yet (see the module docs). Fails only on a
+    /// description the client refuses (e.g. a CA file without a
+    /// certificate).
+    pub fn connect(target: Target, timeout: Duration, prefix: &str) -> Result<Redis, StoreError> {
+        let sentinel = matches!(target.topology, Topology::Sentinel { .. });
+        let cluster = matches!(target.topology, Topology::Cluster(_));
+        let connector = Connector::new(target, timeout).map_err(unavailable)?;
         Ok(Redis {
-            client,
-            conn: OnceCell::new(),
+            connector: tokio::sync::Mutex::new(connector),
+            conn: Mutex::new(None),
+            sentinel,
+            cluster,
             timeout,
             prefix: prefix.to_string(),
+            logged: AtomicU64::new(0),
         })
     }
 
@@ -93,23 +305,61 @@ impl Redis {
         format!("{}{kind}{rest}", self.prefix)
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let timeout = self.timeout;
-        let c = tokio::time::timeout(
-            timeout,
-            self.conn.get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout)
-                    .set_number_of_retries(1)
-                    .set_max_delay(1000);
-                ConnectionManager::new_with_config(self.client.clone(), config).await
-            }),
-        )
-        .await
-        .map_err(|_| unavailable(TimedOut(timeout)))?
-        .map_err(unavailable)?;
-        Ok(c.clone())
+    fn cached(&self) -> Option<Conn> {
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let made = tokio::time::timeout(self.timeout, async {
+            let mut connector = self.connector.lock().await;
+            if let Some(c) = self.cached() {
+                return Ok(c);
+            }
+            let c = connector.connect(self.timeout).await?;
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
+            Ok::<_, redis::RedisError>(c)
+        })
+        .await;
+        match made {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => {
+                self.log_failure(&e);
+                Err(unavailable(e))
+            }
+            Err(_) => Err(unavailable(TimedOut(self.timeout))),
+        }
+    }
+
+    /// Logs why Redis cannot be reached (a refused certificate, a wrong
+    /// password, no master known to the sentinels), at most every 10 s.
+    fn log_failure(&self, e: &redis::RedisError) {
+        let now = now_ms();
+        let last = self.logged.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self
+                .logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(error = %describe(e), "redis unreachable");
+        }
+    }
+
+    /// After a failed call: with Sentinel, forget the connection so the
+    /// next call asks the sentinels for the (possibly new) master.
+    fn failed(&self, e: Option<&redis::RedisError>) {
+        if let Some(e) = e {
+            self.log_failure(e);
+        }
+        if self.sentinel {
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
     }
 
     /// Runs a script (EVALSHA, loading it again after a Redis restart) with
@@ -119,19 +369,68 @@ impl Redis {
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut c = self.conn().await?;
-        tokio::time::timeout(self.timeout, inv.invoke_async(&mut c))
-            .await
-            .map_err(|_| unavailable(TimedOut(self.timeout)))?
-            .map_err(unavailable)
+        match tokio::time::timeout(self.timeout, inv.invoke_async(&mut c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.failed(Some(&e));
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.failed(None);
+                Err(unavailable(TimedOut(self.timeout)))
+            }
+        }
     }
 
     /// Runs one command with the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut c = self.conn().await?;
-        tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
+        match tokio::time::timeout(self.timeout, cmd.query_async(&mut c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.failed(Some(&e));
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.failed(None);
+                Err(unavailable(TimedOut(self.timeout)))
+            }
+        }
+    }
+
+    /// With Redis Cluster, the primaries (`host`, `port`) from `CLUSTER
+    /// NODES`; otherwise empty.
+    async fn primaries(&self) -> Result<Vec<(String, u16)>, StoreError> {
+        if !self.cluster {
+            return Ok(Vec::new());
+        }
+        let text: String = self.query(redis::cmd("CLUSTER").arg("NODES")).await?;
+        Ok(cluster_primaries(&text))
+    }
+
+    /// Runs `cmd` on the primary at `host:port` (cluster) or on the one
+    /// server.
+    async fn query_on<T: FromRedisValue>(
+        &self,
+        node: Option<&(String, u16)>,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let Some((host, port)) = node else {
+            return self.query(cmd).await;
+        };
+        let Conn::Cluster(mut c) = self.conn().await? else {
+            return self.query(cmd).await;
+        };
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.clone(),
+            port: *port,
+        });
+        let v = tokio::time::timeout(self.timeout, c.route_command(cmd, route))
             .await
             .map_err(|_| unavailable(TimedOut(self.timeout)))?
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        T::from_redis_value(&v).map_err(unavailable)
     }
 
     /// `PING`: readiness.
@@ -220,6 +519,40 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The error and its causes on one line (the TLS reason of a refused
+/// certificate sits in the sources). Never holds the URL or a password.
+fn describe(e: &redis::RedisError) -> String {
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// The primaries in `CLUSTER NODES` output: `id host:port@cport flags
+/// master ...`, skipping failed ones.
+fn cluster_primaries(text: &str) -> Vec<(String, u16)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_id, addr, flags) = (f.next()?, f.next()?, f.next()?);
+            let flags: Vec<&str> = flags.split(',').collect();
+            if !flags.contains(&"master") || flags.iter().any(|x| x.starts_with("fail")) {
+                return None;
+            }
+            let addr = addr.split('@').next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -426,10 +759,36 @@ impl RedisStore {
     }
 
     async fn get_now(&self, id: &str, now: u64) -> Result<Option<Arc<Session>>, StoreError> {
-        let data: Option<String> = self
+        let key = self.session_key(id);
+        // The hot path is a plain HMGET (no script): the last use is
+        // recorded at most once a second, so most requests within that
+        // second only read. Anything else (a use to record, an expired or
+        // idle session to delete) goes through the GET script.
+        let (data, exp, seen): (Option<String>, Option<u64>, Option<u64>) = self
             .redis
-            .invoke(GET.key(self.session_key(id)).arg(now).arg(self.idle_secs))
+            .query(
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("d")
+                    .arg("exp")
+                    .arg("seen"),
+            )
             .await?;
+        let data = match (data, exp, seen) {
+            (None, _, _) => None,
+            (Some(d), Some(exp), Some(seen))
+                if now <= seen
+                    && now < exp
+                    && (self.idle_secs == 0 || now.saturating_sub(seen) < self.idle_secs) =>
+            {
+                Some(d)
+            }
+            _ => {
+                self.redis
+                    .invoke(GET.key(&key).arg(now).arg(self.idle_secs))
+                    .await?
+            }
+        };
         let Some(data) = data else {
             self.forget(id);
             return Ok(None);
@@ -519,29 +878,40 @@ impl RedisStore {
         Ok(count)
     }
 
-    /// Counts `s:` keys with SCAN (for the sessions gauge; O(keys)).
+    /// Counts `s:` keys with SCAN (for the sessions gauge; O(keys)); on
+    /// every primary of a cluster.
     async fn len_now(&self) -> Result<usize, StoreError> {
         let pattern = self.redis.key("s:", "*");
-        let mut cursor: u64 = 0;
+        let primaries = self.redis.primaries().await?;
+        let nodes: Vec<Option<&(String, u16)>> = if primaries.is_empty() {
+            vec![None]
+        } else {
+            primaries.iter().map(Some).collect()
+        };
         let mut n = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .redis
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            n += keys.len();
-            cursor = next;
-            if cursor == 0 {
-                return Ok(n);
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = self
+                    .redis
+                    .query_on(
+                        node,
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000),
+                    )
+                    .await?;
+                n += keys.len();
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
         }
+        Ok(n)
     }
 }
 
@@ -576,5 +946,35 @@ impl Store for RedisStore {
 
     fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.redis.ping())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_primaries;
+
+    #[test]
+    fn cluster_nodes_output_gives_the_live_primaries() {
+        let cases: &[(&str, &[(&str, u16)])] = &[
+            ("", &[]),
+            (
+                "07c3 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460\n\
+                 67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922\n\
+                 292f 127.0.0.1:30004@40004 slave 07c3 0 1426238318243 1 connected\n",
+                &[("127.0.0.1", 30001), ("127.0.0.1", 30002)],
+            ),
+            (
+                "a 10.0.0.1:6379@16379 master,fail - 0 0 1 connected\n\
+                 b 10.0.0.2:6379@16379 master,fail? - 0 0 1 connected\n\
+                 c ::1:7000@17000 master - 0 0 3 connected 0-16383\n",
+                &[("::1", 7000)],
+            ),
+            ("garbage\nd host:notaport@1 master\n", &[]),
+        ];
+        for (text, want) in cases {
+            let got = cluster_primaries(text);
+            let want: Vec<(String, u16)> = want.iter().map(|(h, p)| (h.to_string(), *p)).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
     }
 }
