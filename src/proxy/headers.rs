@@ -171,10 +171,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
+    // One pass over the names present (usually none of these); removing by
+    // `&str` would parse and hash each of the nine names on every request.
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| HOP_BY_HOP.contains(&n.as_str()) && !(keep_upgrade && *n == header::UPGRADE))
+        .cloned()
+        .collect();
+    for name in &present {
         headers.remove(name);
     }
     if keep_upgrade && headers.contains_key(header::UPGRADE) {
