@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use authgate::saml::Error;
 use bytes::Bytes;
@@ -36,14 +36,17 @@ impl http_body::Body for Chunks {
     }
 }
 
+thread_local! {
+    /// `read_body` bounds the time a body may take (a tokio timer), as it
+    /// runs in the server: one current-thread runtime per fuzzing thread.
+    static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+}
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
+    RT.with(|rt| rt.block_on(f))
 }
 
 fuzz_target!(|data: &[u8]| {

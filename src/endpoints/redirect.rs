@@ -74,8 +74,12 @@ fn is_local(rd: &str) -> bool {
         return false;
     }
     // Invalid UTF-8 after decoding is no path of ours.
+    // Nor control characters of any kind once decoded: C1 controls
+    // (U+0080..U+009F, `%C2%80`..`%C2%9F`) too, as the C0 ones above.
     match std::str::from_utf8(&decoded) {
-        Ok(text) => !text.chars().any(is_slash_lookalike),
+        Ok(text) => !text
+            .chars()
+            .any(|c| is_slash_lookalike(c) || c.is_control()),
         Err(_) => false,
     }
 }
@@ -214,6 +218,10 @@ mod tests {
         "/caf\u{e9}",
         "/%FF",
         "/\x7f",
+        // C1 controls once decoded (found by the redirect_target fuzz target).
+        "/%C2%8F",
+        "/..%/%C2%8FvFBeil.c%CF%B8Fvc/E/%CF%B8c%CF%B8FviE/[E%CF%B8Fvim%CF%B8[E%CF%B8Fvil.c/m%CF%B8Fm",
+        "/a%c2%85b",
     ];
 
     #[test]
