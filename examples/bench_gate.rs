@@ -51,10 +51,7 @@ fn main() -> ExitCode {
         }
     };
     authgate::telemetry::init(&cfg.log);
-    let workers = match cfg.server.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let workers = cfg.server.workers;
     let app = match App::build(cfg) {
         Ok(a) => a,
         Err(e) => {

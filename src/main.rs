@@ -187,12 +187,7 @@ fn serve(sources: Sources) -> ExitCode {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    let workers = match cfg.server.workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        n => n,
-    };
+    let workers = cfg.server.workers;
     let app = match build(cfg) {
         Ok(a) => a,
         Err(code) => return code,
@@ -205,6 +200,7 @@ fn serve(sources: Sources) -> ExitCode {
         }
     };
     let extra = runtimes.extra_handles();
+    let workers = runtimes.workers();
     let code = runtimes.block_on(async move {
         // Before binding: from here on SIGTERM/SIGINT mean "drain".
         let signal = authgate::server::shutdown_signal();

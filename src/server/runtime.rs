@@ -35,9 +35,14 @@ struct Extra {
 const STOP_TIMEOUT: Duration = Duration::from_millis(200);
 
 impl Runtimes {
-    /// `workers` ≥ 1 current-thread runtimes; the extra ones start now and
-    /// idle until connections are handed to them.
+    /// `workers` current-thread runtimes (`server.workers`: 0 = one per
+    /// core); the extra ones start now and idle until connections are
+    /// handed to them.
     pub fn new(workers: usize) -> std::io::Result<Runtimes> {
+        let workers = match workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let main = Builder::new_current_thread().enable_all().build()?;
         let mut extra = Vec::with_capacity(workers.saturating_sub(1));
         for n in 1..workers.max(1) {
@@ -65,6 +70,11 @@ impl Runtimes {
     /// [`crate::app::Bound::serve_on`] distributes connections to.
     pub fn extra_handles(&self) -> Vec<Handle> {
         self.extra.iter().map(|e| e.handle.clone()).collect()
+    }
+
+    /// How many workers run (worker 0 included).
+    pub fn workers(&self) -> usize {
+        self.extra.len() + 1
     }
 
     /// Runs `f` on worker 0, on the calling thread.
@@ -119,6 +129,7 @@ mod tests {
     fn one_worker_means_no_extra_thread() {
         let rts = Runtimes::new(1).expect("runtimes");
         assert!(rts.extra_handles().is_empty());
+        assert_eq!(rts.workers(), 1);
         assert_eq!(rts.block_on(async { 7 }), 7);
         rts.shutdown();
     }
