@@ -586,3 +586,79 @@ async fn http2_continuation_flood_is_cut() {
     p.assert_peak_rss_bounded();
     p.assert_serves_neighbour().await;
 }
+
+/// The protocol is told from the first bytes without consuming them; a
+/// client that sends them one at a time — inside the HTTP/2 preface, where
+/// one byte cannot tell — is still served, in either protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_bytes_sent_one_at_a_time_are_served_in_either_protocol() {
+    let up = Upstream::start().await;
+    let mut p = Proc::start(&up.url(), "");
+
+    // HTTP/1: "P" could begin the HTTP/2 preface, "PU" cannot.
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    for b in b"PU" {
+        s.write_all(&[*b]).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.write_all(b"T /open/trickled-h1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let out = String::from_utf8_lossy(&read_until_closed(&mut s).await).into_owned();
+    assert!(out.starts_with("HTTP/1.1 200"), "HTTP/1: {out}");
+
+    // HTTP/2 with prior knowledge, the preface a byte at a time.
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    for b in b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" {
+        s.write_all(&[*b]).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // HPACK: :method GET, :scheme http (static table), :path and
+    // :authority as literals with an indexed name (RFC 7541 §6.2.2).
+    let mut block = vec![0x82, 0x86, 0x04, 17];
+    block.extend_from_slice(b"/open/trickled-h2");
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let mut out = frame(0x4, 0, 0, &[]); // SETTINGS
+    out.extend(frame(0x1, 0x5, 1, &block)); // HEADERS, END_STREAM | END_HEADERS
+    s.write_all(&out).await.expect("frames");
+    let answered = tokio::time::timeout(EVENTUALLY, async {
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            // A HEADERS frame on stream 1 whose block starts with
+            // ":status 200" (static index 8).
+            let mut at = 0;
+            while at + 9 <= got.len() {
+                let len = (usize::from(got[at]) << 16)
+                    | (usize::from(got[at + 1]) << 8)
+                    | usize::from(got[at + 2]);
+                if at + 9 + len > got.len() {
+                    break;
+                }
+                if got[at + 3] == 0x1
+                    && got[at + 5..at + 9] == [0, 0, 0, 1]
+                    && got.get(at + 9) == Some(&0x88)
+                {
+                    return true;
+                }
+                at += 9 + len;
+            }
+        }
+    })
+    .await;
+    assert_eq!(answered, Ok(true), "no HTTP/2 200 for the trickled preface");
+    let targets: Vec<String> = up.requests().iter().map(|r| r.target.clone()).collect();
+    assert!(
+        targets.iter().any(|t| t == "/open/trickled-h1"),
+        "{targets:?}"
+    );
+    assert!(
+        targets.iter().any(|t| t == "/open/trickled-h2"),
+        "{targets:?}"
+    );
+    p.assert_alive();
+}

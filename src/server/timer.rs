@@ -166,8 +166,9 @@ impl ConnTimer {
     /// Resolves if, `header_read_timeout` after the start, the connection
     /// has not got as far as hyper's first HTTP/1 head wait nor sent a
     /// whole HTTP/2 preface (24 bytes): a client that connects and stays
-    /// silent, or stalls inside the bytes hyper-util reads to tell HTTP/1
-    /// from HTTP/2 — a phase no hyper timer covers. Otherwise never.
+    /// silent, or stalls inside the first bytes `server::serve` looks at
+    /// to tell HTTP/1 from HTTP/2 — a phase no hyper timer covers.
+    /// Otherwise never.
     pub async fn silent_start(&self) {
         tokio::time::sleep(self.shared.header).await;
         let waits = lock(&self.shared.state).waits;
