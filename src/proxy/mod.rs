@@ -38,7 +38,7 @@ use crate::session::Session;
 use context::{ConnInfo, RequestCtx};
 
 /// Every response body: the upstream's streamed body or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<upstream::UpstreamBody, Full<Bytes>>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Either::Right(Full::new(b.into()))
