@@ -411,6 +411,10 @@ async fn forward(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let h = req.headers_mut();
+    // Room for what is added below at once, instead of growing (and
+    // rehashing) the map as it fills: Host, X-Forwarded-For/Proto/Host,
+    // X-Request-Id, the identity header and the plain identity headers.
+    h.reserve(5 + session.map_or(0, |s| 1 + s.plain.len()));
     if cfg.upstream.pass_host_header {
         if let Some(host) = &original_host {
             h.insert(header::HOST, host.clone());
