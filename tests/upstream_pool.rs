@@ -31,6 +31,8 @@ struct RawUpstream {
     addr: std::net::SocketAddr,
     opened: Arc<AtomicUsize>,
     open_now: Arc<AtomicUsize>,
+    /// Every request line received.
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl RawUpstream {
@@ -39,14 +41,16 @@ impl RawUpstream {
         let addr = listener.local_addr().expect("addr");
         let opened = Arc::new(AtomicUsize::new(0));
         let open_now = Arc::new(AtomicUsize::new(0));
-        let (o, n) = (opened.clone(), open_now.clone());
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, n, l) = (opened.clone(), open_now.clone(), lines.clone());
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
                 o.fetch_add(1, Ordering::SeqCst);
                 n.fetch_add(1, Ordering::SeqCst);
                 let n = n.clone();
+                let l = l.clone();
                 tokio::spawn(async move {
-                    serve(s, mode, body_len).await;
+                    serve(s, mode, body_len, l).await;
                     n.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -55,6 +59,7 @@ impl RawUpstream {
             addr,
             opened,
             open_now,
+            lines,
         }
     }
 
@@ -73,7 +78,12 @@ impl RawUpstream {
 
 /// Reads request heads (GET, no body) and answers each with `body_len`
 /// bytes.
-async fn serve(mut s: TcpStream, mode: Mode, body_len: usize) {
+async fn serve(
+    mut s: TcpStream,
+    mode: Mode,
+    body_len: usize,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -84,6 +94,11 @@ async fn serve(mut s: TcpStream, mode: Mode, body_len: usize) {
             }
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        lines
+            .lock()
+            .expect("lock")
+            .push(head.lines().next().unwrap_or("").to_string());
         buf.drain(..end);
         let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
         if s.write_all(head.as_bytes()).await.is_err()
@@ -126,6 +141,13 @@ async fn sequential_requests_reuse_one_upstream_connection() {
         assert_eq!(got.body.len(), 200);
     }
     assert_eq!(up.opened(), 1, "one kept-alive connection for 20 requests");
+    // Origin-form request targets (RFC 9112 section 3.2.1), not the
+    // absolute-form meant for proxies.
+    let lines = up.lines.lock().expect("lock").clone();
+    assert_eq!(lines.len(), 20);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &format!("GET /r{i} HTTP/1.1"));
+    }
 }
 
 #[tokio::test]

@@ -390,16 +390,16 @@ async fn forward(
 ) -> Result<Response<Body>, Error> {
     let cfg = &state.config;
 
-    // Target URI: upstream authority + the normalized path + the query as sent.
+    // Target: the normalized path + the query as sent.
     let mut pq = String::with_capacity(path.len() + 1 + req.uri().query().map_or(0, str::len));
     pq.push_str(path);
     if let Some(q) = req.uri().query() {
         pq.push('?');
         pq.push_str(q);
     }
+    // Origin-form (RFC 9112 section 3.2.1): hyper writes the URI as it is
+    // given, and absolute-form is for requests to proxies.
     let uri = Uri::builder()
-        .scheme(cfg.upstream.scheme.clone())
-        .authority(cfg.upstream.authority.clone())
         .path_and_query(pq)
         .build()
         .map_err(|_| Error::BadRequest("request target"))?;

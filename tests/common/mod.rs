@@ -96,11 +96,9 @@ async fn upstream_handle(
     mut req: Request<Incoming>,
     rec: Arc<Mutex<Vec<Seen>>>,
 ) -> Response<UpBody> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    // The request target exactly as received: origin-form, or the whole
+    // URI if a proxy sent absolute-form.
+    let target = req.uri().to_string();
     let method = req.method().to_string();
     let headers = req.headers().clone();
     let version = req.version();
