@@ -549,12 +549,7 @@ async fn forward(
 /// that carry none of ours (the common case on public paths) are untouched.
 fn strip_own_cookies(h: &mut http::HeaderMap, base: &str) {
     let base = base.as_bytes();
-    if base.is_empty()
-        || !h
-            .get_all(header::COOKIE)
-            .iter()
-            .any(|v| v.as_bytes().windows(base.len()).any(|w| w == base))
-    {
+    if base.is_empty() {
         return;
     }
     let is_own = |name: &[u8]| {
@@ -567,19 +562,30 @@ fn strip_own_cookies(h: &mut http::HeaderMap, base: &str) {
                 && name.starts_with(base)
                 && matches!(name[base.len()], b'_' | b'-')
     };
+    // `name=value` pairs, trimmed; empty ones skipped.
+    fn pairs(v: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+        v.as_bytes()
+            .split(|b| *b == b';')
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+    }
+    fn name(pair: &[u8]) -> &[u8] {
+        pair.split(|b| *b == b'=')
+            .next()
+            .unwrap_or(pair)
+            .trim_ascii()
+    }
+    if !h
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| pairs(v).any(|p| is_own(name(p))))
+    {
+        return;
+    }
     let mut kept: Vec<u8> = Vec::new();
     for v in h.get_all(header::COOKIE) {
-        for pair in v.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                continue;
-            }
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .unwrap_or(pair)
-                .trim_ascii();
-            if !is_own(name) {
+        for pair in pairs(v) {
+            if !is_own(name(pair)) {
                 if !kept.is_empty() {
                     kept.extend_from_slice(b"; ");
                 }
