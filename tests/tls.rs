@@ -155,6 +155,23 @@ async fn http1_over_tls_is_forwarded_with_proto_https() {
     assert!(!got.body.is_empty());
 }
 
+/// A client that offers no ALPN gets HTTP/1.1 (HTTP/2 over TLS requires
+/// ALPN, RFC 9113 section 3.2), as from nginx.
+#[tokio::test]
+async fn a_client_without_alpn_is_served_http1() {
+    let up = Upstream::start().await;
+    let (gate, cert) = tls_gate(&up).await;
+    let stream = connect(&gate, &cert, &[]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), None);
+    let req = Request::get("/public/no-alpn")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let got = h1(stream, req).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(up.last().target, "/public/no-alpn");
+}
+
 #[tokio::test]
 async fn http2_is_negotiated_by_alpn_and_forwarded_as_http1() {
     let up = Upstream::start().await;
