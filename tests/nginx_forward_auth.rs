@@ -124,7 +124,11 @@ impl Nginx {
             .arg("-c")
             .arg(&conf_path)
             .arg("-g")
-            .arg(format!("daemon off; pid {d}/nginx.pid; error_log stderr;"))
+            // One process: killing it leaves no worker behind (a killed
+            // master's workers keep running, listening, for ever).
+            .arg(format!(
+                "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
