@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use ipnet::IpNet;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -79,7 +79,6 @@ pub struct TlsFiles {
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    pub scheme: Scheme,
     pub authority: Authority,
     pub pass_host_header: bool,
     pub connect_timeout: Duration,
@@ -606,7 +605,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
 
     // [upstream]
     let u = &raw.upstream;
-    let (scheme, authority) = match u.url.trim().parse::<http::Uri>() {
+    let authority = match u.url.trim().parse::<http::Uri>() {
         Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
             if uri.path() != "/" && !uri.path().is_empty() {
                 c.fail(
@@ -619,11 +618,11 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
                 c.fail("upstream.url", "must not contain user:password@");
             }
-            (Scheme::HTTP, uri.authority().cloned())
+            uri.authority().cloned()
         }
         Ok(uri) if uri.scheme_str() == Some("https") => {
             c.fail("upstream.url", "https upstreams are not supported yet; run the upstream on plain http on 127.0.0.1 or a private network");
-            (Scheme::HTTPS, None)
+            None
         }
         _ => {
             c.fail(
@@ -633,11 +632,10 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
                     u.url
                 ),
             );
-            (Scheme::HTTP, None)
+            None
         }
     };
     let upstream = Upstream {
-        scheme,
         authority: authority.unwrap_or_else(|| Authority::from_static("127.0.0.1:1")),
         pass_host_header: u.pass_host_header,
         connect_timeout: c.duration("upstream.connect_timeout", &u.connect_timeout),

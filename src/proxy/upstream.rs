@@ -67,6 +67,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open, and not idle past the pool's `idle_timeout`.
+    fn usable(&self, idle_timeout: Duration) -> bool {
+        self.tx.is_ready() && self.since.elapsed() < idle_timeout
+    }
+}
+
 /// Slots in the pool; worker threads beyond this share them.
 const SLOTS: usize = 16;
 
@@ -188,7 +195,7 @@ impl Pool {
     fn checkout(&self) -> Option<SendRequest<UpBody>> {
         let mut idle = lock(&self.slots[slot()]);
         while let Some(c) = idle.pop() {
-            if c.tx.is_ready() && c.since.elapsed() < self.idle_timeout {
+            if c.usable(self.idle_timeout) {
                 return Some(c.tx);
             }
             // Closed by the upstream, or idle too long: dropping it closes it.
@@ -216,7 +223,7 @@ impl Pool {
     fn reap(&self) {
         for slot in self.slots.iter() {
             let mut idle = lock(slot);
-            idle.retain(|c| c.tx.is_ready() && c.since.elapsed() < self.idle_timeout);
+            idle.retain(|c| c.usable(self.idle_timeout));
         }
     }
 

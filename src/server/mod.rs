@@ -242,7 +242,10 @@ async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>,
                     return Ok(());
                 };
                 let io = TokioIo::new(timer::Counted::new(stream, activity));
-                serve_as(protocol, io, service, &shared, conn_timer.clone(), watch).await
+                shared
+                    .protocols
+                    .serve(protocol, io, service, conn_timer.clone(), watch)
+                    .await
             }
             Some(acceptor) => {
                 let stream =
@@ -258,7 +261,10 @@ async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>,
                     };
                 let protocol = protocol_of_alpn(stream.get_ref().1.alpn_protocol());
                 let io = TokioIo::new(timer::Counted::new(stream, activity));
-                serve_as(protocol, io, service, &shared, conn_timer.clone(), watch).await
+                shared
+                    .protocols
+                    .serve(protocol, io, service, conn_timer.clone(), watch)
+                    .await
             }
         }
     };
@@ -274,36 +280,37 @@ async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, shared: Arc<Shared>,
     }
 }
 
-/// Serves one connection in `protocol` until it ends or the drain has
-/// finished it. Boxed: one allocation per connection, and a concrete `Send`
-/// future for the spawned task.
-fn serve_as<I, S>(
-    protocol: Protocol,
-    io: I,
-    service: S,
-    shared: &Shared,
-    conn_timer: timer::ConnTimer,
-    watch: Watch,
-) -> Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<Body>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let protocols = &shared.protocols;
-    match protocol {
-        Protocol::Http1 => {
-            let mut h1 = protocols.h1.clone();
-            h1.timer(conn_timer);
-            let c = h1.serve_connection(io, service).with_upgrades();
-            Box::pin(watch.run(c))
+impl Protocols {
+    /// Serves one connection in `protocol` until it ends or the drain has
+    /// finished it. Boxed: one allocation per connection, and a concrete
+    /// `Send` future for the spawned task.
+    fn serve<I, S>(
+        &self,
+        protocol: Protocol,
+        io: I,
+        service: S,
+        conn_timer: timer::ConnTimer,
+        watch: Watch,
+    ) -> Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                Request<Incoming>,
+                Response = Response<Body>,
+                Error = std::convert::Infallible,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        match protocol {
+            Protocol::Http1 => {
+                let mut h1 = self.h1.clone();
+                h1.timer(conn_timer);
+                let c = h1.serve_connection(io, service).with_upgrades();
+                Box::pin(watch.run(c))
+            }
+            Protocol::Http2 => Box::pin(watch.run(self.h2.serve_connection(io, service))),
         }
-        Protocol::Http2 => Box::pin(watch.run(protocols.h2.serve_connection(io, service))),
     }
 }
 

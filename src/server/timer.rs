@@ -172,15 +172,12 @@ impl ConnTimer {
     pub async fn silent_start(&self) {
         tokio::time::sleep(self.shared.header).await;
         let waits = lock(&self.shared.state).waits;
-        if waits == 0 && self.shared.activity.bytes_read() < H2_PREFACE_LEN {
+        if waits == 0 && self.shared.activity.bytes_read() < super::H2_PREFACE.len() as u64 {
             return;
         }
         std::future::pending::<()>().await
     }
 }
-
-/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
-const H2_PREFACE_LEN: u64 = 24;
 
 impl Timer for ConnTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
