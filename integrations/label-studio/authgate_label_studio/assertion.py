@@ -141,8 +141,12 @@ class Verifier:
             if hit is not None and hit[0] + LEEWAY_SECONDS > now:
                 self._cache.move_to_end(token)
                 return hit[1]
+            if hit is not None:
+                del self._cache[token]
         claims = self._verify(token)
         exp = float(claims["exp"])
+        if exp + LEEWAY_SECONDS <= now:  # the same clock as the cache's
+            raise InvalidAssertion("expired")
         with self._lock:
             self._cache[token] = (exp, claims)
             while len(self._cache) > MAX_CACHED_TOKENS:

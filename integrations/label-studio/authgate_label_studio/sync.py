@@ -102,7 +102,10 @@ class Enterprise:
 class Syncer:
     def __init__(self, organization_id: Optional[int]) -> None:
         self.organization_id = organization_id
-        self._done: "OrderedDict[Tuple[str, str, str], int]" = OrderedDict()
+        self._done: "OrderedDict[Tuple[str, str, str, int], int]" = OrderedDict()
+        # Bumped when a person's state is mirrored (deactivated, not
+        # activated), so their next active request syncs again.
+        self._generation: Dict[str, int] = {}
         self._done_lock = threading.Lock()
         self._subject_locks: Dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -126,8 +129,9 @@ class Syncer:
         """The Label Studio user of a verified assertion, synced when this
         process has not synced this session with this grant yet."""
         User = get_user_model()
-        key = (claims["sub"], str(claims.get("sid", "")), grant_digest(claims))
         with self._done_lock:
+            generation = self._generation.get(claims["sub"], 0)
+            key = (claims["sub"], str(claims.get("sid", "")), grant_digest(claims), generation)
             pk = self._done.get(key)
         if pk is not None:
             user = User.objects.filter(pk=pk, is_active=True).first()
@@ -147,6 +151,11 @@ class Syncer:
         is not created."""
         with self._lock_for(claims["sub"]):
             self._sync_retrying(claims, grant_digest(claims))
+        with self._done_lock:
+            if len(self._generation) > MAX_REMEMBERED:
+                self._generation.clear()
+                self._done.clear()
+            self._generation[claims["sub"]] = self._generation.get(claims["sub"], 0) + 1
 
     def _sync_retrying(self, claims: Dict[str, Any], digest: str) -> Any:
         try:
