@@ -317,14 +317,60 @@ impl State {
         if identity.role.as_deref() == Some("deactivated") {
             self.metrics.logins_failed.inc();
             audit("login_refused", &identity, &path, client, "deactivated").emit();
+            self.sync_state(&identity, &session::new_session_id()).await;
             return Err(Error::Deactivated);
         }
+        let pending = identity.role.as_deref() == Some("not_activated");
         let (session, cookie) = self.start_session(identity).await?;
+        if pending {
+            self.sync_state(&session.identity, &session.id).await;
+        }
         self.metrics.logins_ok.inc();
         let id: &Identity = &session.identity;
         // The reason of a success is how the user proved who they are (the `amr` claim).
         audit("login_success", id, &path, client, id.method.as_str()).emit();
         Ok((session, cookie))
+    }
+
+    /// Tells the upstream about a person authgate keeps out (deactivated,
+    /// not activated) when `upstream.state_sync_path` is set: a bodiless
+    /// POST there carrying that person's signed assertion, so the upstream
+    /// can mirror the state (the Label Studio integration marks the
+    /// membership inactive). Never fails the sign-in: the outcome is logged.
+    pub async fn sync_state(&self, identity: &Identity, sid: &str) {
+        let Some(path) = self.config.upstream.state_sync_path.as_ref() else {
+            return;
+        };
+        let signed = match self.signer.sign(identity, sid, now_unix()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "state sync: signing failed");
+                return;
+            }
+        };
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(self.config.identity.header.clone(), signed.token);
+        // The host browsers use: the upstream already accepts it (Host goes
+        // upstream as the browser sent it).
+        let public = &self.config.server.public_url;
+        let host = public.split_once("://").map_or(public.as_str(), |(_, h)| h);
+        if let Ok(host) = HeaderValue::from_str(host) {
+            headers.insert(http::header::HOST, host);
+        }
+        let limit = self.config.upstream.connect_timeout.min(Duration::from_secs(5))
+            + Duration::from_secs(5);
+        let role = identity.role.as_deref().unwrap_or("");
+        match self.upstream.notify(path, headers, limit).await {
+            Ok(status) if status.is_success() => {
+                tracing::info!(subject = %identity.subject, role, %status, "state sync: upstream told")
+            }
+            Ok(status) => {
+                tracing::warn!(subject = %identity.subject, role, %status, path = %path, "state sync: upstream refused")
+            }
+            Err(e) => {
+                tracing::warn!(subject = %identity.subject, role, error = %e, "state sync: upstream unreachable")
+            }
+        }
     }
 
     /// Starts a session for a signed-in identity; returns it and the Set-Cookie value.

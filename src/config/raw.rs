@@ -91,6 +91,11 @@ pub struct Upstream {
     pub pool_max_idle: usize,
     /// Largest request body forwarded, in bytes; 0 = unlimited.
     pub max_body: u64,
+    /// Where authgate tells the upstream about a person it keeps out
+    /// (deactivated at sign-in or refresh, not activated): a bodiless POST
+    /// with a signed assertion of that person. Empty = never. The Label
+    /// Studio integration listens on "/_auth/upstream-sync".
+    pub state_sync_path: String,
 }
 
 impl Default for Upstream {
@@ -103,6 +108,7 @@ impl Default for Upstream {
             pool_idle_timeout: "60s".into(),
             pool_max_idle: 256,
             max_body: 0,
+            state_sync_path: String::new(),
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
     pub max_body: Option<u64>,
+    /// `upstream.state_sync_path`; `None` = off.
+    pub state_sync_path: Option<http::uri::PathAndQuery>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -643,6 +645,19 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         pool_idle_timeout: c.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
         pool_max_idle: u.pool_max_idle,
         max_body: (u.max_body > 0).then_some(u.max_body),
+        state_sync_path: match u.state_sync_path.trim() {
+            "" => None,
+            p => match p.parse::<http::uri::PathAndQuery>() {
+                Ok(path) if p.starts_with('/') && !p.starts_with("//") => Some(path),
+                _ => {
+                    c.fail(
+                        "upstream.state_sync_path",
+                        format!("expected a path such as \"/_auth/upstream-sync\", found {p:?}"),
+                    );
+                    None
+                }
+            },
+        },
     };
 
     // [log]

@@ -343,7 +343,11 @@ async fn refresh(state: &State, s: &Session) {
         Ok(Some(p)) => {
             let id = p.into_identity(&state.config.mapping, state.config.identity.all_groups);
             if id.role.as_deref() == Some("deactivated") {
+                state.sync_state(&id, &s.id).await;
                 return revoke("deactivated").await;
+            }
+            if id.role.as_deref() == Some("not_activated") && id.role != s.identity.role {
+                state.sync_state(&id, &s.id).await;
             }
             id
         }

@@ -158,6 +158,49 @@ impl Client {
         })
     }
 
+    /// Sends one bodiless `POST path` with `headers` on a connection of its
+    /// own (not the pool's: this is off the request path, once per refused
+    /// or pending sign-in) and returns the status. Bounded by the connect
+    /// timeout and `limit` for the answer; the body is not read.
+    pub async fn notify(
+        &self,
+        path: &http::uri::PathAndQuery,
+        headers: http::HeaderMap,
+        limit: Duration,
+    ) -> Result<http::StatusCode, Error> {
+        let exchange = async {
+            let stream = tokio::time::timeout(
+                self.connect_timeout,
+                tokio::net::TcpStream::connect(self.target.as_str()),
+            )
+            .await
+            .map_err(|_| {
+                Error::Connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "upstream.connect_timeout elapsed",
+                ))
+            })?
+            .map_err(Error::Connect)?;
+            let (mut tx, conn) = http1::Builder::new()
+                .handshake::<_, http_body_util::Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(Error::Other)?;
+            let driver = tokio::spawn(conn);
+            let mut req = Request::new(http_body_util::Empty::<Bytes>::new());
+            *req.method_mut() = http::Method::POST;
+            *req.uri_mut() = http::Uri::from(path.clone());
+            *req.headers_mut() = headers;
+            req.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+            let status = tx.send_request(req).await.map_err(Error::Other)?.status();
+            driver.abort();
+            Ok(status)
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(Error::Timeout))
+    }
+
     async fn connect(&self) -> Result<SendRequest<UpBody>, Error> {
         let stream = match tokio::time::timeout(
             self.connect_timeout,
