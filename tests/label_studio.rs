@@ -1,0 +1,387 @@
+//! The real Label Studio (PyPI `label-studio==1.23.2`, code unchanged) behind
+//! authgate, with the integration in `integrations/label-studio/` switched on
+//! by its `label-studio.env` and nothing else: a person who signs in at
+//! authgate — with the directory form against a real slapd, or with SAML at
+//! the pysaml2 IdP — is signed in to Label Studio as themselves, created
+//! just in time with their names, a member of the organization and of the
+//! project their group is granted; a person the directory deactivates is
+//! refused by authgate and shown inactive in Label Studio; after logout the
+//! browser is anonymous; Debian's chromium opens `/projects/` without ever
+//! seeing Label Studio's login (screenshot under `target/tmp/label-studio/`).
+//!
+//! Needs Label Studio's virtualenv with the integration installed, named by
+//! `AUTHGATE_LS_VENV` (`scripts/test` creates it once under
+//! `~/.cache/authgate/`); fails, not skips, without it.
+
+mod common;
+#[path = "ldap/slapd.rs"]
+mod slapd;
+#[path = "saml/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use serde_json::Value;
+use slapd::*;
+use support::{Browser, Idp};
+
+const ADMIN_TOKEN: &str = "ls-admin-token-0123456789";
+
+fn venv() -> PathBuf {
+    let v = std::env::var_os("AUTHGATE_LS_VENV").unwrap_or_else(|| {
+        panic!("AUTHGATE_LS_VENV is not set: run scripts/test, which installs Label Studio 1.23.2 into a cached venv")
+    });
+    let v = PathBuf::from(v);
+    assert!(
+        v.join("bin/label-studio").exists(),
+        "{}: no bin/label-studio (scripts/test installs it)",
+        v.display()
+    );
+    v
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The `KEY=VALUE` lines of the integration's env file.
+fn integration_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo("integrations/label-studio/label-studio.env"))
+        .expect("integrations/label-studio/label-studio.env");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+struct LabelStudio {
+    child: Child,
+    url: String,
+    data: tempfile::TempDir,
+    python: PathBuf,
+}
+
+impl Drop for LabelStudio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LabelStudio {
+    async fn start(port: u16, jwks_url: &str, issuer: &str) -> LabelStudio {
+        let venv = venv();
+        let data = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(data.path().join("label-studio.log")).expect("log");
+        let mut cmd = Command::new(venv.join("bin/label-studio"));
+        cmd.args(["start", "--no-browser", "--internal-host", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--username", "admin@example.com", "--password", "admin-pass-1"])
+            .args(["--user-token", ADMIN_TOKEN, "--enable-legacy-api-token"])
+            .current_dir(data.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in integration_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("AUTHGATE_JWKS_URL", jwks_url)
+            .env("AUTHGATE_ISSUER", issuer)
+            .env("LABEL_STUDIO_BASE_DATA_DIR", data.path().join("data"))
+            .env("SENTRY_DSN", "")
+            .env("FRONTEND_SENTRY_DSN", "")
+            .env("LOG_LEVEL", "INFO");
+        let child = cmd.spawn().expect("label-studio start");
+        let ls = LabelStudio {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            data,
+            python: venv.join("bin/python"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let up = tokio::time::timeout(
+                Duration::from_secs(5),
+                get_maybe(&format!("{}/health", ls.url)),
+            )
+            .await;
+            if let Ok(Some(StatusCode::OK)) = up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Label Studio did not answer /health in 300 s:\n{}",
+                ls.log()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ls
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.data.path().join("label-studio.log")).unwrap_or_default();
+        text[text.len().saturating_sub(4000)..].to_string()
+    }
+
+    /// Rows of a read-only SQL query on Label Studio's database, as JSON arrays.
+    fn sql(&self, query: &str, args: &[&str]) -> Vec<Vec<Value>> {
+        let script = "import json,sqlite3,sys\n\
+            c=sqlite3.connect(sys.argv[1],timeout=30)\n\
+            print(json.dumps([list(r) for r in c.execute(sys.argv[2],sys.argv[3:])]))";
+        let out = Command::new(&self.python)
+            .arg("-c")
+            .arg(script)
+            .arg(self.data.path().join("data/label_studio.sqlite3"))
+            .arg(query)
+            .args(args)
+            .output()
+            .expect("python");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json rows")
+    }
+
+    /// Label Studio's own API as its administrator (its API token, straight to it).
+    async fn admin(&self, method: &str, path: &str, body: Value) -> Got {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("authorization", format!("Token {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        send(req).await
+    }
+
+    /// `deleted_at` of the person's organization membership (None = active).
+    fn membership(&self, email: &str) -> Option<Value> {
+        let rows = self.sql(
+            "SELECT om.deleted_at FROM organizations_organizationmember om \
+             JOIN htx_user u ON u.id = om.user_id WHERE u.email = ?",
+            &[email],
+        );
+        assert_eq!(rows.len(), 1, "{email}: one membership");
+        Some(rows[0][0].clone()).filter(|v| !v.is_null())
+    }
+}
+
+/// The status of a GET, or None when nothing answers.
+async fn get_maybe(url: &str) -> Option<StatusCode> {
+    let req = Request::get(url).body(Full::new(Bytes::new())).ok()?;
+    let uri: http::Uri = url.parse().ok()?;
+    let addr = format!("{}:{}", uri.host()?, uri.port_u16()?);
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    tx.send_request(req).await.ok().map(|r| r.status())
+}
+
+const USERS_DN: &str = "ou=users,o=123abc,dc=example,dc=com";
+
+fn gate_toml(s: &Slapd, idp: &Idp) -> String {
+    format!(
+        r#"
+[policy]
+manual_role_management = false
+[ldap]
+enabled = true
+server_uri = "{ldaps}"
+ca_file = "{ca}"
+bind_dn = "{SVC_DN}"
+bind_password = "{SVC_PW}"
+user_search_bases = ["{USERS_DN}"]
+user_query_field = "username"
+attr_username = "uid"
+group_search_base_dn = "dc=com"
+group_search_filter = "(objectClass=groupOfNames)"
+group_type = "member"
+timeout = "5s"
+[saml]
+enabled = true
+idp_metadata_url = "{md}"
+[mapping.roles]
+administrator = ["cn=admins,{USERS_DN}", "ls-administrators"]
+manager = ["cn=managers,{USERS_DN}"]
+annotator = ["cn=annotators,{USERS_DN}"]
+deactivated = ["cn=deactivated,{USERS_DN}"]
+[[mapping.projects]]
+project = "Gate Project"
+group = "cn=annotators,{USERS_DN}"
+role = "inherit"
+"#,
+        ldaps = s.ldaps_url(),
+        ca = s.ca.display(),
+        md = idp.metadata_url(),
+    )
+}
+
+fn cookie_pair(got: &Got, name: &str) -> Option<String> {
+    got.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
+}
+
+/// The directory form: returns the status and the session cookie, if any.
+async fn ldap_login(gate: &Gate, user: &str) -> (StatusCode, Option<String>, String) {
+    let page = get(&gate.url("/_auth/login?rd=/projects/"), &[("accept", "text/html")]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let text = page.text();
+    let marker = "name=\"csrf\" value=\"";
+    let i = text.find(marker).expect("csrf field") + marker.len();
+    let csrf = &text[i..i + text[i..].find('"').expect("end")];
+    let pre = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
+    let body = format!("username={user}&password={}&rd=%2Fprojects%2F&csrf={csrf}", support::enc(PASSWORD));
+    let req = Request::post(gate.url("/_auth/ldap/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", pre)
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let got = send(req).await;
+    (got.status, cookie_pair(&got, "authgate"), got.text())
+}
+
+async fn whoami(gate: &Gate, cookie: &str) -> Got {
+    get(
+        &gate.url("/api/current-user/whoami"),
+        &[("cookie", cookie), ("accept", "application/json")],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() {
+    let slapd = Slapd::start();
+    let idp = Idp::start().await;
+    let ls_port = free_port();
+    let keys = Keys::new();
+    let text = config_text(&keys, &format!("http://127.0.0.1:{ls_port}"), &gate_toml(&slapd, &idp));
+    // Label Studio answers its first pages in seconds on a cold start; the
+    // upstream sync path is what the integration listens on.
+    let env = vec![
+        ("AUTHGATE_UPSTREAM__RESPONSE_TIMEOUT".to_string(), "120s".to_string()),
+        ("AUTHGATE_UPSTREAM__STATE_SYNC_PATH".to_string(), "/_auth/upstream-sync".to_string()),
+    ];
+    let gate = Gate::start_with(keys, text, env).await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
+    idp.register_sp(&md.text()).await;
+    let ls = LabelStudio::start(ls_port, &gate.url("/_auth/jwks.json"), "http://gate.test").await;
+
+    // A project the annotators' group is granted, by title.
+    let created = ls.admin("POST", "/api/projects/", serde_json::json!({"title": "Gate Project"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let project = created.json()["id"].as_i64().expect("project id");
+
+    // LDAP: signed in at authgate → Label Studio knows who it is.
+    let (status, cookie, page) = ldap_login(&gate, "annotator1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let cookie = cookie.expect("session cookie");
+    let me = whoami(&gate, &cookie).await;
+    assert_eq!(me.status, StatusCode::OK, "{}\n{}", me.text(), ls.log());
+    let me = me.json();
+    assert_eq!(me["email"], "annotator1@example.com");
+    assert_eq!(me["first_name"], "annotator1-given");
+    assert_eq!(me["last_name"], "Tester");
+    assert_eq!(me["username"], "annotator1");
+    let projects = get(&gate.url("/projects/"), &[("cookie", &cookie), ("accept", "text/html")]).await;
+    assert_eq!(projects.status, StatusCode::OK, "no redirect to Label Studio's login");
+    let api = get(&gate.url("/api/projects/"), &[("cookie", &cookie)]).await;
+    assert_eq!(api.status, StatusCode::OK, "{}", api.text());
+    // The group's project grant became a ProjectMember row.
+    let member = ls.sql(
+        "SELECT count(*) FROM projects_projectmember pm JOIN htx_user u ON u.id = pm.user_id \
+         WHERE u.email = 'annotator1@example.com' AND pm.project_id = ?",
+        &[&project.to_string()],
+    );
+    assert_eq!(member[0][0], 1, "project grant → ProjectMember");
+
+    // Logout at authgate: the same browser is anonymous in Label Studio.
+    let out = get(&gate.url("/_auth/logout"), &[("cookie", &cookie)]).await;
+    assert!(out.status.is_redirection() || out.status.is_success(), "{}", out.text());
+    assert_eq!(whoami(&gate, &cookie).await.status, StatusCode::UNAUTHORIZED);
+    let page = get(&gate.url("/projects/"), &[("cookie", &cookie), ("accept", "text/html")]).await;
+    let to = page.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(page.status == StatusCode::FOUND && to.contains("/_auth/login"), "{} {to}", page.status);
+
+    // The directory deactivates a person: at the next login authgate refuses
+    // and Label Studio shows the membership inactive.
+    let (status, cookie, page) = ldap_login(&gate, "mover").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(whoami(&gate, &cookie.expect("cookie")).await.status, StatusCode::OK);
+    assert_eq!(ls.membership("mover@example.com"), None);
+    slapd.ldapmodify(&format!(
+        "dn: cn=deactivated,{USERS_DN}\nchangetype: modify\nadd: member\nmember: uid=mover,{USERS_DN}\n\n"
+    ));
+    let (status, cookie, _) = ldap_login(&gate, "mover").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(cookie.is_none());
+    assert!(ls.membership("mover@example.com").is_some(), "membership inactive in Label Studio");
+
+    // SAML at the pysaml2 IdP: the same, as alice (ls-administrators).
+    let mut b = Browser::new(gate.addr);
+    let first = b.get("http://gate.test/projects/").await;
+    assert_eq!(first.status, StatusCode::FOUND);
+    let login_url = b.resolve("http://gate.test/projects/", &first.location().expect("location"));
+    let login = b.get(&login_url).await;
+    let html = login.text();
+    let i = html.find("id=\"sso\" href=\"").expect("SSO button") + "id=\"sso\" href=\"".len();
+    let href = html[i..i + html[i..].find('"').expect("end")].replace("&amp;", "&");
+    let to_idp = b.get(&b.resolve(&login_url, &href)).await;
+    let idp_url = to_idp.location().expect("IdP location");
+    let idp_page = b.get(&format!("{idp_url}&user=alice")).await;
+    let acs = b.submit_form(&idp_page).await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let me = b.get("http://gate.test/api/current-user/whoami").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    let me: Value = serde_json::from_slice(&me.body).expect("json");
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!((me["first_name"].as_str(), me["last_name"].as_str()), (Some("Alice"), Some("Liddell")));
+
+    // Debian's chromium: /projects/ → authgate's login → Label Studio's projects page.
+    let shots = repo("target/tmp/label-studio");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let shot = shots.join("projects.png");
+    let gate_url = format!("http://{}", gate.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(repo("tests/browser/label_studio.mjs"))
+            .current_dir(repo("tests/browser"))
+            .env("GATE_URL", gate_url)
+            .env("LOGIN_USER", "annotator1")
+            .env("LOGIN_PASSWORD", PASSWORD)
+            .env("SCREENSHOT", shot)
+            .output()
+            .expect("node (Debian package nodejs) must be installed")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
+    assert_eq!(seen["path"], "/projects/", "{seen}");
+    assert_eq!(seen["whoami"]["status"], 200, "{seen}");
+    assert_eq!(seen["whoami"]["body"]["email"], "annotator1@example.com", "{seen}");
+    assert!(shots.join("projects.png").exists());
+}
