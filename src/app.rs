@@ -357,7 +357,11 @@ impl State {
         if let Ok(host) = HeaderValue::from_str(host) {
             headers.insert(http::header::HOST, host);
         }
-        let limit = self.config.upstream.connect_timeout.min(Duration::from_secs(5))
+        let limit = self
+            .config
+            .upstream
+            .connect_timeout
+            .min(Duration::from_secs(5))
             + Duration::from_secs(5);
         let role = identity.role.as_deref().unwrap_or("");
         match self.upstream.notify(path, headers, limit).await {

@@ -91,7 +91,12 @@ impl LabelStudio {
         let mut cmd = Command::new(venv.join("bin/label-studio"));
         cmd.args(["start", "--no-browser", "--internal-host", "127.0.0.1"])
             .args(["--port", &port.to_string()])
-            .args(["--username", "admin@example.com", "--password", "admin-pass-1"])
+            .args([
+                "--username",
+                "admin@example.com",
+                "--password",
+                "admin-pass-1",
+            ])
             .args(["--user-token", ADMIN_TOKEN, "--enable-legacy-api-token"])
             .current_dir(data.path())
             .stdin(Stdio::null())
@@ -134,7 +139,8 @@ impl LabelStudio {
     }
 
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.data.path().join("label-studio.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.data.path().join("label-studio.log")).unwrap_or_default();
         text[text.len().saturating_sub(4000)..].to_string()
     }
 
@@ -151,7 +157,11 @@ impl LabelStudio {
             .args(args)
             .output()
             .expect("python");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("json rows")
     }
 
@@ -185,9 +195,10 @@ async fn get_maybe(url: &str) -> Option<StatusCode> {
     let uri: http::Uri = url.parse().ok()?;
     let addr = format!("{}:{}", uri.host()?, uri.port_u16()?);
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .ok()?;
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
     tokio::spawn(conn);
     tx.send_request(req).await.ok().map(|r| r.status())
 }
@@ -242,14 +253,21 @@ fn cookie_pair(got: &Got, name: &str) -> Option<String> {
 
 /// The directory form: returns the status and the session cookie, if any.
 async fn ldap_login(gate: &Gate, user: &str) -> (StatusCode, Option<String>, String) {
-    let page = get(&gate.url("/_auth/login?rd=/projects/"), &[("accept", "text/html")]).await;
+    let page = get(
+        &gate.url("/_auth/login?rd=/projects/"),
+        &[("accept", "text/html")],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     let text = page.text();
     let marker = "name=\"csrf\" value=\"";
     let i = text.find(marker).expect("csrf field") + marker.len();
     let csrf = &text[i..i + text[i..].find('"').expect("end")];
     let pre = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
-    let body = format!("username={user}&password={}&rd=%2Fprojects%2F&csrf={csrf}", support::enc(PASSWORD));
+    let body = format!(
+        "username={user}&password={}&rd=%2Fprojects%2F&csrf={csrf}",
+        support::enc(PASSWORD)
+    );
     let req = Request::post(gate.url("/_auth/ldap/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("cookie", pre)
@@ -273,12 +291,22 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     let idp = Idp::start().await;
     let ls_port = free_port();
     let keys = Keys::new();
-    let text = config_text(&keys, &format!("http://127.0.0.1:{ls_port}"), &gate_toml(&slapd, &idp));
+    let text = config_text(
+        &keys,
+        &format!("http://127.0.0.1:{ls_port}"),
+        &gate_toml(&slapd, &idp),
+    );
     // Label Studio answers its first pages in seconds on a cold start; the
     // upstream sync path is what the integration listens on.
     let env = vec![
-        ("AUTHGATE_UPSTREAM__RESPONSE_TIMEOUT".to_string(), "120s".to_string()),
-        ("AUTHGATE_UPSTREAM__STATE_SYNC_PATH".to_string(), "/_auth/upstream-sync".to_string()),
+        (
+            "AUTHGATE_UPSTREAM__RESPONSE_TIMEOUT".to_string(),
+            "120s".to_string(),
+        ),
+        (
+            "AUTHGATE_UPSTREAM__STATE_SYNC_PATH".to_string(),
+            "/_auth/upstream-sync".to_string(),
+        ),
     ];
     let gate = Gate::start_with(keys, text, env).await;
     let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
@@ -286,7 +314,13 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     let ls = LabelStudio::start(ls_port, &gate.url("/_auth/jwks.json"), "http://gate.test").await;
 
     // A project the annotators' group is granted, by title.
-    let created = ls.admin("POST", "/api/projects/", serde_json::json!({"title": "Gate Project"})).await;
+    let created = ls
+        .admin(
+            "POST",
+            "/api/projects/",
+            serde_json::json!({"title": "Gate Project"}),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let project = created.json()["id"].as_i64().expect("project id");
 
@@ -301,8 +335,16 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     assert_eq!(me["first_name"], "annotator1-given");
     assert_eq!(me["last_name"], "Tester");
     assert_eq!(me["username"], "annotator1");
-    let projects = get(&gate.url("/projects/"), &[("cookie", &cookie), ("accept", "text/html")]).await;
-    assert_eq!(projects.status, StatusCode::OK, "no redirect to Label Studio's login");
+    let projects = get(
+        &gate.url("/projects/"),
+        &[("cookie", &cookie), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(
+        projects.status,
+        StatusCode::OK,
+        "no redirect to Label Studio's login"
+    );
     let api = get(&gate.url("/api/projects/"), &[("cookie", &cookie)]).await;
     assert_eq!(api.status, StatusCode::OK, "{}", api.text());
     // The group's project grant became a ProjectMember row.
@@ -315,17 +357,39 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
 
     // Logout at authgate: the same browser is anonymous in Label Studio.
     let out = get(&gate.url("/_auth/logout"), &[("cookie", &cookie)]).await;
-    assert!(out.status.is_redirection() || out.status.is_success(), "{}", out.text());
-    assert_eq!(whoami(&gate, &cookie).await.status, StatusCode::UNAUTHORIZED);
-    let page = get(&gate.url("/projects/"), &[("cookie", &cookie), ("accept", "text/html")]).await;
-    let to = page.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(page.status == StatusCode::FOUND && to.contains("/_auth/login"), "{} {to}", page.status);
+    assert!(
+        out.status.is_redirection() || out.status.is_success(),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        whoami(&gate, &cookie).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = get(
+        &gate.url("/projects/"),
+        &[("cookie", &cookie), ("accept", "text/html")],
+    )
+    .await;
+    let to = page
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        page.status == StatusCode::FOUND && to.contains("/_auth/login"),
+        "{} {to}",
+        page.status
+    );
 
     // The directory deactivates a person: at the next login authgate refuses
     // and Label Studio shows the membership inactive.
     let (status, cookie, page) = ldap_login(&gate, "mover").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
-    assert_eq!(whoami(&gate, &cookie.expect("cookie")).await.status, StatusCode::OK);
+    assert_eq!(
+        whoami(&gate, &cookie.expect("cookie")).await.status,
+        StatusCode::OK
+    );
     assert_eq!(ls.membership("mover@example.com"), None);
     slapd.ldapmodify(&format!(
         "dn: cn=deactivated,{USERS_DN}\nchangetype: modify\nadd: member\nmember: uid=mover,{USERS_DN}\n\n"
@@ -333,13 +397,19 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     let (status, cookie, _) = ldap_login(&gate, "mover").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(cookie.is_none());
-    assert!(ls.membership("mover@example.com").is_some(), "membership inactive in Label Studio");
+    assert!(
+        ls.membership("mover@example.com").is_some(),
+        "membership inactive in Label Studio"
+    );
 
     // SAML at the pysaml2 IdP: the same, as alice (ls-administrators).
     let mut b = Browser::new(gate.addr);
     let first = b.get("http://gate.test/projects/").await;
     assert_eq!(first.status, StatusCode::FOUND);
-    let login_url = b.resolve("http://gate.test/projects/", &first.location().expect("location"));
+    let login_url = b.resolve(
+        "http://gate.test/projects/",
+        &first.location().expect("location"),
+    );
     let login = b.get(&login_url).await;
     let html = login.text();
     let i = html.find("id=\"sso\" href=\"").expect("SSO button") + "id=\"sso\" href=\"".len();
@@ -353,7 +423,10 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     let me: Value = serde_json::from_slice(&me.body).expect("json");
     assert_eq!(me["email"], "alice@example.com");
-    assert_eq!((me["first_name"].as_str(), me["last_name"].as_str()), (Some("Alice"), Some("Liddell")));
+    assert_eq!(
+        (me["first_name"].as_str(), me["last_name"].as_str()),
+        (Some("Alice"), Some("Liddell"))
+    );
 
     // Debian's chromium: /projects/ → authgate's login → Label Studio's projects page.
     let shots = repo("target/tmp/label-studio");
@@ -379,9 +452,13 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
         "browser run failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
+    let seen: Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
     assert_eq!(seen["path"], "/projects/", "{seen}");
     assert_eq!(seen["whoami"]["status"], 200, "{seen}");
-    assert_eq!(seen["whoami"]["body"]["email"], "annotator1@example.com", "{seen}");
+    assert_eq!(
+        seen["whoami"]["body"]["email"], "annotator1@example.com",
+        "{seen}"
+    );
     assert!(shots.join("projects.png").exists());
 }

@@ -190,8 +190,10 @@ impl Client {
             *req.method_mut() = http::Method::POST;
             *req.uri_mut() = http::Uri::from(path.clone());
             *req.headers_mut() = headers;
-            req.headers_mut()
-                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+            req.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from_static("0"),
+            );
             let status = tx.send_request(req).await.map_err(Error::Other)?.status();
             driver.abort();
             Ok(status)
