@@ -260,3 +260,19 @@ def test_an_assertion_without_email_is_refused_with_what_to_change(ls: LabelStud
     del claims["email"]
     status, body = ls.as_person(WHOAMI, claims)
     assert status == 403 and b"email" in body
+
+
+def test_with_several_organizations_the_integration_refuses_to_guess(ls: LabelStudio) -> None:
+    with ls.db() as conn:
+        conn.execute(
+            "INSERT INTO organization (title, token, created_at, updated_at, contact_info) "
+            "VALUES ('Second', 'second-org-token', datetime('now'), datetime('now'), NULL)"
+        )
+    try:
+        claims = ls.claims()
+        status, body = ls.as_person(WHOAMI, claims)
+        assert status == 403 and b"AUTHGATE_LS_ORGANIZATION" in body, body
+        assert users_with_email(ls, claims["email"]) == 0, "nothing half-made"
+    finally:
+        with ls.db() as conn:
+            conn.execute("DELETE FROM organization WHERE token = 'second-org-token'")
