@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderValue, Request};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -19,7 +18,7 @@ use crate::error::Error;
 use crate::identity::jwt::Signer;
 use crate::identity::{Identity, Principal};
 use crate::metrics::Metrics;
-use crate::policy::{Decision, Switches};
+use crate::policy::Switches;
 use crate::proxy::headers::Protected;
 use crate::proxy::upstream;
 use crate::session::cookie::CookieConfig;
@@ -227,22 +226,6 @@ impl State {
             app_sso_disabled: sso_on,
             overrides: p.switches.clone(),
         }
-    }
-
-    pub fn routes_decide(
-        &self,
-        req: &Request<Incoming>,
-        path: &str,
-        overrides: &[http::Method],
-    ) -> Decision {
-        let preq = crate::policy::Request {
-            method: req.method(),
-            path,
-            query: req.uri().query(),
-            override_methods: overrides,
-            form_body: crate::proxy::is_form_post(req),
-        };
-        self.config.policy.routes.decide(&preq, &self.switches)
     }
 
     /// `path` is at or below one of `policy.public_paths`.

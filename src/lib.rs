@@ -6,7 +6,10 @@
 //! allowed request with a signed identity assertion.
 //!
 //! The request flow is written out, phase by phase, at the top of
-//! [`proxy`]. Dependencies point one way: `server` → `proxy`/`endpoints` →
+//! [`proxy`]. The access decision (route policy, public paths, session,
+//! role gates, the upstream API token rule) is [`gate::decide`], made the
+//! same way for the proxy and for forward-auth (`/_auth/check`).
+//! Dependencies point one way: `server` → `proxy`/`endpoints` → `gate` →
 //! `session`, `policy`, `identity`, `mapping` → `config`.
 
 pub mod app;
@@ -14,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+pub mod gate;
 pub mod identity;
 pub mod ldap;
 pub mod mapping;

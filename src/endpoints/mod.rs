@@ -1,6 +1,7 @@
 //! Everything under the reserved prefix (`/_auth` by default): thin handlers
-//! that call `session`, `identity` and `policy`. Only this module and
-//! `proxy` build HTTP responses.
+//! that call `gate`, `session`, `identity` and `policy`. Only this module and
+//! `proxy` build HTTP responses. Forward-auth (`/_auth/check`) renders the
+//! same [`crate::gate::decide`] verdict the proxy does.
 
 pub mod admin;
 pub mod ldap_login;
@@ -16,6 +17,7 @@ use hyper::body::Incoming;
 
 use crate::app::State;
 use crate::error::{self, Error};
+use crate::gate::{self, Access, Refusal, Verdict};
 use crate::pages;
 use crate::proxy::context::{ConnInfo, RequestCtx};
 use crate::proxy::{full, path, Body};
@@ -270,15 +272,6 @@ fn userinfo(s: &Session) -> Response<Body> {
     error::json(StatusCode::OK, &body)
 }
 
-/// Role gates applied to every proxied request of a signed-in user.
-pub fn authorize(s: &Session) -> Result<(), Error> {
-    match s.identity.role.as_deref() {
-        Some("not_activated") => Err(Error::PendingActivation),
-        Some("deactivated") => Err(Error::Deactivated),
-        _ => Ok(()),
-    }
-}
-
 /// The request a front proxy asks `/_auth/check` about.
 struct Original {
     method: Method,
@@ -366,44 +359,25 @@ async fn check(
     let p = path::normalize(uri.path()).map_err(|_| Error::Forbidden("ambiguous request path"))?;
     let navigation = crate::proxy::context::is_navigation(&method, h);
 
-    let preq = crate::policy::Request {
+    // The access decision the proxy makes too, about the original request.
+    let inbound = gate::Inbound {
         method: &method,
         path: &p,
         query: uri.query(),
-        override_methods: &[],
-        form_body: false,
+        headers: h,
+        intercept_logout: false,
     };
-    match state.config.policy.routes.decide(&preq, &state.switches) {
-        crate::policy::Decision::Allow | crate::policy::Decision::Logout { .. } => {}
-        crate::policy::Decision::Deny { reason, .. } => {
-            state.metrics.policy_denials.inc();
-            crate::proxy::audit_denial(state, ctx, h, method.as_str(), &p, &reason).await;
-            return Err(Error::ManagedByDirectory { reason });
-        }
-        crate::policy::Decision::Login { .. } => {
-            state.metrics.policy_denials.inc();
-            crate::proxy::audit_denial(state, ctx, h, method.as_str(), &p, "native_login").await;
-            return Err(Error::ManagedByDirectory {
-                reason: "native_login".into(),
-            });
-        }
-    }
+    let verdict = gate::decide(state, &inbound).await?;
+    *user = verdict.session().cloned();
     let mut r = Response::new(full(""));
-    if state.is_public(&p) {
-        return Ok(r);
-    }
-    let Some(session) = state.load_session(h).await? else {
-        if state.config.policy.allow_upstream_tokens && h.contains_key(header::AUTHORIZATION) {
-            let auth = h
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let lower = auth.trim_start().to_ascii_lowercase();
-            if lower.starts_with("token ") || lower.starts_with("bearer ") {
-                return Ok(r);
-            }
-        }
-        if traefik && navigation {
+    let session = match verdict {
+        // Allowed without identity: 200 and nothing else.
+        Verdict::Forward(Access::Public | Access::UpstreamToken) => return Ok(r),
+        Verdict::Forward(Access::Session(s)) => s,
+        // Not produced at this door (intercept_logout is false); refused
+        // rather than let through should that ever change.
+        Verdict::Logout => return Err(Error::Forbidden("upstream logout")),
+        Verdict::Refuse(Refusal::SignIn) if traefik && navigation => {
             // Traefik hands this response to the browser as it is.
             let rd = match uri.query() {
                 Some(q) => format!("{p}?{q}"),
@@ -420,11 +394,8 @@ async fn check(
             }
             return Ok(resp);
         }
-        return Err(Error::Unauthenticated);
+        Verdict::Refuse(refusal) => return Err(gate::refuse(state, ctx, &inbound, refusal).await),
     };
-    *user = Some(session.clone());
-    ldap_login::maybe_refresh(state, &session);
-    authorize(&session)?;
     let token = state.identity_token(&session)?;
     let out = r.headers_mut();
     out.insert(state.config.identity.header.clone(), token);
