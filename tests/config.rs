@@ -284,7 +284,7 @@ fn lse_example_env_file_is_read_into_every_typed_value() {
     // AUTH_LDAP_CONNECTION_OPTIONS: the CA file, and no REQUIRE_CERT option
     // means the safe default (verify).
     assert_eq!(l.ca_file.as_deref(), Some(ca.as_path()));
-    assert_eq!(l.require_cert, RequireCert::Verify);
+    assert_eq!(l.require_cert, RequireCert::Demand);
 
     // Each value remembers its variable and line.
     for (key, var, line) in [
@@ -347,7 +347,7 @@ fn lse_example_env_file_unchanged_names_the_missing_ca_file() {
         cfg.ldap.ca_file.as_deref(),
         Some(Path::new("/path/to/cert.crt"))
     );
-    assert_eq!(cfg.ldap.require_cert, RequireCert::Verify);
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Demand);
     assert!(cfg
         .source_of("ldap.ca_file")
         .ends_with("lse-example.env:49"));
@@ -383,7 +383,7 @@ fn empty_user_dn_template_means_search_mode() {
         Some("owner@example.com")
     );
     assert_eq!(cfg.ldap.user_query_field, QueryField::Username);
-    assert_eq!(cfg.ldap.require_cert, RequireCert::Skip);
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Never);
     assert_eq!(cfg.ldap.timeout, std::time::Duration::from_millis(2500));
     assert!(
         cfg.warnings.iter().any(|w| w.contains("NOT verified")),
@@ -408,6 +408,145 @@ fn empty_user_dn_template_means_search_mode() {
         line.contains("environment variable AUTH_LDAP_USER_DN_TEMPLATE"),
         "{line}"
     );
+}
+
+/// OpenLDAP's TLS_REQCERT (ldap.conf(5)): `try`, `demand` and `hard` end the
+/// session on a bad certificate, so they verify; only `allow` and `never`
+/// carry on, and they are warned about, naming the variable and the risk.
+#[test]
+fn require_cert_try_demand_hard_verify_allow_never_warn() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    for (written, mode, verified) in [
+        ("try", RequireCert::Try, true),
+        ("OPT_X_TLS_TRY", RequireCert::Try, true),
+        ("ldap.OPT_X_TLS_TRY", RequireCert::Try, true),
+        ("4", RequireCert::Try, true),
+        ("demand", RequireCert::Demand, true),
+        ("ldap.OPT_X_TLS_DEMAND", RequireCert::Demand, true),
+        ("2", RequireCert::Demand, true),
+        ("hard", RequireCert::Hard, true),
+        ("1", RequireCert::Hard, true),
+        ("allow", RequireCert::Allow, false),
+        ("ldap.OPT_X_TLS_ALLOW", RequireCert::Allow, false),
+        ("3", RequireCert::Allow, false),
+        ("never", RequireCert::Never, false),
+        ("OPT_X_TLS_NEVER", RequireCert::Never, false),
+        ("0", RequireCert::Never, false),
+    ] {
+        let options = format!(
+            "OPT_X_TLS_CACERTFILE={};OPT_X_TLS_REQUIRE_CERT={written}",
+            ca.display()
+        );
+        let cfg = load_text(
+            &base_toml(&keys),
+            &[
+                ("AUTH_LDAP_ENABLED", "1"),
+                ("AUTH_LDAP_SERVER_URI", "ldaps://ldap.example.com"),
+                (
+                    "AUTH_LDAP_USER_DN_TEMPLATE",
+                    "uid=%(user)s,ou=users,dc=example,dc=com",
+                ),
+                ("AUTH_LDAP_CONNECTION_OPTIONS", &options),
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(cfg.ldap.require_cert, mode, "{written}");
+        assert_eq!(cfg.ldap.require_cert.verifies(), verified, "{written}");
+        let warning = cfg.warnings.iter().find(|w| w.contains("NOT verified"));
+        let effect = cfg.in_effect().join("\n");
+        if verified {
+            assert!(warning.is_none(), "{written}: {:?}", cfg.warnings);
+            assert!(
+                effect.contains(&format!(
+                    "ldap TLS certificate: verified (ldap.require_cert = {}",
+                    mode.as_str()
+                )),
+                "{written}: {effect}"
+            );
+        } else {
+            let w = warning.unwrap_or_else(|| panic!("{written}: no warning {:?}", cfg.warnings));
+            assert!(w.contains(written), "{w}");
+            assert!(
+                w.contains("environment variable AUTH_LDAP_CONNECTION_OPTIONS"),
+                "{w}"
+            );
+            assert!(
+                w.contains(
+                    "whoever answers on ldaps://ldap.example.com receives every LDAP password"
+                ),
+                "{w}"
+            );
+            assert!(
+                effect.contains("ldap TLS certificate: NOT verified"),
+                "{written}: {effect}"
+            );
+        }
+    }
+
+    // The TOML key reads the same spellings; a wrong one names key and line.
+    let ldap = |value: &str| {
+        format!(
+            "{}[ldap]\nenabled = true\nserver_uri = \"ldaps://ldap.example.com\"\nuser_dn_template = \"uid=%(user)s,dc=example,dc=com\"\nca_file = \"{}\"\nrequire_cert = \"{value}\"\n",
+            base_toml(&keys),
+            ca.display()
+        )
+    };
+    let cfg = load_text(&ldap("ldap.OPT_X_TLS_TRY"), &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Try);
+    let err = load_text(&ldap("sometimes"), &[], None).expect_err("not a mode");
+    let line = only(&err);
+    assert!(
+        line.starts_with("configuration error: ldap.require_cert (from test.toml:"),
+        "{line}"
+    );
+    assert!(line.contains("\"sometimes\""), "{line}");
+}
+
+/// `check-config` prints the TLS mode in effect (as TOML comments) and the
+/// warning for a mode that does not verify.
+#[test]
+fn check_config_shows_the_ldap_certificate_mode_in_effect() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    let cfg = write(keys.dir.path(), "authgate.toml", &base_toml(&keys));
+    for (mode, shown) in [
+        (
+            "try",
+            "# ldap TLS certificate: verified (ldap.require_cert = try",
+        ),
+        (
+            "ldap.OPT_X_TLS_ALLOW",
+            "# ldap TLS certificate: NOT verified (ldap.require_cert = allow",
+        ),
+    ] {
+        let out = authgate_cmd()
+            .args(["check-config", "--config", &cfg.display().to_string()])
+            .env("AUTH_LDAP_ENABLED", "1")
+            .env("AUTH_LDAP_SERVER_URI", "ldaps://ldap.example.com")
+            .env(
+                "AUTH_LDAP_USER_DN_TEMPLATE",
+                "uid=%(user)s,dc=example,dc=com",
+            )
+            .env(
+                "AUTH_LDAP_CONNECTION_OPTIONS",
+                format!(
+                    "OPT_X_TLS_CACERTFILE={};OPT_X_TLS_REQUIRE_CERT={mode}",
+                    ca.display()
+                ),
+            )
+            .output()
+            .expect("run");
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stdout.contains(shown), "{mode}: {stdout}");
+        toml::from_str::<toml::Value>(&stdout).expect("stdout is still TOML");
+        let warned = stderr
+            .lines()
+            .any(|l| l.starts_with("warning: ldap.require_cert") && l.contains("NOT verified"));
+        assert_eq!(warned, mode != "try", "{mode}: {stderr}");
+    }
 }
 
 #[test]

@@ -49,6 +49,30 @@ impl Config {
     pub fn source_of(&self, key: &str) -> String {
         self.origins.of(key)
     }
+
+    /// What some settings mean once combined, one line each, for
+    /// `check-config` (printed as TOML comments under the configuration).
+    pub fn in_effect(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let l = &self.ldap;
+        if l.enabled {
+            let tls = l.server_uri.starts_with("ldaps://") || l.start_tls;
+            let mode = l.require_cert.as_str();
+            let source = self.origins.of("ldap.require_cert");
+            out.push(match (tls, l.require_cert.verifies()) {
+                (true, true) => format!(
+                    "ldap TLS certificate: verified (ldap.require_cert = {mode}, from {source}); a bad certificate ends the connection before any bind"
+                ),
+                (true, false) => format!(
+                    "ldap TLS certificate: NOT verified (ldap.require_cert = {mode}, from {source})"
+                ),
+                (false, _) => format!(
+                    "ldap TLS: none (ldap:// without ldap.start_tls), so ldap.require_cert = {mode} has nothing to verify"
+                ),
+            });
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -171,12 +195,62 @@ pub enum QueryField {
     Username,
 }
 
+/// `ldap.require_cert` (`OPT_X_TLS_REQUIRE_CERT`), with OpenLDAP's meaning
+/// (ldap.conf(5), TLS_REQCERT): `try`, `demand` and `hard` end the session
+/// on a bad certificate; only `allow` and `never` carry on with one. A
+/// directory always presents a certificate, so `try` behaves as `demand`
+/// and `allow` as `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequireCert {
-    /// Verify the certificate and host name (demand, hard).
-    Verify,
-    /// Do not verify (never, allow, try): a warning at start.
-    Skip,
+    /// `never` (python-ldap `OPT_X_TLS_NEVER` = 0): not verified.
+    Never,
+    /// `hard` (`OPT_X_TLS_HARD` = 1): verified.
+    Hard,
+    /// `demand` (`OPT_X_TLS_DEMAND` = 2, the default): verified.
+    Demand,
+    /// `allow` (`OPT_X_TLS_ALLOW` = 3): a bad certificate is ignored.
+    Allow,
+    /// `try` (`OPT_X_TLS_TRY` = 4): a bad certificate ends the session.
+    Try,
+}
+
+impl RequireCert {
+    /// Every spelling an operator writes: `try`, `TRY`, `OPT_X_TLS_TRY`,
+    /// `ldap.OPT_X_TLS_TRY` (as in a python-ldap settings file) and the
+    /// python-ldap constant's value `4`. Empty means the default, `demand`.
+    pub fn parse(text: &str) -> Option<RequireCert> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Some(RequireCert::Demand);
+        }
+        let t = t.strip_prefix("ldap.").unwrap_or(t);
+        let t = t.to_ascii_lowercase();
+        let t = t.strip_prefix("opt_x_tls_").unwrap_or(&t);
+        Some(match t {
+            "never" | "0" => RequireCert::Never,
+            "hard" | "1" => RequireCert::Hard,
+            "demand" | "2" => RequireCert::Demand,
+            "allow" | "3" => RequireCert::Allow,
+            "try" | "4" => RequireCert::Try,
+            _ => return None,
+        })
+    }
+
+    /// Whether the directory's certificate and host name are verified.
+    pub fn verifies(self) -> bool {
+        !matches!(self, RequireCert::Never | RequireCert::Allow)
+    }
+
+    /// The OpenLDAP name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequireCert::Never => "never",
+            RequireCert::Hard => "hard",
+            RequireCert::Demand => "demand",
+            RequireCert::Allow => "allow",
+            RequireCert::Try => "try",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -805,17 +879,16 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             QueryField::Email
         }
     };
-    let require_cert = match l.require_cert.trim().to_ascii_lowercase().as_str() {
-        "demand" | "hard" | "" => RequireCert::Verify,
-        "never" | "allow" | "try" => RequireCert::Skip,
-        other => {
-            c.fail(
-                "ldap.require_cert",
-                format!("expected demand, hard, allow, try or never, found {other:?}"),
-            );
-            RequireCert::Verify
-        }
-    };
+    let require_cert = RequireCert::parse(&l.require_cert).unwrap_or_else(|| {
+        c.fail(
+            "ldap.require_cert",
+            format!(
+                "expected demand, hard, try (certificate verified), allow or never (not verified), or OPT_X_TLS_* / 0-4 as python-ldap writes them; found {:?}",
+                l.require_cert.trim()
+            ),
+        );
+        RequireCert::Demand
+    });
     // Checked only when LDAP is on, like the other LDAP settings.
     let group_kind = GroupType::parse(&l.group_type).unwrap_or_else(|| {
         if !l.enabled {
@@ -866,8 +939,13 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
                 message: "search mode (empty ldap.user_dn_template / AUTH_LDAP_USER_DN_TEMPLATE) needs at least one search base (ldap.user_search_bases / AUTH_LDAP_USER_SEARCH_BASES)".into(),
             });
         }
-        if require_cert == RequireCert::Skip && (uri.starts_with("ldaps://") || l.start_tls) {
-            warnings.push(format!("ldap.require_cert = {:?}: the directory's TLS certificate is NOT verified (from {})", l.require_cert, origins.of("ldap.require_cert")));
+        if !require_cert.verifies() && (uri.starts_with("ldaps://") || l.start_tls) {
+            warnings.push(format!(
+                "ldap.require_cert = {:?} ({}, from {}): the directory's TLS certificate is NOT verified, so whoever answers on {uri} receives every LDAP password; use \"demand\" (or \"try\") with ldap.ca_file",
+                l.require_cert.trim(),
+                require_cert.as_str(),
+                origins.of("ldap.require_cert")
+            ));
         }
         if !l.bind_dn.trim().is_empty() && l.bind_password.expose().is_empty() {
             c.fail(
@@ -1036,5 +1114,70 @@ fn split_secret_file(bytes: Vec<u8>) -> Vec<Vec<u8>> {
             .map(|l| l.as_bytes().to_vec())
             .collect(),
         Err(e) => vec![e.into_bytes()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequireCert;
+
+    #[test]
+    fn require_cert_follows_openldap_tls_reqcert() {
+        use RequireCert::*;
+        // (written, parsed, verified): ldap.conf(5) TLS_REQCERT; python-ldap's
+        // constants OPT_X_TLS_NEVER=0, HARD=1, DEMAND=2, ALLOW=3, TRY=4.
+        let table: &[(&str, RequireCert, bool)] = &[
+            ("", Demand, true),
+            ("demand", Demand, true),
+            ("DEMAND", Demand, true),
+            ("OPT_X_TLS_DEMAND", Demand, true),
+            ("ldap.OPT_X_TLS_DEMAND", Demand, true),
+            ("2", Demand, true),
+            ("hard", Hard, true),
+            ("OPT_X_TLS_HARD", Hard, true),
+            ("1", Hard, true),
+            ("try", Try, true),
+            (" Try ", Try, true),
+            ("OPT_X_TLS_TRY", Try, true),
+            ("ldap.OPT_X_TLS_TRY", Try, true),
+            ("4", Try, true),
+            ("allow", Allow, false),
+            ("OPT_X_TLS_ALLOW", Allow, false),
+            ("ldap.OPT_X_TLS_ALLOW", Allow, false),
+            ("3", Allow, false),
+            ("never", Never, false),
+            ("OPT_X_TLS_NEVER", Never, false),
+            ("ldap.OPT_X_TLS_NEVER", Never, false),
+            ("0", Never, false),
+        ];
+        for (text, mode, verifies) in table {
+            let got = RequireCert::parse(text);
+            assert_eq!(got, Some(*mode), "{text:?}");
+            assert_eq!(mode.verifies(), *verifies, "{text:?}");
+        }
+        for bad in [
+            "5",
+            "-1",
+            "maybe",
+            "OPT_X_TLS_",
+            "ldap.",
+            "tryhard",
+            "OPT_X_TLS_REQUIRE_CERT",
+        ] {
+            assert_eq!(RequireCert::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn require_cert_names_round_trip() {
+        for m in [
+            RequireCert::Never,
+            RequireCert::Hard,
+            RequireCert::Demand,
+            RequireCert::Allow,
+            RequireCert::Try,
+        ] {
+            assert_eq!(RequireCert::parse(m.as_str()), Some(m));
+        }
     }
 }

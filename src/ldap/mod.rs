@@ -36,7 +36,7 @@ use rustls::ClientConfig;
 use tracing::instrument;
 
 pub use crate::config::validate::GroupType;
-use crate::config::validate::{Ldap as Settings, QueryField, RequireCert};
+use crate::config::validate::{Ldap as Settings, QueryField};
 use crate::config::Secret;
 use crate::identity::{Method, Principal};
 use crate::mapping::dn;
@@ -223,12 +223,10 @@ impl Directory {
     /// prepares filters. Fails only on unreadable TLS material.
     pub fn new(s: &Settings) -> Result<Directory, Error> {
         let tls_needed = s.server_uri.starts_with("ldaps://") || s.start_tls;
-        let (tls, no_verify) = match s.require_cert {
-            RequireCert::Skip => (None, true),
-            RequireCert::Verify if tls_needed => {
-                (Some(client_config(s.ca_file.as_deref())?), false)
-            }
-            RequireCert::Verify => (None, false),
+        let (tls, no_verify) = match (s.require_cert.verifies(), tls_needed) {
+            (false, _) => (None, true),
+            (true, true) => (Some(client_config(s.ca_file.as_deref())?), false),
+            (true, false) => (None, false),
         };
         let query_attrs = match (s.user_query_field, s.use_username_for_login) {
             (QueryField::Username, _) => vec![s.attr_username.clone()],
