@@ -549,6 +549,176 @@ fn check_config_shows_the_ldap_certificate_mode_in_effect() {
     }
 }
 
+/// Settings of a feature that is off do not turn it on; each one that
+/// differs from its default is named in a warning with its source.
+#[test]
+fn settings_of_a_feature_that_is_off_are_warned_about_key_by_key() {
+    let keys = Keys::new();
+    let off = |w: &String| w.contains("but SAML is off") || w.contains("but LDAP is off");
+
+    // [saml] with metadata but no `enabled = true`: no SAML, one warning
+    // naming the key and its line.
+    let text = base_toml(&keys)
+        + "\n[saml]\nidp_metadata_url = \"https://idp.example.com/metadata\"\nattr_email = \"Email\"\n";
+    let cfg = load_text(&text, &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.saml.is_none());
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert_eq!(warned.len(), 1, "attr_email is its default: {warned:#?}");
+    assert!(
+        warned[0].starts_with(
+            "saml.idp_metadata_url is set (from test.toml:11) but SAML is off (saml.enabled is false)"
+        ),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[0].contains("set saml.enabled = true"),
+        "{}",
+        warned[0]
+    );
+
+    // The same from a variable, with `enabled = false` written out.
+    let text = base_toml(&keys) + "\n[saml]\nenabled = false\n";
+    let cfg = load_text(
+        &text,
+        &[
+            ("AUTHGATE_SAML__IDP_METADATA_FILE", "/etc/authgate/idp.xml"),
+            ("AUTHGATE_SAML__SP_KEY", "/etc/authgate/sp.key"),
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert_eq!(warned.len(), 2, "{warned:#?}");
+    for (key, var) in [
+        ("saml.idp_metadata_file", "AUTHGATE_SAML__IDP_METADATA_FILE"),
+        ("saml.sp_key", "AUTHGATE_SAML__SP_KEY"),
+    ] {
+        let line = format!(
+            "{key} is set (from environment variable {var}) but SAML is off (saml.enabled is false, from test.toml:"
+        );
+        assert!(
+            warned.iter().any(|w| w.starts_with(&line)),
+            "{line}\n{warned:#?}"
+        );
+    }
+
+    // An LSE env file with AUTH_LDAP_ENABLED=0: LDAP stays off, each LDAP
+    // variable that says something is named with its file and line; the
+    // owner email, which SAML sign-ins use too, and the mapping are not.
+    let cfg = load_fixture(&keys, &[("AUTH_LDAP_ENABLED", "0")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.ldap.enabled);
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    for (key, var, line) in [
+        ("ldap.server_uri", "AUTH_LDAP_SERVER_URI", 4),
+        ("ldap.bind_dn", "AUTH_LDAP_BIND_DN", 6),
+        ("ldap.bind_password", "AUTH_LDAP_BIND_PASSWORD", 7),
+        ("ldap.user_dn_template", "AUTH_LDAP_USER_DN_TEMPLATE", 13),
+        ("ldap.ca_file", "AUTH_LDAP_CONNECTION_OPTIONS", 49),
+    ] {
+        let expect = format!(
+            "{key} is set (from variable {var} at {FIXTURE}:{line}) but LDAP is off (ldap.enabled is false, from environment variable AUTH_LDAP_ENABLED)"
+        );
+        assert!(
+            warned.iter().any(|w| w.starts_with(&expect)),
+            "{expect}\n{warned:#?}"
+        );
+    }
+    assert!(warned
+        .iter()
+        .all(|w| !w.contains("organization_owner_email")
+            && !w.starts_with("mapping.")
+            && w.contains("set ldap.enabled = true (AUTH_LDAP_ENABLED=1)")));
+    assert!(
+        warned.iter().all(|w| !w.contains("password123")),
+        "a secret is named, never shown"
+    );
+
+    // The shipped example (defaults written out, both features off) is quiet.
+    let cfg = load_text(
+        &std::fs::read_to_string(EXAMPLE_TOML)
+            .expect("example")
+            .replace("certs/session.key", &keys.session_key.display().to_string())
+            .replace(
+                "certs/identity.pem",
+                &keys.signing_key.display().to_string(),
+            ),
+        &[],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.ldap.enabled && cfg.saml.is_none());
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert!(warned.is_empty(), "{warned:#?}");
+
+    // With the feature on, nothing of the kind.
+    let text = base_toml(&keys)
+        + "\n[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:1\"\nstart_tls = true\nuser_dn_template = \"uid=%(user)s,dc=example,dc=com\"\n";
+    let cfg = load_text(&text, &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.warnings.iter().all(|w| !off(w)), "{:#?}", cfg.warnings);
+}
+
+/// The same warnings from the binary: `check-config` (stderr, exit 0) and
+/// `serve` (a WARN line in the log at start).
+#[test]
+fn binary_warns_about_settings_of_a_feature_that_is_off() {
+    use std::io::{BufRead, BufReader};
+    let keys = Keys::new();
+    let cfg = write(
+        keys.dir.path(),
+        "authgate.toml",
+        &(base_toml(&keys) + "\n[saml]\nidp_metadata_url = \"https://idp.example.com/metadata\"\n"),
+    );
+    let cfg_arg = cfg.display().to_string();
+    let expect = format!("saml.idp_metadata_url is set (from {cfg_arg}:11) but SAML is off");
+
+    let out = authgate(&["check-config", "--config", &cfg_arg]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("warning: {expect}"))),
+        "{stderr}"
+    );
+
+    let mut child = authgate_cmd()
+        .args(["serve", "--config", &cfg_arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start authgate");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let started = line.contains("authgate started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("WARN") && l.contains(&expect)),
+        "{seen:#?}"
+    );
+}
+
 #[test]
 fn toml_below_lse_variables_below_authgate_variables() {
     let keys = Keys::new();

@@ -308,7 +308,8 @@ pub struct Ldap {
     pub organization_owner_email: String,
     /// CA bundle for ldaps/StartTLS (OPT_X_TLS_CACERTFILE).
     pub ca_file: String,
-    /// "demand" (default), "hard", "allow", "try" or "never" (OPT_X_TLS_REQUIRE_CERT).
+    /// OPT_X_TLS_REQUIRE_CERT: "demand" (default), "hard" and "try" verify;
+    /// "allow" and "never" do not (see `validate::RequireCert`).
     pub require_cert: String,
     /// Timeout of every LDAP operation.
     pub timeout: String,

@@ -1077,6 +1077,36 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         switches: p.switches.clone(),
     };
 
+    // Settings of a feature that is off do nothing: say so, key by key.
+    if !l.enabled {
+        warnings.extend(ignored_while_off(
+            "ldap",
+            &raw.ldap,
+            &raw::Ldap::default(),
+            &origins,
+            "LDAP",
+            "ldap.enabled = true (AUTH_LDAP_ENABLED=1)",
+            // Also the owner of SAML sign-ins (see [mapping] above).
+            &["organization_owner_email"],
+        ));
+    }
+    if !raw.saml.enabled {
+        warnings.extend(ignored_while_off(
+            "saml",
+            &raw.saml,
+            &raw::Saml::default(),
+            &origins,
+            "SAML",
+            if raw.server.state_dir.trim().is_empty() {
+                "saml.enabled = true (AUTHGATE_SAML__ENABLED=true)"
+            } else {
+                // settings::overlay turns SAML on with metadata saved on the page.
+                "saml.enabled = true (AUTHGATE_SAML__ENABLED=true) or save IdP metadata on the SSO settings page"
+            },
+            &[],
+        ));
+    }
+
     // [saml]
     let saml = super::saml::check(
         &raw.saml,
@@ -1102,6 +1132,49 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         warnings,
         origins,
     })
+}
+
+/// One warning per key of the switched-off `section` that the file or the
+/// environment sets to something other than its default (a secret counts
+/// whenever it is set): it has no effect, which an operator who wrote it
+/// does not expect. Keys equal to their default stay quiet, so a file that
+/// mirrors the defaults (the shipped example) warns about nothing.
+fn ignored_while_off<T: serde::Serialize>(
+    section: &str,
+    value: &T,
+    default: &T,
+    origins: &Origins,
+    feature: &str,
+    turn_on: &str,
+    exempt: &[&str],
+) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(def))) =
+        (serde_json::to_value(value), serde_json::to_value(default))
+    else {
+        return Vec::new();
+    };
+    let redacted = serde_json::Value::String("[redacted]".into());
+    let switch = format!("{section}.enabled");
+    let off_from = origins
+        .explicit(&switch)
+        .map(|src| format!(", from {src}"))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (field, v) in &now {
+        if field == "enabled" || exempt.contains(&field.as_str()) {
+            continue;
+        }
+        if def.get(field) == Some(v) && *v != redacted {
+            continue;
+        }
+        let key = format!("{section}.{field}");
+        if let Some(src) = origins.explicit(&key) {
+            out.push(format!(
+                "{key} is set (from {src}) but {feature} is off ({switch} is false{off_from}), so it has no effect; set {turn_on} to use it, or remove it"
+            ));
+        }
+    }
+    out
 }
 
 /// A secret file holds one key per line when it is text, or one binary key.
