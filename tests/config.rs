@@ -549,6 +549,54 @@ fn check_config_shows_the_ldap_certificate_mode_in_effect() {
     }
 }
 
+/// `AUTH_LDAP_SERVER_URI` may list several URIs (spaces or commas, as
+/// OpenLDAP reads it): each is checked, in order; a wrong one is named.
+#[test]
+fn several_ldap_server_uris_are_read_in_order_and_each_checked() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    let options = format!("OPT_X_TLS_CACERTFILE={}", ca.display());
+    let env = |uris: &'static str| {
+        vec![
+            ("AUTH_LDAP_ENABLED", "1"),
+            ("AUTH_LDAP_SERVER_URI", uris),
+            (
+                "AUTH_LDAP_USER_DN_TEMPLATE",
+                "uid=%(user)s,ou=users,dc=example,dc=com",
+            ),
+        ]
+    };
+    let mut e = env(" ldaps://ldap1.example.com  ldaps://ldap2.example.com:636/,ldap://[::1]:389 ");
+    e.push(("AUTH_LDAP_START_TLS", "1"));
+    e.push(("AUTH_LDAP_CONNECTION_OPTIONS", &options));
+    let cfg = load_text(&base_toml(&keys), &e, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.ldap.server_uris,
+        [
+            "ldaps://ldap1.example.com",
+            "ldaps://ldap2.example.com:636/",
+            "ldap://[::1]:389"
+        ]
+    );
+    assert_eq!(cfg.ldap.connect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        cfg.ldap.failover_backoff,
+        std::time::Duration::from_secs(30)
+    );
+
+    let mut e = env("ldaps://ldap1.example.com https://ldap2.example.com");
+    e.push(("AUTH_LDAP_CONNECTION_OPTIONS", &options));
+    let err = load_text(&base_toml(&keys), &e, None).expect_err("https is not LDAP");
+    let line = only(&err);
+    assert!(
+        line.starts_with(
+            "configuration error: ldap.server_uri (from environment variable AUTH_LDAP_SERVER_URI): "
+        ),
+        "{line}"
+    );
+    assert!(line.contains("\"https://ldap2.example.com\""), "{line}");
+}
+
 /// Settings of a feature that is off do not turn it on; each one that
 /// differs from its default is named in a warning with its source.
 #[test]

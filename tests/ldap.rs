@@ -841,6 +841,102 @@ async fn directory_down_then_back() {
     assert_eq!(ready["checks"]["ldap"], "reachable");
 }
 
+/// `ldap.server_uri` with several URIs (OpenLDAP's failover list): a server
+/// that stops mid-run is skipped, logins keep working without waiting for
+/// it, readiness lists each server, and the first one is preferred again
+/// once it is back and its back-off is over. A server that accepts TCP but
+/// never answers costs one `ldap.connect_timeout`, then is skipped.
+#[tokio::test]
+async fn several_server_uris_fail_over_when_the_first_stops() {
+    let (a, b) = (Slapd::start(), Slapd::start());
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("cas.pem");
+    let cas = [&a.ca, &b.ca]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("ca"))
+        .collect::<String>();
+    std::fs::write(&bundle, cas).expect("bundle");
+    let ca = format!("{:?}", bundle.display().to_string());
+    let timeout = Duration::from_secs(2);
+    let g = start(
+        &up,
+        &ldap_toml(
+            &a,
+            &[
+                (
+                    "server_uri",
+                    &format!("\"{} {}\"", a.ldaps_url(), b.ldaps_url()),
+                ),
+                ("ca_file", &ca),
+                ("timeout", "\"2s\""),
+                ("connect_timeout", "\"500ms\""),
+                ("failover_backoff", "\"1s\""),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    let state = |ready: &Value, i: usize| ready["checks"]["ldap_servers"][i]["state"].clone();
+    sign_in(&g, "admin1").await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap_servers"][0]["uri"], a.ldaps_url());
+    assert_eq!(ready["checks"]["ldap_servers"][1]["uri"], b.ldaps_url());
+    assert_eq!(state(&ready, 0), "up", "{ready}");
+    assert_eq!(state(&ready, 1), "unknown", "{ready}");
+
+    a.stop();
+    for user in ["manager1", "reviewer1", "admin1", "annotator1"] {
+        let t = Instant::now();
+        let l = login(&g, user, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SEE_OTHER, "{user}");
+        assert!(t.elapsed() < timeout, "{user}: {:?}", t.elapsed());
+    }
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap"], "reachable", "{ready}");
+    assert_eq!(state(&ready, 0), "down", "{ready}");
+    assert_eq!(state(&ready, 1), "up", "{ready}");
+    assert!(ready["checks"]["ldap_servers"][0]["retry_in_seconds"].is_u64());
+
+    // Back, and its back-off over: preferred again.
+    a.restart();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sign_in(&g, "reviewer1").await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(state(&ready, 0), "up", "{ready}");
+    drop(g);
+
+    // A server that accepts TCP and never answers (its TLS handshake hangs).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_uri = format!("ldaps://{}", silent.local_addr().expect("addr"));
+    let g = start(
+        &up,
+        &ldap_toml(
+            &b,
+            &[
+                ("server_uri", &format!("\"{silent_uri} {}\"", b.ldaps_url())),
+                ("ca_file", &ca),
+                ("timeout", "\"2s\""),
+                ("connect_timeout", "\"500ms\""),
+                ("failover_backoff", "\"30s\""),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    for user in ["manager1", "reviewer1", "admin1"] {
+        let t = Instant::now();
+        let l = login(&g, user, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SEE_OTHER, "{user}");
+        assert!(t.elapsed() < timeout, "{user}: {:?}", t.elapsed());
+    }
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(state(&ready, 0), "down", "{ready}");
+    assert_eq!(state(&ready, 1), "up", "{ready}");
+}
+
 /// Polls proxied requests until `ok` holds for the claims (or status).
 async fn eventually(
     g: &Running,

@@ -56,7 +56,10 @@ impl Config {
         let mut out = Vec::new();
         let l = &self.ldap;
         if l.enabled {
-            let tls = l.server_uri.starts_with("ldaps://") || l.start_tls;
+            let tls = l
+                .server_uris
+                .iter()
+                .any(|u| u.starts_with("ldaps://") || l.start_tls);
             let mode = l.require_cert.as_str();
             let source = self.origins.of("ldap.require_cert");
             out.push(match (tls, l.require_cert.verifies()) {
@@ -256,7 +259,10 @@ impl RequireCert {
 #[derive(Debug, Clone)]
 pub struct Ldap {
     pub enabled: bool,
+    /// As written (for messages).
     pub server_uri: String,
+    /// Every URI of `server_uri`, in the order they are tried.
+    pub server_uris: Vec<String>,
     pub bind_dn: String,
     pub bind_password: Secret<String>,
     pub start_tls: bool,
@@ -279,6 +285,9 @@ pub struct Ldap {
     pub ca_file: Option<PathBuf>,
     pub require_cert: RequireCert,
     pub timeout: Duration,
+    /// Per server, at most `timeout` over all servers.
+    pub connect_timeout: Duration,
+    pub failover_backoff: Duration,
     pub refresh_interval: Duration,
     pub pool_size: usize,
     pub max_group_depth: usize,
@@ -922,14 +931,26 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             "must contain %(user)s (or be empty for search mode)",
         );
     }
+    let server_uris = split_uris(&l.server_uri);
     if l.enabled {
-        let uri = l.server_uri.trim();
-        if !(uri.starts_with("ldap://") || uri.starts_with("ldaps://")) {
+        let uri = server_uris.join(" ");
+        if server_uris.is_empty() {
             c.fail(
                 "ldap.server_uri",
-                format!("expected ldap://host[:port] or ldaps://host[:port], found {uri:?}"),
+                "expected ldap://host[:port] or ldaps://host[:port] (several, separated by spaces, are tried in order), found \"\"",
             );
         }
+        for u in &server_uris {
+            if !valid_ldap_uri(u) {
+                c.fail(
+                    "ldap.server_uri",
+                    format!("expected ldap://host[:port] or ldaps://host[:port] (several, separated by spaces, are tried in order), found {u:?}"),
+                );
+            }
+        }
+        let any_tls = server_uris
+            .iter()
+            .any(|u| u.starts_with("ldaps://") || l.start_tls);
         if template.is_empty() && l.user_search_bases.is_empty() {
             // Name where the (empty) template came from: that is what the
             // operator reads as "search mode".
@@ -939,7 +960,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
                 message: "search mode (empty ldap.user_dn_template / AUTH_LDAP_USER_DN_TEMPLATE) needs at least one search base (ldap.user_search_bases / AUTH_LDAP_USER_SEARCH_BASES)".into(),
             });
         }
-        if !require_cert.verifies() && (uri.starts_with("ldaps://") || l.start_tls) {
+        if !require_cert.verifies() && any_tls {
             warnings.push(format!(
                 "ldap.require_cert = {:?} ({}, from {}): the directory's TLS certificate is NOT verified, so whoever answers on {uri} receives every LDAP password; use \"demand\" (or \"try\") with ldap.ca_file",
                 l.require_cert.trim(),
@@ -956,7 +977,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         if l.group_search_base_dn.trim().is_empty() && group_kind != GroupType::MemberOf {
             warnings.push("ldap.group_search_base_dn is empty: no groups are read, so every LDAP user gets mapping.default_role".into());
         }
-        if uri.starts_with("ldap://") && !l.start_tls {
+        if server_uris.iter().any(|u| u.starts_with("ldap://")) && !l.start_tls {
             warnings.push("ldap.server_uri is ldap:// without start_tls: passwords cross the network in clear text".into());
         }
     }
@@ -975,6 +996,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let ldap = Ldap {
         enabled: l.enabled,
         server_uri: l.server_uri.trim().to_string(),
+        server_uris,
         bind_dn: l.bind_dn.trim().to_string(),
         bind_password: l.bind_password.clone(),
         start_tls: l.start_tls,
@@ -999,6 +1021,8 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         ca_file,
         require_cert,
         timeout: c.duration("ldap.timeout", &l.timeout),
+        connect_timeout: c.duration("ldap.connect_timeout", &l.connect_timeout),
+        failover_backoff: c.duration("ldap.failover_backoff", &l.failover_backoff),
         refresh_interval: c.duration("ldap.refresh_interval", &l.refresh_interval),
         pool_size: l.pool_size,
         max_group_depth: l.max_group_depth,
@@ -1132,6 +1156,28 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         warnings,
         origins,
     })
+}
+
+/// The URIs of `ldap.server_uri`: separated by spaces or commas, as
+/// OpenLDAP's `ldap_initialize` and python-ldap read a list.
+pub fn split_uris(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ldap://host[:port]` or `ldaps://host[:port]`; what follows a `/`
+/// (RFC 4516's DN and query) is left to ldap3, which ignores it.
+fn valid_ldap_uri(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("ldap://")
+        .or_else(|| u.strip_prefix("ldaps://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    !host.is_empty() && !host.contains('@') && host.parse::<Authority>().is_ok()
 }
 
 /// One warning per key of the switched-off `section` that the file or the
