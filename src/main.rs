@@ -58,7 +58,14 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let effective = toml::to_string_pretty(&cfg.raw).unwrap_or_default();
+            let mut effective = toml::to_string_pretty(&cfg.raw).unwrap_or_default();
+            let in_effect = cfg.in_effect();
+            if !in_effect.is_empty() {
+                effective.push_str("\n# in effect\n");
+                for line in in_effect {
+                    effective.push_str(&format!("# {line}\n"));
+                }
+            }
             let warnings = cfg.warnings.clone();
             match build(cfg) {
                 Ok(_) => {

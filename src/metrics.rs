@@ -26,6 +26,7 @@ pub struct Metrics {
     pub logins_ok: Counter,
     pub logins_failed: Counter,
     pub sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
+    ldap_server_up: Family<Vec<(&'static str, String)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -98,7 +99,15 @@ impl Metrics {
             sessions.clone(),
         );
 
+        let ldap_server_up = Family::default();
+        registry.register(
+            "ldap_server_up",
+            "Each server of ldap.server_uri: 1 when its last connect succeeded, 0 when it failed",
+            ldap_server_up.clone(),
+        );
+
         Metrics {
+            ldap_server_up,
             registry,
             by_class,
             in_flight,
@@ -116,6 +125,13 @@ impl Metrics {
     pub fn record_status(&self, status: u16) {
         let idx = (status / 100).clamp(1, 5) as usize - 1;
         self.by_class[idx].inc();
+    }
+
+    /// Sets the `ldap_server_up` gauge of one directory server.
+    pub fn set_ldap_server_up(&self, uri: &str, up: bool) {
+        self.ldap_server_up
+            .get_or_create(&vec![("uri", uri.to_string())])
+            .set(i64::from(up));
     }
 
     /// The Prometheus text exposition.
@@ -146,5 +162,18 @@ mod tests {
         assert!(text.contains("authgate_requests_total{class=\"5xx\"} 1"));
         assert!(text.contains("authgate_upstream_response_seconds_bucket"));
         assert!(text.contains("authgate_upstream_errors_total{kind=\"timeout\"} 0"));
+    }
+
+    #[test]
+    fn ldap_servers_are_one_gauge_each() {
+        let m = Metrics::new();
+        m.set_ldap_server_up("ldaps://a:636", true);
+        m.set_ldap_server_up("ldaps://b:636", false);
+        let text = m.render();
+        assert!(
+            text.contains("authgate_ldap_server_up{uri=\"ldaps://a:636\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("authgate_ldap_server_up{uri=\"ldaps://b:636\"} 0"));
     }
 }

@@ -284,7 +284,7 @@ fn lse_example_env_file_is_read_into_every_typed_value() {
     // AUTH_LDAP_CONNECTION_OPTIONS: the CA file, and no REQUIRE_CERT option
     // means the safe default (verify).
     assert_eq!(l.ca_file.as_deref(), Some(ca.as_path()));
-    assert_eq!(l.require_cert, RequireCert::Verify);
+    assert_eq!(l.require_cert, RequireCert::Demand);
 
     // Each value remembers its variable and line.
     for (key, var, line) in [
@@ -347,7 +347,7 @@ fn lse_example_env_file_unchanged_names_the_missing_ca_file() {
         cfg.ldap.ca_file.as_deref(),
         Some(Path::new("/path/to/cert.crt"))
     );
-    assert_eq!(cfg.ldap.require_cert, RequireCert::Verify);
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Demand);
     assert!(cfg
         .source_of("ldap.ca_file")
         .ends_with("lse-example.env:49"));
@@ -383,7 +383,7 @@ fn empty_user_dn_template_means_search_mode() {
         Some("owner@example.com")
     );
     assert_eq!(cfg.ldap.user_query_field, QueryField::Username);
-    assert_eq!(cfg.ldap.require_cert, RequireCert::Skip);
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Never);
     assert_eq!(cfg.ldap.timeout, std::time::Duration::from_millis(2500));
     assert!(
         cfg.warnings.iter().any(|w| w.contains("NOT verified")),
@@ -407,6 +407,363 @@ fn empty_user_dn_template_means_search_mode() {
     assert!(
         line.contains("environment variable AUTH_LDAP_USER_DN_TEMPLATE"),
         "{line}"
+    );
+}
+
+/// OpenLDAP's TLS_REQCERT (ldap.conf(5)): `try`, `demand` and `hard` end the
+/// session on a bad certificate, so they verify; only `allow` and `never`
+/// carry on, and they are warned about, naming the variable and the risk.
+#[test]
+fn require_cert_try_demand_hard_verify_allow_never_warn() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    for (written, mode, verified) in [
+        ("try", RequireCert::Try, true),
+        ("OPT_X_TLS_TRY", RequireCert::Try, true),
+        ("ldap.OPT_X_TLS_TRY", RequireCert::Try, true),
+        ("4", RequireCert::Try, true),
+        ("demand", RequireCert::Demand, true),
+        ("ldap.OPT_X_TLS_DEMAND", RequireCert::Demand, true),
+        ("2", RequireCert::Demand, true),
+        ("hard", RequireCert::Hard, true),
+        ("1", RequireCert::Hard, true),
+        ("allow", RequireCert::Allow, false),
+        ("ldap.OPT_X_TLS_ALLOW", RequireCert::Allow, false),
+        ("3", RequireCert::Allow, false),
+        ("never", RequireCert::Never, false),
+        ("OPT_X_TLS_NEVER", RequireCert::Never, false),
+        ("0", RequireCert::Never, false),
+    ] {
+        let options = format!(
+            "OPT_X_TLS_CACERTFILE={};OPT_X_TLS_REQUIRE_CERT={written}",
+            ca.display()
+        );
+        let cfg = load_text(
+            &base_toml(&keys),
+            &[
+                ("AUTH_LDAP_ENABLED", "1"),
+                ("AUTH_LDAP_SERVER_URI", "ldaps://ldap.example.com"),
+                (
+                    "AUTH_LDAP_USER_DN_TEMPLATE",
+                    "uid=%(user)s,ou=users,dc=example,dc=com",
+                ),
+                ("AUTH_LDAP_CONNECTION_OPTIONS", &options),
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(cfg.ldap.require_cert, mode, "{written}");
+        assert_eq!(cfg.ldap.require_cert.verifies(), verified, "{written}");
+        let warning = cfg.warnings.iter().find(|w| w.contains("NOT verified"));
+        let effect = cfg.in_effect().join("\n");
+        if verified {
+            assert!(warning.is_none(), "{written}: {:?}", cfg.warnings);
+            assert!(
+                effect.contains(&format!(
+                    "ldap TLS certificate: verified (ldap.require_cert = {}",
+                    mode.as_str()
+                )),
+                "{written}: {effect}"
+            );
+        } else {
+            let w = warning.unwrap_or_else(|| panic!("{written}: no warning {:?}", cfg.warnings));
+            assert!(w.contains(written), "{w}");
+            assert!(
+                w.contains("environment variable AUTH_LDAP_CONNECTION_OPTIONS"),
+                "{w}"
+            );
+            assert!(
+                w.contains(
+                    "whoever answers on ldaps://ldap.example.com receives every LDAP password"
+                ),
+                "{w}"
+            );
+            assert!(
+                effect.contains("ldap TLS certificate: NOT verified"),
+                "{written}: {effect}"
+            );
+        }
+    }
+
+    // The TOML key reads the same spellings; a wrong one names key and line.
+    let ldap = |value: &str| {
+        format!(
+            "{}[ldap]\nenabled = true\nserver_uri = \"ldaps://ldap.example.com\"\nuser_dn_template = \"uid=%(user)s,dc=example,dc=com\"\nca_file = \"{}\"\nrequire_cert = \"{value}\"\n",
+            base_toml(&keys),
+            ca.display()
+        )
+    };
+    let cfg = load_text(&ldap("ldap.OPT_X_TLS_TRY"), &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.ldap.require_cert, RequireCert::Try);
+    let err = load_text(&ldap("sometimes"), &[], None).expect_err("not a mode");
+    let line = only(&err);
+    assert!(
+        line.starts_with("configuration error: ldap.require_cert (from test.toml:"),
+        "{line}"
+    );
+    assert!(line.contains("\"sometimes\""), "{line}");
+}
+
+/// `check-config` prints the TLS mode in effect (as TOML comments) and the
+/// warning for a mode that does not verify.
+#[test]
+fn check_config_shows_the_ldap_certificate_mode_in_effect() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    let cfg = write(keys.dir.path(), "authgate.toml", &base_toml(&keys));
+    for (mode, shown) in [
+        (
+            "try",
+            "# ldap TLS certificate: verified (ldap.require_cert = try",
+        ),
+        (
+            "ldap.OPT_X_TLS_ALLOW",
+            "# ldap TLS certificate: NOT verified (ldap.require_cert = allow",
+        ),
+    ] {
+        let out = authgate_cmd()
+            .args(["check-config", "--config", &cfg.display().to_string()])
+            .env("AUTH_LDAP_ENABLED", "1")
+            .env("AUTH_LDAP_SERVER_URI", "ldaps://ldap.example.com")
+            .env(
+                "AUTH_LDAP_USER_DN_TEMPLATE",
+                "uid=%(user)s,dc=example,dc=com",
+            )
+            .env(
+                "AUTH_LDAP_CONNECTION_OPTIONS",
+                format!(
+                    "OPT_X_TLS_CACERTFILE={};OPT_X_TLS_REQUIRE_CERT={mode}",
+                    ca.display()
+                ),
+            )
+            .output()
+            .expect("run");
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stdout.contains(shown), "{mode}: {stdout}");
+        toml::from_str::<toml::Value>(&stdout).expect("stdout is still TOML");
+        let warned = stderr
+            .lines()
+            .any(|l| l.starts_with("warning: ldap.require_cert") && l.contains("NOT verified"));
+        assert_eq!(warned, mode != "try", "{mode}: {stderr}");
+    }
+}
+
+/// `AUTH_LDAP_SERVER_URI` may list several URIs (spaces or commas, as
+/// OpenLDAP reads it): each is checked, in order; a wrong one is named.
+#[test]
+fn several_ldap_server_uris_are_read_in_order_and_each_checked() {
+    let keys = Keys::new();
+    let ca = write(keys.dir.path(), "ldap-ca.crt", CA_PEM);
+    let options = format!("OPT_X_TLS_CACERTFILE={}", ca.display());
+    let env = |uris: &'static str| {
+        vec![
+            ("AUTH_LDAP_ENABLED", "1"),
+            ("AUTH_LDAP_SERVER_URI", uris),
+            (
+                "AUTH_LDAP_USER_DN_TEMPLATE",
+                "uid=%(user)s,ou=users,dc=example,dc=com",
+            ),
+        ]
+    };
+    let mut e = env(" ldaps://ldap1.example.com  ldaps://ldap2.example.com:636/,ldap://[::1]:389 ");
+    e.push(("AUTH_LDAP_START_TLS", "1"));
+    e.push(("AUTH_LDAP_CONNECTION_OPTIONS", &options));
+    let cfg = load_text(&base_toml(&keys), &e, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.ldap.server_uris,
+        [
+            "ldaps://ldap1.example.com",
+            "ldaps://ldap2.example.com:636/",
+            "ldap://[::1]:389"
+        ]
+    );
+    assert_eq!(cfg.ldap.connect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        cfg.ldap.failover_backoff,
+        std::time::Duration::from_secs(30)
+    );
+
+    let mut e = env("ldaps://ldap1.example.com https://ldap2.example.com");
+    e.push(("AUTH_LDAP_CONNECTION_OPTIONS", &options));
+    let err = load_text(&base_toml(&keys), &e, None).expect_err("https is not LDAP");
+    let line = only(&err);
+    assert!(
+        line.starts_with(
+            "configuration error: ldap.server_uri (from environment variable AUTH_LDAP_SERVER_URI): "
+        ),
+        "{line}"
+    );
+    assert!(line.contains("\"https://ldap2.example.com\""), "{line}");
+}
+
+/// Settings of a feature that is off do not turn it on; each one that
+/// differs from its default is named in a warning with its source.
+#[test]
+fn settings_of_a_feature_that_is_off_are_warned_about_key_by_key() {
+    let keys = Keys::new();
+    let off = |w: &String| w.contains("but SAML is off") || w.contains("but LDAP is off");
+
+    // [saml] with metadata but no `enabled = true`: no SAML, one warning
+    // naming the key and its line.
+    let text = base_toml(&keys)
+        + "\n[saml]\nidp_metadata_url = \"https://idp.example.com/metadata\"\nattr_email = \"Email\"\n";
+    let cfg = load_text(&text, &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.saml.is_none());
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert_eq!(warned.len(), 1, "attr_email is its default: {warned:#?}");
+    assert!(
+        warned[0].starts_with(
+            "saml.idp_metadata_url is set (from test.toml:11) but SAML is off (saml.enabled is false)"
+        ),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[0].contains("set saml.enabled = true"),
+        "{}",
+        warned[0]
+    );
+
+    // The same from a variable, with `enabled = false` written out.
+    let text = base_toml(&keys) + "\n[saml]\nenabled = false\n";
+    let cfg = load_text(
+        &text,
+        &[
+            ("AUTHGATE_SAML__IDP_METADATA_FILE", "/etc/authgate/idp.xml"),
+            ("AUTHGATE_SAML__SP_KEY", "/etc/authgate/sp.key"),
+        ],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert_eq!(warned.len(), 2, "{warned:#?}");
+    for (key, var) in [
+        ("saml.idp_metadata_file", "AUTHGATE_SAML__IDP_METADATA_FILE"),
+        ("saml.sp_key", "AUTHGATE_SAML__SP_KEY"),
+    ] {
+        let line = format!(
+            "{key} is set (from environment variable {var}) but SAML is off (saml.enabled is false, from test.toml:"
+        );
+        assert!(
+            warned.iter().any(|w| w.starts_with(&line)),
+            "{line}\n{warned:#?}"
+        );
+    }
+
+    // An LSE env file with AUTH_LDAP_ENABLED=0: LDAP stays off, each LDAP
+    // variable that says something is named with its file and line; the
+    // owner email, which SAML sign-ins use too, and the mapping are not.
+    let cfg = load_fixture(&keys, &[("AUTH_LDAP_ENABLED", "0")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.ldap.enabled);
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    for (key, var, line) in [
+        ("ldap.server_uri", "AUTH_LDAP_SERVER_URI", 4),
+        ("ldap.bind_dn", "AUTH_LDAP_BIND_DN", 6),
+        ("ldap.bind_password", "AUTH_LDAP_BIND_PASSWORD", 7),
+        ("ldap.user_dn_template", "AUTH_LDAP_USER_DN_TEMPLATE", 13),
+        ("ldap.ca_file", "AUTH_LDAP_CONNECTION_OPTIONS", 49),
+    ] {
+        let expect = format!(
+            "{key} is set (from variable {var} at {FIXTURE}:{line}) but LDAP is off (ldap.enabled is false, from environment variable AUTH_LDAP_ENABLED)"
+        );
+        assert!(
+            warned.iter().any(|w| w.starts_with(&expect)),
+            "{expect}\n{warned:#?}"
+        );
+    }
+    assert!(warned
+        .iter()
+        .all(|w| !w.contains("organization_owner_email")
+            && !w.starts_with("mapping.")
+            && w.contains("set ldap.enabled = true (AUTH_LDAP_ENABLED=1)")));
+    assert!(
+        warned.iter().all(|w| !w.contains("password123")),
+        "a secret is named, never shown"
+    );
+
+    // The shipped example (defaults written out, both features off) is quiet.
+    let cfg = load_text(
+        &std::fs::read_to_string(EXAMPLE_TOML)
+            .expect("example")
+            .replace("certs/session.key", &keys.session_key.display().to_string())
+            .replace(
+                "certs/identity.pem",
+                &keys.signing_key.display().to_string(),
+            ),
+        &[],
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.ldap.enabled && cfg.saml.is_none());
+    let warned: Vec<&String> = cfg.warnings.iter().filter(|w| off(w)).collect();
+    assert!(warned.is_empty(), "{warned:#?}");
+
+    // With the feature on, nothing of the kind.
+    let text = base_toml(&keys)
+        + "\n[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:1\"\nstart_tls = true\nuser_dn_template = \"uid=%(user)s,dc=example,dc=com\"\n";
+    let cfg = load_text(&text, &[], None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.warnings.iter().all(|w| !off(w)), "{:#?}", cfg.warnings);
+}
+
+/// The same warnings from the binary: `check-config` (stderr, exit 0) and
+/// `serve` (a WARN line in the log at start).
+#[test]
+fn binary_warns_about_settings_of_a_feature_that_is_off() {
+    use std::io::{BufRead, BufReader};
+    let keys = Keys::new();
+    let cfg = write(
+        keys.dir.path(),
+        "authgate.toml",
+        &(base_toml(&keys) + "\n[saml]\nidp_metadata_url = \"https://idp.example.com/metadata\"\n"),
+    );
+    let cfg_arg = cfg.display().to_string();
+    let expect = format!("saml.idp_metadata_url is set (from {cfg_arg}:11) but SAML is off");
+
+    let out = authgate(&["check-config", "--config", &cfg_arg]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("warning: {expect}"))),
+        "{stderr}"
+    );
+
+    let mut child = authgate_cmd()
+        .args(["serve", "--config", &cfg_arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start authgate");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let started = line.contains("authgate started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("WARN") && l.contains(&expect)),
+        "{seen:#?}"
     );
 }
 

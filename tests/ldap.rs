@@ -632,6 +632,173 @@ async fn a_certificate_from_another_ca_is_refused() {
     }
 }
 
+/// `OPT_X_TLS_REQUIRE_CERT` as OpenLDAP means it (ldap.conf(5) TLS_REQCERT)
+/// against a directory whose certificate comes from another CA than the
+/// configured one: `try`, `demand` and `hard` (in every python-ldap
+/// spelling) end the connection, so sign-in answers "directory
+/// unavailable"; `allow` and `never` carry on and the user signs in.
+#[tokio::test]
+async fn require_cert_try_and_demand_refuse_another_ca_allow_and_never_proceed() {
+    let s = shared();
+    let up = Upstream::start().await;
+    for (mode, verifies) in [
+        ("try", true),
+        ("ldap.OPT_X_TLS_TRY", true),
+        ("4", true),
+        ("demand", true),
+        ("OPT_X_TLS_HARD", true),
+        ("allow", false),
+        ("ldap.OPT_X_TLS_NEVER", false),
+    ] {
+        for (uri, start_tls) in [(s.ldaps_url(), "false"), (s.ldap_url(), "true")] {
+            let env = vec![(
+                "AUTH_LDAP_CONNECTION_OPTIONS".to_string(),
+                format!(
+                    "OPT_X_TLS_CACERTFILE={};OPT_X_TLS_NEWCTX=0;OPT_X_TLS_REQUIRE_CERT={mode}",
+                    s.wrong_ca.display()
+                ),
+            )];
+            let g = start(
+                &up,
+                &ldap_toml(
+                    s,
+                    &[
+                        ("server_uri", &format!("{uri:?}")),
+                        ("start_tls", start_tls),
+                    ],
+                ),
+                env,
+                None,
+            )
+            .await;
+            let l = login(&g, "admin1", PASSWORD).await;
+            if verifies {
+                assert_eq!(l.status, StatusCode::SERVICE_UNAVAILABLE, "{mode} {uri}");
+                assert!(l.got.text().contains("directory is unavailable"));
+                assert!(l.session.is_none());
+            } else {
+                assert_eq!(l.status, StatusCode::SEE_OTHER, "{mode} {uri}");
+                assert!(l.session.is_some());
+            }
+        }
+    }
+}
+
+/// What a TLS server impersonating the directory (the test directory's
+/// key and certificate, whose CA authgate is not told to trust) read.
+struct Rogue {
+    port: u16,
+    /// Handshakes that completed.
+    handshakes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Every plaintext byte clients sent after a completed handshake.
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+async fn rogue_directory(s: &Slapd) -> Rogue {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt;
+
+    let certs = CertificateDer::pem_file_iter(s.dir.path().join("server.pem"))
+        .expect("server.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(s.dir.path().join("server.key")).expect("server.key");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let (h, r) = (handshakes.clone(), received.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, h, r) = (acceptor.clone(), h.clone(), r.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                h.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                // Read what the client sends first (its bind), then hang up.
+                let read = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+                if let Ok(Ok(n)) = read {
+                    r.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    Rogue {
+        port,
+        handshakes,
+        received,
+    }
+}
+
+/// The risk the start-up warning names, measured: whoever answers on the
+/// directory's address with a certificate from another CA receives the
+/// typed password under `never`, and nothing at all under `try`.
+#[tokio::test]
+async fn a_directory_impostor_gets_no_password_under_try_and_the_password_under_never() {
+    let s = shared();
+    let up = Upstream::start().await;
+    for mode in ["try", "never"] {
+        let rogue = rogue_directory(s).await;
+        let template = format!("uid=%(user)s,{USERS}");
+        let g = start(
+            &up,
+            &ldap_toml(
+                s,
+                &[
+                    (
+                        "server_uri",
+                        &format!("\"ldaps://127.0.0.1:{}\"", rogue.port),
+                    ),
+                    ("user_dn_template", &format!("{template:?}")),
+                    ("bind_dn", "\"\""),
+                    ("bind_password", "\"\""),
+                    (
+                        "ca_file",
+                        &format!("{:?}", s.wrong_ca.display().to_string()),
+                    ),
+                    ("require_cert", &format!("{mode:?}")),
+                    ("timeout", "\"1s\""),
+                ],
+            ),
+            vec![],
+            None,
+        )
+        .await;
+        let l = login(&g, "admin1", PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SERVICE_UNAVAILABLE, "{mode}");
+        let handshakes = rogue.handshakes.load(std::sync::atomic::Ordering::SeqCst);
+        let received = rogue.received.lock().expect("lock").clone();
+        let has_password = received
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes());
+        match mode {
+            "try" => {
+                assert_eq!(handshakes, 0, "try: the handshake must fail");
+                assert!(received.is_empty(), "try: nothing may be sent");
+            }
+            _ => {
+                assert!(handshakes >= 1, "never: the handshake completes");
+                assert!(has_password, "never: the impostor reads the password");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn directory_down_then_back() {
     let s = Slapd::start();
@@ -672,6 +839,102 @@ async fn directory_down_then_back() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
     assert_eq!(ready["checks"]["ldap"], "reachable");
+}
+
+/// `ldap.server_uri` with several URIs (OpenLDAP's failover list): a server
+/// that stops mid-run is skipped, logins keep working without waiting for
+/// it, readiness lists each server, and the first one is preferred again
+/// once it is back and its back-off is over. A server that accepts TCP but
+/// never answers costs one `ldap.connect_timeout`, then is skipped.
+#[tokio::test]
+async fn several_server_uris_fail_over_when_the_first_stops() {
+    let (a, b) = (Slapd::start(), Slapd::start());
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("cas.pem");
+    let cas = [&a.ca, &b.ca]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("ca"))
+        .collect::<String>();
+    std::fs::write(&bundle, cas).expect("bundle");
+    let ca = format!("{:?}", bundle.display().to_string());
+    let timeout = Duration::from_secs(2);
+    let g = start(
+        &up,
+        &ldap_toml(
+            &a,
+            &[
+                (
+                    "server_uri",
+                    &format!("\"{} {}\"", a.ldaps_url(), b.ldaps_url()),
+                ),
+                ("ca_file", &ca),
+                ("timeout", "\"2s\""),
+                ("connect_timeout", "\"500ms\""),
+                ("failover_backoff", "\"1s\""),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    let state = |ready: &Value, i: usize| ready["checks"]["ldap_servers"][i]["state"].clone();
+    sign_in(&g, "admin1").await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap_servers"][0]["uri"], a.ldaps_url());
+    assert_eq!(ready["checks"]["ldap_servers"][1]["uri"], b.ldaps_url());
+    assert_eq!(state(&ready, 0), "up", "{ready}");
+    assert_eq!(state(&ready, 1), "unknown", "{ready}");
+
+    a.stop();
+    for user in ["manager1", "reviewer1", "admin1", "annotator1"] {
+        let t = Instant::now();
+        let l = login(&g, user, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SEE_OTHER, "{user}");
+        assert!(t.elapsed() < timeout, "{user}: {:?}", t.elapsed());
+    }
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(ready["checks"]["ldap"], "reachable", "{ready}");
+    assert_eq!(state(&ready, 0), "down", "{ready}");
+    assert_eq!(state(&ready, 1), "up", "{ready}");
+    assert!(ready["checks"]["ldap_servers"][0]["retry_in_seconds"].is_u64());
+
+    // Back, and its back-off over: preferred again.
+    a.restart();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sign_in(&g, "reviewer1").await;
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(state(&ready, 0), "up", "{ready}");
+    drop(g);
+
+    // A server that accepts TCP and never answers (its TLS handshake hangs).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_uri = format!("ldaps://{}", silent.local_addr().expect("addr"));
+    let g = start(
+        &up,
+        &ldap_toml(
+            &b,
+            &[
+                ("server_uri", &format!("\"{silent_uri} {}\"", b.ldaps_url())),
+                ("ca_file", &ca),
+                ("timeout", "\"2s\""),
+                ("connect_timeout", "\"500ms\""),
+                ("failover_backoff", "\"30s\""),
+            ],
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    for user in ["manager1", "reviewer1", "admin1"] {
+        let t = Instant::now();
+        let l = login(&g, user, PASSWORD).await;
+        assert_eq!(l.status, StatusCode::SEE_OTHER, "{user}");
+        assert!(t.elapsed() < timeout, "{user}: {:?}", t.elapsed());
+    }
+    let ready = get(&g.url("/_auth/readyz"), &[]).await.json();
+    assert_eq!(state(&ready, 0), "down", "{ready}");
+    assert_eq!(state(&ready, 1), "up", "{ready}");
 }
 
 /// Polls proxied requests until `ok` holds for the claims (or status).

@@ -303,21 +303,10 @@ fn parse_connection_options(raw: &str) -> Result<Vec<(String, Value)>, String> {
         let (name, value) = (name.trim(), value.trim());
         match name {
             "OPT_X_TLS_CACERTFILE" => out.push(("ldap.ca_file".into(), json!(value))),
-            "OPT_X_TLS_REQUIRE_CERT" => {
-                let level = value
-                    .trim_start_matches("ldap.")
-                    .trim_start_matches("OPT_X_TLS_")
-                    .to_ascii_lowercase();
-                let level = match level.as_str() {
-                    "0" => "never".to_string(),
-                    "1" => "hard".to_string(),
-                    "2" => "demand".to_string(),
-                    "3" => "allow".to_string(),
-                    "4" => "try".to_string(),
-                    _ => level,
-                };
-                out.push(("ldap.require_cert".into(), json!(level)));
-            }
+            // As written (`try`, `OPT_X_TLS_TRY`, `ldap.OPT_X_TLS_TRY`, `4`):
+            // `validate::RequireCert::parse` reads every spelling, the same
+            // for this variable and for the TOML key.
+            "OPT_X_TLS_REQUIRE_CERT" => out.push(("ldap.require_cert".into(), json!(value))),
             // A fresh TLS context per connection is what rustls always does.
             "OPT_X_TLS_NEWCTX" | "OPT_REFERRALS" | "OPT_PROTOCOL_VERSION" => {}
             "OPT_NETWORK_TIMEOUT" | "OPT_TIMEOUT" => {
@@ -430,7 +419,10 @@ mod tests {
         )]))
         .expect("valid");
         assert_eq!(layer.values["ldap"]["ca_file"], json!("/ca.crt"));
-        assert_eq!(layer.values["ldap"]["require_cert"], json!("never"));
+        assert_eq!(
+            layer.values["ldap"]["require_cert"],
+            json!("OPT_X_TLS_NEVER")
+        );
         assert!(translate(&env(&[("AUTH_LDAP_CONNECTION_OPTIONS", "OPT_BOGUS=1")])).is_err());
     }
 }

@@ -294,6 +294,8 @@ impl Default for Policy {
 #[serde(default, deny_unknown_fields)]
 pub struct Ldap {
     pub enabled: bool,
+    /// One URI, or several separated by spaces (or commas) as OpenLDAP and
+    /// python-ldap accept them: tried in order, for failover.
     pub server_uri: String,
     pub bind_dn: String,
     pub bind_password: Secret<String>,
@@ -314,10 +316,16 @@ pub struct Ldap {
     pub organization_owner_email: String,
     /// CA bundle for ldaps/StartTLS (OPT_X_TLS_CACERTFILE).
     pub ca_file: String,
-    /// "demand" (default), "hard", "allow", "try" or "never" (OPT_X_TLS_REQUIRE_CERT).
+    /// OPT_X_TLS_REQUIRE_CERT: "demand" (default), "hard" and "try" verify;
+    /// "allow" and "never" do not (see `validate::RequireCert`).
     pub require_cert: String,
     /// Timeout of every LDAP operation.
     pub timeout: String,
+    /// Time allowed to connect to one server (TCP and TLS) before the next
+    /// of `server_uri` is tried; never more than `timeout` in all.
+    pub connect_timeout: String,
+    /// How long a server that failed to connect is tried only after the others.
+    pub failover_backoff: String,
     /// Signed-in LDAP users have their groups re-read this often.
     pub refresh_interval: String,
     /// Service-account connections kept open for reuse.
@@ -355,6 +363,8 @@ impl Default for Ldap {
             ca_file: String::new(),
             require_cert: "demand".into(),
             timeout: "5s".into(),
+            connect_timeout: "3s".into(),
+            failover_backoff: "30s".into(),
             refresh_interval: "5m".into(),
             pool_size: 4,
             max_group_depth: 10,

@@ -49,6 +49,33 @@ impl Config {
     pub fn source_of(&self, key: &str) -> String {
         self.origins.of(key)
     }
+
+    /// What some settings mean once combined, one line each, for
+    /// `check-config` (printed as TOML comments under the configuration).
+    pub fn in_effect(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let l = &self.ldap;
+        if l.enabled {
+            let tls = l
+                .server_uris
+                .iter()
+                .any(|u| u.starts_with("ldaps://") || l.start_tls);
+            let mode = l.require_cert.as_str();
+            let source = self.origins.of("ldap.require_cert");
+            out.push(match (tls, l.require_cert.verifies()) {
+                (true, true) => format!(
+                    "ldap TLS certificate: verified (ldap.require_cert = {mode}, from {source}); a bad certificate ends the connection before any bind"
+                ),
+                (true, false) => format!(
+                    "ldap TLS certificate: NOT verified (ldap.require_cert = {mode}, from {source})"
+                ),
+                (false, _) => format!(
+                    "ldap TLS: none (ldap:// without ldap.start_tls), so ldap.require_cert = {mode} has nothing to verify"
+                ),
+            });
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -173,18 +200,71 @@ pub enum QueryField {
     Username,
 }
 
+/// `ldap.require_cert` (`OPT_X_TLS_REQUIRE_CERT`), with OpenLDAP's meaning
+/// (ldap.conf(5), TLS_REQCERT): `try`, `demand` and `hard` end the session
+/// on a bad certificate; only `allow` and `never` carry on with one. A
+/// directory always presents a certificate, so `try` behaves as `demand`
+/// and `allow` as `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequireCert {
-    /// Verify the certificate and host name (demand, hard).
-    Verify,
-    /// Do not verify (never, allow, try): a warning at start.
-    Skip,
+    /// `never` (python-ldap `OPT_X_TLS_NEVER` = 0): not verified.
+    Never,
+    /// `hard` (`OPT_X_TLS_HARD` = 1): verified.
+    Hard,
+    /// `demand` (`OPT_X_TLS_DEMAND` = 2, the default): verified.
+    Demand,
+    /// `allow` (`OPT_X_TLS_ALLOW` = 3): a bad certificate is ignored.
+    Allow,
+    /// `try` (`OPT_X_TLS_TRY` = 4): a bad certificate ends the session.
+    Try,
+}
+
+impl RequireCert {
+    /// Every spelling an operator writes: `try`, `TRY`, `OPT_X_TLS_TRY`,
+    /// `ldap.OPT_X_TLS_TRY` (as in a python-ldap settings file) and the
+    /// python-ldap constant's value `4`. Empty means the default, `demand`.
+    pub fn parse(text: &str) -> Option<RequireCert> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Some(RequireCert::Demand);
+        }
+        let t = t.strip_prefix("ldap.").unwrap_or(t);
+        let t = t.to_ascii_lowercase();
+        let t = t.strip_prefix("opt_x_tls_").unwrap_or(&t);
+        Some(match t {
+            "never" | "0" => RequireCert::Never,
+            "hard" | "1" => RequireCert::Hard,
+            "demand" | "2" => RequireCert::Demand,
+            "allow" | "3" => RequireCert::Allow,
+            "try" | "4" => RequireCert::Try,
+            _ => return None,
+        })
+    }
+
+    /// Whether the directory's certificate and host name are verified.
+    pub fn verifies(self) -> bool {
+        !matches!(self, RequireCert::Never | RequireCert::Allow)
+    }
+
+    /// The OpenLDAP name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequireCert::Never => "never",
+            RequireCert::Hard => "hard",
+            RequireCert::Demand => "demand",
+            RequireCert::Allow => "allow",
+            RequireCert::Try => "try",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Ldap {
     pub enabled: bool,
+    /// As written (for messages).
     pub server_uri: String,
+    /// Every URI of `server_uri`, in the order they are tried.
+    pub server_uris: Vec<String>,
     pub bind_dn: String,
     pub bind_password: Secret<String>,
     pub start_tls: bool,
@@ -207,6 +287,9 @@ pub struct Ldap {
     pub ca_file: Option<PathBuf>,
     pub require_cert: RequireCert,
     pub timeout: Duration,
+    /// Per server, at most `timeout` over all servers.
+    pub connect_timeout: Duration,
+    pub failover_backoff: Duration,
     pub refresh_interval: Duration,
     pub pool_size: usize,
     pub max_group_depth: usize,
@@ -820,17 +903,16 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             QueryField::Email
         }
     };
-    let require_cert = match l.require_cert.trim().to_ascii_lowercase().as_str() {
-        "demand" | "hard" | "" => RequireCert::Verify,
-        "never" | "allow" | "try" => RequireCert::Skip,
-        other => {
-            c.fail(
-                "ldap.require_cert",
-                format!("expected demand, hard, allow, try or never, found {other:?}"),
-            );
-            RequireCert::Verify
-        }
-    };
+    let require_cert = RequireCert::parse(&l.require_cert).unwrap_or_else(|| {
+        c.fail(
+            "ldap.require_cert",
+            format!(
+                "expected demand, hard, try (certificate verified), allow or never (not verified), or OPT_X_TLS_* / 0-4 as python-ldap writes them; found {:?}",
+                l.require_cert.trim()
+            ),
+        );
+        RequireCert::Demand
+    });
     // Checked only when LDAP is on, like the other LDAP settings.
     let group_kind = GroupType::parse(&l.group_type).unwrap_or_else(|| {
         if !l.enabled {
@@ -864,14 +946,26 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             "must contain %(user)s (or be empty for search mode)",
         );
     }
+    let server_uris = split_uris(&l.server_uri);
     if l.enabled {
-        let uri = l.server_uri.trim();
-        if !(uri.starts_with("ldap://") || uri.starts_with("ldaps://")) {
+        let uri = server_uris.join(" ");
+        if server_uris.is_empty() {
             c.fail(
                 "ldap.server_uri",
-                format!("expected ldap://host[:port] or ldaps://host[:port], found {uri:?}"),
+                "expected ldap://host[:port] or ldaps://host[:port] (several, separated by spaces, are tried in order), found \"\"",
             );
         }
+        for u in &server_uris {
+            if !valid_ldap_uri(u) {
+                c.fail(
+                    "ldap.server_uri",
+                    format!("expected ldap://host[:port] or ldaps://host[:port] (several, separated by spaces, are tried in order), found {u:?}"),
+                );
+            }
+        }
+        let any_tls = server_uris
+            .iter()
+            .any(|u| u.starts_with("ldaps://") || l.start_tls);
         if template.is_empty() && l.user_search_bases.is_empty() {
             // Name where the (empty) template came from: that is what the
             // operator reads as "search mode".
@@ -881,8 +975,13 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
                 message: "search mode (empty ldap.user_dn_template / AUTH_LDAP_USER_DN_TEMPLATE) needs at least one search base (ldap.user_search_bases / AUTH_LDAP_USER_SEARCH_BASES)".into(),
             });
         }
-        if require_cert == RequireCert::Skip && (uri.starts_with("ldaps://") || l.start_tls) {
-            warnings.push(format!("ldap.require_cert = {:?}: the directory's TLS certificate is NOT verified (from {})", l.require_cert, origins.of("ldap.require_cert")));
+        if !require_cert.verifies() && any_tls {
+            warnings.push(format!(
+                "ldap.require_cert = {:?} ({}, from {}): the directory's TLS certificate is NOT verified, so whoever answers on {uri} receives every LDAP password; use \"demand\" (or \"try\") with ldap.ca_file",
+                l.require_cert.trim(),
+                require_cert.as_str(),
+                origins.of("ldap.require_cert")
+            ));
         }
         if !l.bind_dn.trim().is_empty() && l.bind_password.expose().is_empty() {
             c.fail(
@@ -893,7 +992,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         if l.group_search_base_dn.trim().is_empty() && group_kind != GroupType::MemberOf {
             warnings.push("ldap.group_search_base_dn is empty: no groups are read, so every LDAP user gets mapping.default_role".into());
         }
-        if uri.starts_with("ldap://") && !l.start_tls {
+        if server_uris.iter().any(|u| u.starts_with("ldap://")) && !l.start_tls {
             warnings.push("ldap.server_uri is ldap:// without start_tls: passwords cross the network in clear text".into());
         }
     }
@@ -912,6 +1011,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let ldap = Ldap {
         enabled: l.enabled,
         server_uri: l.server_uri.trim().to_string(),
+        server_uris,
         bind_dn: l.bind_dn.trim().to_string(),
         bind_password: l.bind_password.clone(),
         start_tls: l.start_tls,
@@ -936,6 +1036,8 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         ca_file,
         require_cert,
         timeout: c.duration("ldap.timeout", &l.timeout),
+        connect_timeout: c.duration("ldap.connect_timeout", &l.connect_timeout),
+        failover_backoff: c.duration("ldap.failover_backoff", &l.failover_backoff),
         refresh_interval: c.duration("ldap.refresh_interval", &l.refresh_interval),
         pool_size: l.pool_size,
         max_group_depth: l.max_group_depth,
@@ -1014,6 +1116,36 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         switches: p.switches.clone(),
     };
 
+    // Settings of a feature that is off do nothing: say so, key by key.
+    if !l.enabled {
+        warnings.extend(ignored_while_off(
+            "ldap",
+            &raw.ldap,
+            &raw::Ldap::default(),
+            &origins,
+            "LDAP",
+            "ldap.enabled = true (AUTH_LDAP_ENABLED=1)",
+            // Also the owner of SAML sign-ins (see [mapping] above).
+            &["organization_owner_email"],
+        ));
+    }
+    if !raw.saml.enabled {
+        warnings.extend(ignored_while_off(
+            "saml",
+            &raw.saml,
+            &raw::Saml::default(),
+            &origins,
+            "SAML",
+            if raw.server.state_dir.trim().is_empty() {
+                "saml.enabled = true (AUTHGATE_SAML__ENABLED=true)"
+            } else {
+                // settings::overlay turns SAML on with metadata saved on the page.
+                "saml.enabled = true (AUTHGATE_SAML__ENABLED=true) or save IdP metadata on the SSO settings page"
+            },
+            &[],
+        ));
+    }
+
     // [saml]
     let saml = super::saml::check(
         &raw.saml,
@@ -1041,6 +1173,71 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     })
 }
 
+/// The URIs of `ldap.server_uri`: separated by spaces or commas, as
+/// OpenLDAP's `ldap_initialize` and python-ldap read a list.
+pub fn split_uris(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ldap://host[:port]` or `ldaps://host[:port]`; what follows a `/`
+/// (RFC 4516's DN and query) is left to ldap3, which ignores it.
+fn valid_ldap_uri(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("ldap://")
+        .or_else(|| u.strip_prefix("ldaps://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    !host.is_empty() && !host.contains('@') && host.parse::<Authority>().is_ok()
+}
+
+/// One warning per key of the switched-off `section` that the file or the
+/// environment sets to something other than its default (a secret counts
+/// whenever it is set): it has no effect, which an operator who wrote it
+/// does not expect. Keys equal to their default stay quiet, so a file that
+/// mirrors the defaults (the shipped example) warns about nothing.
+fn ignored_while_off<T: serde::Serialize>(
+    section: &str,
+    value: &T,
+    default: &T,
+    origins: &Origins,
+    feature: &str,
+    turn_on: &str,
+    exempt: &[&str],
+) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(def))) =
+        (serde_json::to_value(value), serde_json::to_value(default))
+    else {
+        return Vec::new();
+    };
+    let redacted = serde_json::Value::String("[redacted]".into());
+    let switch = format!("{section}.enabled");
+    let off_from = origins
+        .explicit(&switch)
+        .map(|src| format!(", from {src}"))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (field, v) in &now {
+        if field == "enabled" || exempt.contains(&field.as_str()) {
+            continue;
+        }
+        if def.get(field) == Some(v) && *v != redacted {
+            continue;
+        }
+        let key = format!("{section}.{field}");
+        if let Some(src) = origins.explicit(&key) {
+            out.push(format!(
+                "{key} is set (from {src}) but {feature} is off ({switch} is false{off_from}), so it has no effect; set {turn_on} to use it, or remove it"
+            ));
+        }
+    }
+    out
+}
+
 /// A secret file holds one key per line when it is text, or one binary key.
 fn split_secret_file(bytes: Vec<u8>) -> Vec<Vec<u8>> {
     match String::from_utf8(bytes) {
@@ -1051,5 +1248,70 @@ fn split_secret_file(bytes: Vec<u8>) -> Vec<Vec<u8>> {
             .map(|l| l.as_bytes().to_vec())
             .collect(),
         Err(e) => vec![e.into_bytes()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequireCert;
+
+    #[test]
+    fn require_cert_follows_openldap_tls_reqcert() {
+        use RequireCert::*;
+        // (written, parsed, verified): ldap.conf(5) TLS_REQCERT; python-ldap's
+        // constants OPT_X_TLS_NEVER=0, HARD=1, DEMAND=2, ALLOW=3, TRY=4.
+        let table: &[(&str, RequireCert, bool)] = &[
+            ("", Demand, true),
+            ("demand", Demand, true),
+            ("DEMAND", Demand, true),
+            ("OPT_X_TLS_DEMAND", Demand, true),
+            ("ldap.OPT_X_TLS_DEMAND", Demand, true),
+            ("2", Demand, true),
+            ("hard", Hard, true),
+            ("OPT_X_TLS_HARD", Hard, true),
+            ("1", Hard, true),
+            ("try", Try, true),
+            (" Try ", Try, true),
+            ("OPT_X_TLS_TRY", Try, true),
+            ("ldap.OPT_X_TLS_TRY", Try, true),
+            ("4", Try, true),
+            ("allow", Allow, false),
+            ("OPT_X_TLS_ALLOW", Allow, false),
+            ("ldap.OPT_X_TLS_ALLOW", Allow, false),
+            ("3", Allow, false),
+            ("never", Never, false),
+            ("OPT_X_TLS_NEVER", Never, false),
+            ("ldap.OPT_X_TLS_NEVER", Never, false),
+            ("0", Never, false),
+        ];
+        for (text, mode, verifies) in table {
+            let got = RequireCert::parse(text);
+            assert_eq!(got, Some(*mode), "{text:?}");
+            assert_eq!(mode.verifies(), *verifies, "{text:?}");
+        }
+        for bad in [
+            "5",
+            "-1",
+            "maybe",
+            "OPT_X_TLS_",
+            "ldap.",
+            "tryhard",
+            "OPT_X_TLS_REQUIRE_CERT",
+        ] {
+            assert_eq!(RequireCert::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn require_cert_names_round_trip() {
+        for m in [
+            RequireCert::Never,
+            RequireCert::Hard,
+            RequireCert::Demand,
+            RequireCert::Allow,
+            RequireCert::Try,
+        ] {
+            assert_eq!(RequireCert::parse(m.as_str()), Some(m));
+        }
     }
 }

@@ -102,6 +102,9 @@ async fn readyz(state: &State) -> Response<Body> {
         let up = l.directory.reachable().await;
         body["checks"]["ldap"] =
             serde_json::Value::from(if up { "reachable" } else { "unreachable" });
+        // Each server of ldap.server_uri, in order, as its last connect found it.
+        body["checks"]["ldap_servers"] =
+            serde_json::to_value(l.directory.servers()).unwrap_or_default();
         if !up {
             body["degraded"] = serde_json::Value::from(true);
         }

@@ -18,7 +18,12 @@
 //!
 //! Groups: see [`GroupType`] (each `AUTH_LDAP_GROUP_TYPE` value documented
 //! there). Service-account connections come from a small pool; every
-//! connect, bind and search has `ldap.timeout`. An empty password is
+//! connect, bind and search has `ldap.timeout`.
+//!
+//! Failover: `ldap.server_uri` may list several servers. Every new
+//! connection tries them in order, those whose last connect failed (in
+//! back-off for `ldap.failover_backoff`) after the others, each within
+//! `ldap.connect_timeout` and all within `ldap.timeout`. An empty password is
 //! refused before any bind (RFC 4513 §5.1.2: an empty-password simple bind
 //! is an unauthenticated bind that *succeeds*).
 //!
@@ -36,7 +41,7 @@ use rustls::ClientConfig;
 use tracing::instrument;
 
 pub use crate::config::validate::GroupType;
-use crate::config::validate::{Ldap as Settings, QueryField, RequireCert};
+use crate::config::validate::{Ldap as Settings, QueryField};
 use crate::config::Secret;
 use crate::identity::{Method, Principal};
 use crate::mapping::dn;
@@ -150,10 +155,49 @@ impl Entry {
     }
 }
 
+/// One server of `ldap.server_uri` and what its last connect said.
+struct Server {
+    uri: String,
+    /// StartTLS on this server (`ldap.start_tls` and an `ldap://` URI).
+    start_tls: bool,
+    state: Mutex<ServerState>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerState {
+    /// `None`: never connected to yet.
+    up: Option<bool>,
+    /// Tried after the others until then (its last connect failed).
+    backoff_until: Option<Instant>,
+}
+
+/// A server's last connect, as readiness and the metric show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    Up,
+    Down,
+    /// Not connected to yet.
+    Unknown,
+}
+
+/// What readiness reports for one server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStatus {
+    pub uri: String,
+    pub state: Reach,
+    /// Seconds until it is tried first again (when down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_seconds: Option<u64>,
+}
+
 /// A connection to the directory, built once at start and shared.
 pub struct Directory {
-    uri: String,
-    start_tls: bool,
+    /// In the order of `ldap.server_uri`: each connect tries them in this
+    /// order, those in back-off last.
+    servers: Vec<Server>,
+    connect_timeout: Duration,
+    failover_backoff: Duration,
     /// `None` with `no_verify` = verification off (warned at start).
     tls: Option<Arc<ClientConfig>>,
     no_verify: bool,
@@ -181,7 +225,10 @@ pub struct Directory {
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory")
-            .field("uri", &self.uri)
+            .field(
+                "servers",
+                &self.servers.iter().map(|s| &s.uri).collect::<Vec<_>>(),
+            )
             .field(
                 "mode",
                 &self.template.as_ref().map_or("search", |_| "template"),
@@ -222,13 +269,14 @@ impl Directory {
     /// Loads the TLS trust (`ldap.ca_file`, else the system roots) and
     /// prepares filters. Fails only on unreadable TLS material.
     pub fn new(s: &Settings) -> Result<Directory, Error> {
-        let tls_needed = s.server_uri.starts_with("ldaps://") || s.start_tls;
-        let (tls, no_verify) = match s.require_cert {
-            RequireCert::Skip => (None, true),
-            RequireCert::Verify if tls_needed => {
-                (Some(client_config(s.ca_file.as_deref())?), false)
-            }
-            RequireCert::Verify => (None, false),
+        let tls_needed = s
+            .server_uris
+            .iter()
+            .any(|u| u.starts_with("ldaps://") || s.start_tls);
+        let (tls, no_verify) = match (s.require_cert.verifies(), tls_needed) {
+            (false, _) => (None, true),
+            (true, true) => (Some(client_config(s.ca_file.as_deref())?), false),
+            (true, false) => (None, false),
         };
         let query_attrs = match (s.user_query_field, s.use_username_for_login) {
             (QueryField::Username, _) => vec![s.attr_username.clone()],
@@ -262,8 +310,17 @@ impl Directory {
             format!("({f})")
         };
         Ok(Directory {
-            uri: s.server_uri.clone(),
-            start_tls: s.start_tls && s.server_uri.starts_with("ldap://"),
+            servers: s
+                .server_uris
+                .iter()
+                .map(|uri| Server {
+                    uri: uri.clone(),
+                    start_tls: s.start_tls && uri.starts_with("ldap://"),
+                    state: Mutex::new(ServerState::default()),
+                })
+                .collect(),
+            connect_timeout: s.connect_timeout.min(s.timeout),
+            failover_backoff: s.failover_backoff,
             tls,
             no_verify,
             timeout: s.timeout,
@@ -462,31 +519,137 @@ impl Directory {
 
     // ---- connections ----
 
+    /// A new connection: the servers of `ldap.server_uri` in order, those
+    /// whose last connect failed (in back-off) after the others. Each gets
+    /// `ldap.connect_timeout`, the last one tried whatever is left of
+    /// `ldap.timeout`, so a connect never takes longer than `ldap.timeout`.
     #[instrument(skip_all)]
     async fn connect(&self) -> Result<ldap3::Ldap, Error> {
+        let deadline = Instant::now() + self.timeout;
+        let order = self.connect_order();
+        let mut last = None;
+        for (n, &i) in order.iter().enumerate() {
+            let server = &self.servers[i];
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let limit = if n + 1 == order.len() {
+                left
+            } else {
+                self.connect_timeout.min(left)
+            };
+            match self.connect_to(server, limit).await {
+                Ok(ldap) => {
+                    self.mark(server, true);
+                    return Ok(ldap);
+                }
+                Err(e) => {
+                    self.mark_failed(server, &e);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.unavailable(last.unwrap_or_else(|| LdapError::Io {
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no server of ldap.server_uri could be tried within ldap.timeout",
+            ),
+        })))
+    }
+
+    async fn connect_to(&self, server: &Server, limit: Duration) -> Result<ldap3::Ldap, LdapError> {
         let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(self.timeout)
-            .set_starttls(self.start_tls);
+            .set_conn_timeout(limit)
+            .set_starttls(server.start_tls);
         if let Some(cfg) = &self.tls {
             settings = settings.set_config(cfg.clone());
         } else if self.no_verify {
             settings = settings.set_no_tls_verify(true);
         }
-        let connecting = LdapConnAsync::with_settings(settings, &self.uri);
-        let (conn, ldap) = match tokio::time::timeout(self.timeout, connecting).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(source)) => return Err(self.unavailable(source)),
-            Err(elapsed) => {
-                return Err(self.unavailable(LdapError::Timeout { elapsed }));
-            }
-        };
+        let connecting = LdapConnAsync::with_settings(settings, &server.uri);
+        let (conn, ldap) = tokio::time::timeout(limit, connecting).await??;
         ldap3::drive!(conn);
         Ok(ldap)
     }
 
+    /// Indexes into `servers`: those not in back-off first, then the rest,
+    /// each group in configured order.
+    fn connect_order(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let backing_off = |s: &Server| {
+            s.state
+                .lock()
+                .ok()
+                .and_then(|st| st.backoff_until)
+                .is_some_and(|until| until > now)
+        };
+        let (mut first, later): (Vec<usize>, Vec<usize>) =
+            (0..self.servers.len()).partition(|&i| !backing_off(&self.servers[i]));
+        first.extend(later);
+        first
+    }
+
+    fn mark(&self, server: &Server, up: bool) {
+        let Ok(mut st) = server.state.lock() else {
+            return;
+        };
+        if up && st.up == Some(false) {
+            tracing::info!(uri = %server.uri, "ldap server reachable again");
+        }
+        st.up = Some(up);
+        st.backoff_until = (!up).then(|| Instant::now() + self.failover_backoff);
+    }
+
+    fn mark_failed(&self, server: &Server, e: &LdapError) {
+        let was_up = server
+            .state
+            .lock()
+            .map(|st| st.up != Some(false))
+            .unwrap_or(true);
+        if was_up {
+            tracing::warn!(
+                uri = %server.uri,
+                error = %e,
+                backoff = ?self.failover_backoff,
+                others = self.servers.len() - 1,
+                "ldap server failed to connect; tried after the others during the back-off"
+            );
+        }
+        self.mark(server, false);
+    }
+
+    /// Each server of `ldap.server_uri` as the last connect found it.
+    pub fn servers(&self) -> Vec<ServerStatus> {
+        let now = Instant::now();
+        self.servers
+            .iter()
+            .map(|s| {
+                let st = s.state.lock().map(|st| *st).unwrap_or_default();
+                ServerStatus {
+                    uri: s.uri.clone(),
+                    state: match st.up {
+                        None => Reach::Unknown,
+                        Some(true) => Reach::Up,
+                        Some(false) => Reach::Down,
+                    },
+                    retry_in_seconds: st
+                        .backoff_until
+                        .filter(|_| st.up == Some(false))
+                        .map(|until| until.saturating_duration_since(now).as_secs()),
+                }
+            })
+            .collect()
+    }
+
     fn unavailable(&self, source: LdapError) -> Error {
         Error::Unavailable {
-            uri: self.uri.clone(),
+            uri: self
+                .servers
+                .iter()
+                .map(|s| s.uri.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             source: Box::new(source),
         }
     }

@@ -332,6 +332,16 @@ pub async fn serve_metrics(
                 let st = live.current();
                 async move {
                     let resp = if req.uri().path() == "/metrics" {
+                        if let Some(l) = &st.ldap {
+                            for s in l.directory.servers() {
+                                use crate::ldap::Reach;
+                                match s.state {
+                                    Reach::Up => st.metrics.set_ldap_server_up(&s.uri, true),
+                                    Reach::Down => st.metrics.set_ldap_server_up(&s.uri, false),
+                                    Reach::Unknown => {}
+                                }
+                            }
+                        }
                         let mut r = Response::new(crate::proxy::full(st.metrics.render()));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,
