@@ -1,9 +1,9 @@
 //! Command line: `serve` (default), `check-config`, `keygen`, `explain-policy`,
-//! `selftest`.
+//! `selftest`, `sessions list|revoke`.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,4 +94,52 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// List or revoke the sessions of a running authgate (every replica
+    /// sharing its Redis), through the admin API on its metrics listener.
+    Sessions {
+        #[command(subcommand)]
+        action: Sessions,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sessions {
+    /// Live sessions: sid prefix, user, email, method, role, IdP, times (UTC).
+    List {
+        /// Only the sessions of this email (or subject: LDAP DN, SAML NameID).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// End sessions now: their next request, on any replica, is signed out.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["user", "sid", "all"])))]
+    Revoke {
+        /// Every session of this email (or subject).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// One session: the sid prefix `sessions list` shows, or the whole id.
+        #[arg(long, value_name = "SID")]
+        sid: Option<String>,
+        /// Every session.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+}
+
+/// Where the admin API is; by default from the configuration.
+#[derive(Debug, Args)]
+pub struct Api {
+    /// The metrics listener, e.g. http://127.0.0.1:9090 (default:
+    /// server.metrics_listen of the configuration).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The bearer token file (default: server.admin_token_file).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

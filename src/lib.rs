@@ -12,6 +12,7 @@
 //! Dependencies point one way: `server` → `proxy`/`endpoints` → `gate` →
 //! `session`, `policy`, `identity`, `mapping` → `config`.
 
+pub mod admin_cli;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -96,6 +96,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => serve(sources),
+        Command::Sessions { action } => sessions(&sources, action),
         Command::Selftest {
             url,
             cookie,
@@ -115,6 +116,90 @@ fn main() -> ExitCode {
             ca_file,
             timeout,
         }),
+    }
+}
+
+/// `authgate sessions list|revoke`: 0 done, 1 the API refused or could not
+/// be reached, 2 a configuration error.
+fn sessions(sources: &Sources, action: authgate::cli::Sessions) -> ExitCode {
+    use authgate::admin_cli::{self, Revoke, Target};
+    use authgate::cli::{Api, Sessions};
+    let api: &Api = match &action {
+        Sessions::List { api, .. } | Sessions::Revoke { api, .. } => api,
+    };
+    let target = match &api.url {
+        Some(url) => Target::from_url(url, api.token_file.as_deref()),
+        None => {
+            let cfg = match load(sources) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            Target::from_config(&cfg).and_then(|mut t| {
+                if let Some(p) = &api.token_file {
+                    t.token = Some(admin_cli::read_token(p)?);
+                }
+                Ok(t)
+            })
+        }
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sessions: {e}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &action {
+            Sessions::List { user, .. } => admin_cli::list(&target, user.as_deref()).await,
+            Sessions::Revoke { user, sid, all, .. } => {
+                let what = match (user, sid, all) {
+                    (Some(u), _, _) => Revoke::User(u.clone()),
+                    (None, Some(s), _) => Revoke::Sid(s.clone()),
+                    _ => Revoke::All,
+                };
+                admin_cli::revoke(&target, &what).await
+            }
+        }
+    });
+    match result {
+        Ok((_, json)) if api.json => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Ok((answer, _)) => {
+            match answer.revoked {
+                Some(n) => println!(
+                    "revoked {n} session{} ({} store)",
+                    if n == 1 { "" } else { "s" },
+                    answer.store
+                ),
+                None => println!(
+                    "{} live session{} ({} store)",
+                    answer.sessions.len(),
+                    if answer.sessions.len() == 1 { "" } else { "s" },
+                    answer.store
+                ),
+            }
+            if !answer.sessions.is_empty() {
+                print!("{}", admin_cli::table(&answer.sessions));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sessions: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

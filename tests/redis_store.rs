@@ -599,3 +599,196 @@ async fn throughput_memory_vs_redis() {
         best("redis") / best("memory").max(1.0)
     );
 }
+
+// ---------------------------------------------------------------------------
+// Session control across replicas.
+
+async fn admin(g: &Gate, method: &str, path: &str, body: &str) -> Got {
+    let url = format!("http://{}{path}", g.metrics_addr.expect("metrics listener"));
+    let b = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    send(
+        b.body(Full::new(Bytes::from(body.to_string())))
+            .expect("request"),
+    )
+    .await
+}
+
+fn listed(got: &Got) -> Vec<String> {
+    let mut v: Vec<String> = got.json()["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", got.text()))
+        .iter()
+        .map(|s| s["sid"].as_str().expect("sid").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn sessions_listed_and_revoked_through_one_replica_end_at_once_on_the_other() {
+    let server = RedisServer::start();
+    let up = Upstream::start().await;
+    let (a, b) = replicas(&server, &up, "").await;
+    let start = |g: &Gate, subject: &str, email: &str| {
+        let id = identity(subject, email, Some("annotator"), &[]);
+        let state = Arc::clone(&g.state);
+        async move {
+            let (s, set) = state.start_session(id).await.expect("session");
+            let pair = set
+                .to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_string();
+            (s.id.clone(), pair)
+        }
+    };
+    // Jane twice (LDAP DN subject, mixed-case email), on both replicas; Bob; Carol.
+    let (j1, jc1) = start(&a, "uid=jane,ou=people", "Jane@Example.com").await;
+    let (j2, jc2) = start(&b, "uid=jane,ou=people", "jane@example.com").await;
+    let (b1, bc1) = start(&a, "uid=bob,ou=people", "bob@example.com").await;
+    let (_c1, cc1) = start(&b, "uid=carol,ou=people", "carol@example.com").await;
+    for (g, c) in [(&a, &jc1), (&b, &jc1), (&a, &jc2), (&b, &bc1), (&a, &cc1)] {
+        assert_eq!(status(g, "/projects", c).await, StatusCode::OK);
+    }
+
+    // Each replica lists every session, from the shared indexes.
+    let from_a = admin(&a, "GET", "/admin/sessions", "").await;
+    assert_eq!(from_a.json()["store"], "redis", "{}", from_a.text());
+    assert_eq!(listed(&from_a).len(), 4);
+    assert_eq!(
+        listed(&from_a),
+        listed(&admin(&b, "GET", "/admin/sessions", "").await)
+    );
+    assert!(!from_a.text().contains(&j1), "prefixes only");
+    let mut want = vec![j1[..12].to_string(), j2[..12].to_string()];
+    want.sort();
+    let by_email = admin(&b, "GET", "/admin/sessions?user=JANE%40example.com", "").await;
+    assert_eq!(listed(&by_email), want, "{}", by_email.text());
+    let by_dn = admin(
+        &a,
+        "GET",
+        "/admin/sessions?user=uid%3Djane%2Cou%3Dpeople",
+        "",
+    )
+    .await;
+    assert_eq!(listed(&by_dn), want, "{}", by_dn.text());
+    let jane = &by_email.json()["sessions"][0];
+    assert!(jane["last_seen"].as_u64() >= jane["created"].as_u64());
+
+    // Revoked through A by sid prefix: the next request on B fails.
+    let r = admin(
+        &a,
+        "POST",
+        "/admin/sessions/revoke",
+        &format!("{{\"sid\":\"{}\"}}", &b1[..12]),
+    )
+    .await;
+    assert_eq!(r.json()["revoked"], 1, "{}", r.text());
+    assert_eq!(
+        status(&b, "/projects", &bc1).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&a, "/projects", &bc1).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // By user through B: both of Jane's end on A (A had just served them,
+    // so its local decode cache is warm).
+    assert_eq!(status(&a, "/projects", &jc2).await, StatusCode::OK);
+    let r = admin(
+        &b,
+        "POST",
+        "/admin/sessions/revoke",
+        "{\"user\":\"jane@example.com\"}",
+    )
+    .await;
+    assert_eq!(r.json()["revoked"], 2, "{}", r.text());
+    assert_eq!(
+        status(&a, "/projects", &jc1).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&a, "/projects", &jc2).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(&a, "/projects", &cc1).await, StatusCode::OK);
+    let left = admin(&a, "GET", "/admin/sessions", "").await;
+    assert_eq!(listed(&left).len(), 1, "{}", left.text());
+
+    // All, through A: Carol (signed in on B) is out on B.
+    let r = admin(&a, "POST", "/admin/sessions/revoke", "{\"all\":true}").await;
+    assert_eq!(r.json()["revoked"], 1, "{}", r.text());
+    assert_eq!(
+        status(&b, "/projects", &cc1).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(listed(&admin(&b, "GET", "/admin/sessions", "").await).is_empty());
+
+    // Listing drops the ids of ended sessions from the indexes.
+    let redis = server.handle("authgate:");
+    let left: Vec<String> = redis
+        .query(redis::cmd("ZRANGE").arg("authgate:i:all").arg(0).arg(-1))
+        .await
+        .expect("zrange");
+    assert!(left.is_empty(), "{left:?}");
+    let none = admin(&a, "GET", "/admin/sessions?user=jane@example.com", "").await;
+    assert!(listed(&none).is_empty(), "{}", none.text());
+    let in_email: Vec<String> = redis
+        .query(redis::cmd("SMEMBERS").arg("authgate:e:jane@example.com"))
+        .await
+        .expect("smembers");
+    assert!(in_email.is_empty(), "{in_email:?}");
+}
+
+#[tokio::test]
+async fn listing_reads_the_indexes_not_the_keyspace() {
+    let server = RedisServer::start();
+    let redis = server.handle("idx:");
+    let store = RedisStore::new(
+        Arc::clone(&redis),
+        HeaderNames::default(),
+        Duration::from_secs(600),
+    );
+    let now = authgate::app::now_unix();
+    let s = session("uid=jane", None, now, 3600);
+    store.insert(Arc::clone(&s)).await.expect("insert");
+    // Unrelated keys in the same database are never looked at (and a
+    // pattern-matching SCAN would have to walk all of them).
+    for i in 0..200 {
+        let _: () = redis
+            .query(
+                redis::cmd("SET")
+                    .arg(format!("idx:s:{{noise{i}}}"))
+                    .arg("x"),
+            )
+            .await
+            .expect("set");
+    }
+    let all = store.list(None, now + 1).await.expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id(), s.id);
+    assert_eq!(all[0].created, now);
+    let mine = store
+        .list(Some("JANE@example.com"), now + 1)
+        .await
+        .expect("list");
+    assert_eq!(mine.len(), 1);
+    // Idle past the timeout: no longer listed.
+    assert!(store.list(None, now + 601).await.expect("list").is_empty());
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg("idx:e:jane@example.com"))
+        .await
+        .expect("ttl");
+    assert!((3000..=3600).contains(&ttl), "email index ttl {ttl}");
+    let ttl: i64 = redis
+        .query(redis::cmd("TTL").arg("idx:i:all"))
+        .await
+        .expect("ttl");
+    assert!((3000..=3600).contains(&ttl), "all-sessions index ttl {ttl}");
+}

@@ -33,8 +33,14 @@ pub struct Server {
     pub listen: String,
     /// The URL browsers (and the IdP) use to reach authgate.
     pub public_url: String,
-    /// Prometheus listener; empty disables it.
+    /// Prometheus listener; empty disables it. It also serves the session
+    /// admin API (`authgate sessions`).
     pub metrics_listen: String,
+    /// A file holding the bearer token of the session admin API on the
+    /// metrics listener (>= 16 characters; surrounding whitespace ignored).
+    /// Empty: the API answers loopback callers only; set: every caller,
+    /// loopback included, must send `Authorization: Bearer TOKEN`.
+    pub admin_token_file: String,
     /// Reserved prefix for authgate's own endpoints.
     pub prefix: String,
     /// CIDRs whose X-Forwarded-* values are trusted.
@@ -63,6 +69,7 @@ impl Default for Server {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
             metrics_listen: String::new(),
+            admin_token_file: String::new(),
             prefix: "/_auth".into(),
             trusted_proxies: Vec::new(),
             tls_cert: String::new(),

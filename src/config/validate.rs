@@ -85,6 +85,9 @@ pub struct Server {
     pub public_url: String,
     pub https: bool,
     pub metrics_listen: Option<SocketAddr>,
+    /// The session admin API's bearer token (`server.admin_token_file`);
+    /// `None`: loopback callers only.
+    pub admin_token: Option<Secret<String>>,
     /// e.g. `/_auth`, without a trailing slash.
     pub prefix: String,
     pub trusted_proxies: Vec<IpNet>,
@@ -570,6 +573,9 @@ fn redis_target(c: &mut Check<'_>, ss: &raw::Session) -> Option<crate::session::
     Some(Target { topology, ca })
 }
 
+/// The shortest admin API token accepted.
+const ADMIN_TOKEN_MIN: usize = 16;
+
 pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let mut c = Check {
         origins: &origins,
@@ -584,6 +590,25 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         None
     } else {
         c.addr("server.metrics_listen", &s.metrics_listen)
+    };
+    let admin_token = match s.admin_token_file.trim() {
+        "" => None,
+        path => c.read("server.admin_token_file", path).and_then(|bytes| {
+            match String::from_utf8(bytes) {
+                Ok(t) if t.trim().len() >= ADMIN_TOKEN_MIN => Some(Secret::new(t.trim().to_string())),
+                Ok(_) => {
+                    c.fail(
+                        "server.admin_token_file",
+                        format!("{path:?} holds fewer than {ADMIN_TOKEN_MIN} characters; write a random token, e.g. `openssl rand -hex 32 > {path}`"),
+                    );
+                    None
+                }
+                Err(_) => {
+                    c.fail("server.admin_token_file", format!("{path:?} is not UTF-8 text"));
+                    None
+                }
+            }
+        }),
     };
     let (public_url, https) = match s.public_url.trim().parse::<http::Uri>() {
         Ok(u) if u.authority().is_some() && matches!(u.scheme_str(), Some("http" | "https")) => {
@@ -668,6 +693,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         public_url,
         https,
         metrics_listen,
+        admin_token,
         prefix,
         trusted_proxies,
         tls,

@@ -9,6 +9,7 @@
 //! - `POST {prefix}/admin/sso/metadata`  upload (multipart) or URL
 //! - `POST {prefix}/admin/sso/mapping`   the mapping tables (save, add a row)
 //! - `POST {prefix}/admin/sso/explain`   groups or an email → the grant, and why
+//! - `POST {prefix}/admin/sso/sessions`  revoke one session (`sid`) or a user's (`user`)
 //! - `GET  {prefix}/admin/sso/test`      SP-initiated sign-in that only reports
 //!
 //! Every form carries a CSRF token: the session's id (hashed) sealed with
@@ -35,7 +36,8 @@ use crate::pages::escape;
 use crate::pages::sso as page;
 use crate::proxy::context::RequestCtx;
 use crate::proxy::{full, Body};
-use crate::session::{cookie, Session};
+use crate::session::control::{self, Selector};
+use crate::session::{cookie, Session, Summary};
 use crate::settings::{self, Metadata, Problem, RoleRow, Saved, WorkspaceRow};
 
 const CSRF_PREFIX: &str = "admin-csrf:";
@@ -76,12 +78,17 @@ pub async fn dispatch(
             let notice = super::query_param(&req, "saved").map(|v| match v.as_str() {
                 "unchanged" => "Nothing changed.".to_string(),
                 v => format!("Saved (version {v}). New sign-ins use it now; signed-in users keep their sessions."),
-            });
+            }).or_else(|| super::query_param(&req, "revoked").map(|n| match n.as_str() {
+                "1" => "1 session revoked: its next request is signed out.".to_string(),
+                n => format!("{} sessions revoked: their next requests are signed out.", n.parse::<usize>().unwrap_or(0)),
+            }));
+            let sessions = Some(session_list(&state).await);
             Ok(render(
                 &state,
                 &s,
                 View {
                     notice,
+                    sessions,
                     ..View::default()
                 },
             ))
@@ -89,6 +96,7 @@ pub async fn dispatch(
         "/admin/sso/metadata" if post => metadata(state, ctx, &s, req).await,
         "/admin/sso/mapping" if post => mapping(state, ctx, &s, req).await,
         "/admin/sso/explain" if post => explain(state, ctx, &s, req).await,
+        "/admin/sso/sessions" if post => revoke_sessions(state, ctx, &s, req).await,
         "/admin/sso/test" if get => super::saml::test_sign_in(state, &req),
         _ => Err(Error::MethodNotAllowed),
     }
@@ -592,10 +600,81 @@ async fn explain(
     Ok(render(state, s, view))
 }
 
+/// The live sessions for the table, or why they cannot be shown.
+async fn session_list(state: &State) -> Result<Vec<Summary>, String> {
+    control::list(state.sessions.as_ref(), None, now_unix())
+        .await
+        .map_err(|e| format!("the session store is unavailable: {e}"))
+}
+
+/// POST `/admin/sso/sessions`: `sid` (one session, by the prefix the
+/// table shows) or `user` (every session of that email); 303 back to the
+/// page with the count, one audit event per ended session.
+async fn revoke_sessions(
+    state: &State,
+    ctx: &RequestCtx,
+    s: &Session,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let path = req.uri().path().to_string();
+    let form = checked_form(state, ctx, s, req).await?;
+    let sid = form.text("sid").trim().to_string();
+    let user = form.text("user").trim().to_string();
+    let sel = match (sid.is_empty(), user.is_empty()) {
+        (false, true) => Selector::Sid(sid),
+        (true, false) => Selector::User(user),
+        _ => {
+            let view = View {
+                sessions: Some(session_list(state).await),
+                ..View::default()
+            };
+            let p = Problem {
+                field: "sessions".into(),
+                message: "choose one session (Revoke) or give one email".into(),
+            };
+            return Ok(refused(state, s, view, p));
+        }
+    };
+    let done = match control::revoke(state.sessions.as_ref(), &sel, now_unix()).await {
+        Ok(d) => d,
+        Err(control::Error::Store(e)) => return Err(Error::SessionStore(e)),
+        Err(e) => {
+            let view = View {
+                sessions: Some(session_list(state).await),
+                ..View::default()
+            };
+            let p = Problem {
+                field: "sessions".into(),
+                message: e.to_string(),
+            };
+            return Ok(refused(state, s, view, p));
+        }
+    };
+    let by = who(s);
+    super::sessions::audited(
+        &done,
+        &sel,
+        &super::sessions::By {
+            who: &by,
+            via: "sso_page",
+            path: &path,
+            client: ctx.client,
+            request_id: Some(&ctx.id),
+        },
+    );
+    let prefix = &state.config.server.prefix;
+    Ok(see_other(&format!(
+        "{prefix}/admin/sso?revoked={}#sessions",
+        done.len()
+    )))
+}
+
 // ---------------------------------------------------------------- page
 
 #[derive(Default)]
 struct View {
+    /// The Sessions table (`None`: not loaded for this view).
+    sessions: Option<Result<Vec<Summary>, String>>,
     status: StatusCode,
     notice: Option<String>,
     problems: Vec<Problem>,
@@ -841,7 +920,10 @@ fn render(state: &State, s: &Session, v: View) -> Response<Body> {
         b.push_str("<p class=\"muted\">Available once IdP metadata is in force.</p>");
     }
 
-    // 6. Explain.
+    // 6. Sessions.
+    b.push_str(&sessions_html(prefix, &csrf, &v.sessions));
+
+    // 7. Explain.
     b.push_str(&format!(
         "<h2 id=\"explain\">Explain a user's grant</h2><form method=\"post\" action=\"{}/admin/sso/explain\" id=\"explain-form\">{csrf}\
 <p><label for=\"explain-groups\">Groups (one per line)</label><textarea id=\"explain-groups\" name=\"groups\">{}</textarea></p>\
@@ -877,6 +959,69 @@ fn render(state: &State, s: &Session, v: View) -> Response<Body> {
     r.headers_mut()
         .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     r
+}
+
+/// The Sessions table: one Revoke form per row, and a form to end every
+/// session of one email. Shows the sid prefix, never the id.
+fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, String>>) -> String {
+    let action = format!("{}/admin/sso/sessions", escape(prefix));
+    let mut b = String::from("<h2 id=\"sessions\">Sessions</h2>");
+    let list = match list {
+        None => {
+            b.push_str(&format!("<p class=\"muted\"><a href=\"{}/admin/sso#sessions\">Reload the page</a> to see the sessions.</p>", escape(prefix)));
+            return b;
+        }
+        Some(Err(e)) => {
+            b.push_str(&format!(
+                "<p class=\"error\" role=\"alert\">{}</p>",
+                escape(e)
+            ));
+            return b;
+        }
+        Some(Ok(l)) => l,
+    };
+    b.push_str(&format!(
+        "<p class=\"muted\">{} live session{}. A revoked session is signed out at its next request, on every replica.</p>",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    ));
+    if !list.is_empty() {
+        b.push_str("<table id=\"sessions-table\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">User</th><th scope=\"col\">Method</th><th scope=\"col\">Role</th><th scope=\"col\">IdP</th><th scope=\"col\">Signed in</th><th scope=\"col\">Last seen</th><th scope=\"col\">Expires</th><th scope=\"col\"></th></tr></thead><tbody>");
+        for s in list {
+            let user = match &s.email {
+                Some(e) if *e != s.user => format!("{} ({})", s.user, e),
+                _ => s.user.clone(),
+            };
+            b.push_str(&format!(
+                "<tr><td><code>{sid}</code></td><td>{user}</td><td>{m}</td><td>{role}</td><td>{idp}</td><td>{c}</td><td>{l}</td><td>{e}</td>\
+<td><form method=\"post\" action=\"{action}\">{csrf}<input type=\"hidden\" name=\"sid\" value=\"{sid}\">\
+<button type=\"submit\" class=\"secondary\" aria-label=\"Revoke session {sid} of {user}\">Revoke</button></form></td></tr>",
+                sid = escape(&s.sid),
+                user = escape(&user),
+                m = escape(s.method),
+                role = escape(s.role.as_deref().unwrap_or("-")),
+                idp = escape(s.idp.as_deref().unwrap_or(if s.method == "ldap" { "directory" } else { "-" })),
+                c = escape(&clock(s.created)),
+                l = escape(&clock(s.last_seen)),
+                e = escape(&clock(s.expires)),
+            ));
+        }
+        b.push_str("</tbody></table>");
+    }
+    b.push_str(&format!(
+        "<form method=\"post\" action=\"{action}\" id=\"revoke-user-form\">{csrf}\
+<p><label for=\"revoke-user\">Sign a user out everywhere (email)</label><input type=\"email\" id=\"revoke-user\" name=\"user\"></p>\
+<button type=\"submit\" id=\"revoke-user-button\">Revoke all their sessions</button></form>"
+    ));
+    b
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn clock(t: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(t);
+    let mut s = humantime::format_rfc3339_seconds(at).to_string();
+    s = s.replace('T', " ").replace('Z', " UTC");
+    s
 }
 
 fn readonly_map(m: &BTreeMap<String, Vec<String>>) -> String {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod ldap_login;
 pub mod redirect;
 pub mod saml;
+pub mod sessions;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub async fn dispatch(
         | "/admin/sso/metadata"
         | "/admin/sso/mapping"
         | "/admin/sso/explain"
+        | "/admin/sso/sessions"
         | "/admin/sso/test" => admin::dispatch(state, ctx, req, sub, user).await,
         "/login" if get => Ok(ldap_login::login_page(state, &req).await),
         "/ldap/login" if m == Method::POST => ldap_login::submit(state, ctx, req).await,

@@ -314,7 +314,8 @@ impl Protocols {
     }
 }
 
-/// Serves `GET /metrics` on its own listener.
+/// Serves `GET /metrics` and the session admin API
+/// ([`crate::endpoints::sessions`]) on their own listener.
 pub async fn serve_metrics(
     live: Arc<Live>,
     listener: TcpListener,
@@ -322,7 +323,7 @@ pub async fn serve_metrics(
 ) {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; } },
             _ = &mut shutdown => return,
         };
@@ -331,7 +332,13 @@ pub async fn serve_metrics(
             let service = service_fn(move |req: Request<Incoming>| {
                 let st = live.current();
                 async move {
-                    let resp = if req.uri().path() == "/metrics" {
+                    let p = req.uri().path();
+                    let admin = p == crate::endpoints::sessions::PATH
+                        || p.starts_with(&format!("{}/", crate::endpoints::sessions::PATH));
+                    let resp = if admin {
+                        // The session admin API: here, never on the public listener.
+                        crate::endpoints::sessions::api(st, peer, req).await
+                    } else if req.uri().path() == "/metrics" {
                         if let Some(l) = &st.ldap {
                             for s in l.directory.servers() {
                                 use crate::ldap::Reach;

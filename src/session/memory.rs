@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use super::control::{is_user, Summary};
 use super::{BoxFuture, Session, Store, StoreError};
 
 const SHARDS: usize = 16;
@@ -158,6 +159,25 @@ impl MemoryStore {
         count
     }
 
+    fn list_now(&self, user: Option<&str>, now: u64) -> Vec<Summary> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            for e in read(shard).values() {
+                let Entry::Live { session, last_seen } = e else {
+                    continue;
+                };
+                let seen = last_seen.load(Ordering::Relaxed);
+                if self.expired(session, seen, now)
+                    || user.is_some_and(|u| !is_user(&session.identity, u))
+                {
+                    continue;
+                }
+                out.push(Summary::new(session, seen, self.idle_secs));
+            }
+        }
+        out
+    }
+
     fn len_now(&self) -> usize {
         self.shards
             .iter()
@@ -228,6 +248,14 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(
             self.revoke_subject_now(subject, session_index)
         )))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Summary>, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.list_now(user, now))))
     }
 
     fn purge(&self, now: u64) -> BoxFuture<'_, usize> {
@@ -373,6 +401,39 @@ mod tests {
         store.insert(next).await.expect("replace");
         assert!(store.get(&s.id, T + 189).await.expect("get").is_some());
         assert_eq!(store.len().await, 1);
+    }
+
+    #[tokio::test]
+    async fn list_shows_live_sessions_with_their_last_use_and_filters_by_user() {
+        let store = MemoryStore::new(Duration::from_secs(300));
+        let jane = session("jane", None, T, 3600);
+        let old = session("jane", None, T - 3600, 3600);
+        let mut bob = identity("uid=bob");
+        bob.email = Some("Bob@Example.com".into());
+        let bob = Arc::new(Session::new(
+            new_session_id(),
+            Arc::new(bob),
+            &HeaderNames::default(),
+            T,
+            Duration::from_secs(3600),
+        ));
+        let gone = session("jane", None, T, 3600);
+        for s in [&jane, &old, &bob, &gone] {
+            store.insert(Arc::clone(s)).await.expect("insert");
+        }
+        store.revoke(&gone.id).await.expect("revoke");
+        assert!(store.get(&jane.id, T + 100).await.expect("get").is_some());
+        let all = store.list(None, T + 100).await.expect("list");
+        assert_eq!(all.len(), 2, "expired and revoked ones are not listed");
+        let j = all.iter().find(|s| s.id() == jane.id).expect("jane");
+        assert_eq!((j.created, j.last_seen, j.expires), (T, T + 100, T + 400));
+        let b = store
+            .list(Some("bob@example.com"), T + 100)
+            .await
+            .expect("list");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].id(), bob.id);
+        assert_eq!(store.list(Some("nobody"), T).await.expect("list").len(), 0);
     }
 
     #[tokio::test]

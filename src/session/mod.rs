@@ -15,6 +15,7 @@
 //! configuration types, log cookie values or session ids, or put the
 //! identity in the cookie.
 
+pub mod control;
 pub mod cookie;
 pub mod memory;
 pub mod redis;
@@ -34,6 +35,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use crate::identity::jwt::{Signer, TokenCache};
 use crate::identity::{self, random_bytes, Identity};
 
+pub use control::Summary;
 pub use cookie::{CookieConfig, Keys};
 pub use memory::MemoryStore;
 pub use redis::{Redis, RedisStore};
@@ -96,6 +98,15 @@ pub trait Store: Send + Sync + 'static {
         subject: &'a str,
         session_index: Option<&'a str>,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
+    /// The live sessions, each with its last use, for the administrator's
+    /// list and revocation ([`control`]); with `user`, only that user's
+    /// ([`control::is_user`]: the email case-insensitively, or the subject).
+    /// Unordered.
+    fn list<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Summary>, StoreError>>;
     /// Number of stored sessions, for metrics (may include expired ones not
     /// yet purged).
     fn len(&self) -> BoxFuture<'_, usize>;

@@ -11,6 +11,8 @@
 //! | `s:{ID}` | hash: `d` (session JSON), `exp`, `seen` | until the absolute expiry, or the idle timeout from the last use, whichever is first |
 //! | `r:{ID}` | string (tombstone of a revoked session) | until the session's absolute expiry |
 //! | `u:SUBJECT` | set of session ids (for Single Logout) | until the last of its sessions expires |
+//! | `e:EMAIL` | set of session ids of a (lowercased) email (the administrator's list by user) | until the last of its sessions expires |
+//! | `i:all` | sorted set: session id → absolute expiry (the administrator's list) | until the last session expires; past ones are dropped at each sign-in and list |
 //! | `a:KEY` | string (SAML assertion id, `SET NX PX`) | until the assertion's NotOnOrAfter |
 //! | `t:KEY` | sorted set of failure times (ms) | one throttle window after the last failure |
 //!
@@ -35,6 +37,11 @@
 //! decoded session is cached locally and reused while Redis returns the same
 //! bytes, so the identity JWT cache survives.
 //!
+//! Listing (`authgate sessions list`) reads an index, never SCANs the
+//! keyspace: `e:EMAIL` and `u:SUBJECT` for one user, `i:all` for every
+//! session; an id whose session has gone (idle, revoked) is dropped from
+//! the index when a list meets it.
+//!
 //! Must not: log session ids, the URL (it may hold a password) or session
 //! contents; hold a lock across an `.await`.
 
@@ -49,6 +56,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script, Value};
 use serde::{Deserialize, Serialize};
 
+use super::control::{is_user, Summary};
 use super::{BoxFuture, HeaderNames, Session, Store, StoreError};
 use crate::identity::jwt::TokenCache;
 use crate::identity::Identity;
@@ -619,6 +627,20 @@ return 1
     )
 });
 
+/// Every-session index: add the id scored by its absolute expiry, drop
+/// the ids past theirs; the set lives as long as its longest session.
+/// KEYS: index. ARGV: id, expires (Unix s), now (Unix s), ttl seconds.
+static ALL_INDEX: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+",
+    )
+});
+
 /// Get: the data of a live session, recording the use and sliding the idle
 /// TTL (at most one write a second per session: times are whole
 /// seconds); an expired or idle one is deleted. KEYS: session. ARGV: now, idle
@@ -709,6 +731,14 @@ impl RedisStore {
         self.redis.key("u:", subject)
     }
 
+    fn email_key(&self, email: &str) -> String {
+        self.redis.key("e:", &email.trim().to_lowercase())
+    }
+
+    fn all_key(&self) -> String {
+        self.redis.key("i:", "all")
+    }
+
     fn forget(&self, id: &str) {
         self.local
             .lock()
@@ -755,7 +785,119 @@ impl RedisStore {
                     .arg(index_ttl),
             )
             .await?;
+        if let Some(email) = s.identity.email.as_deref().filter(|e| !e.trim().is_empty()) {
+            let _: i64 = self
+                .redis
+                .invoke(INDEX.key(self.email_key(email)).arg(&s.id).arg(index_ttl))
+                .await?;
+        }
+        let _: i64 = self
+            .redis
+            .invoke(
+                ALL_INDEX
+                    .key(self.all_key())
+                    .arg(&s.id)
+                    .arg(s.expires)
+                    .arg(now)
+                    .arg(index_ttl),
+            )
+            .await?;
         Ok(())
+    }
+
+    /// The live sessions of the index `key` (a set, or the `i:all` sorted
+    /// set), dropping from it the ids whose session has gone.
+    async fn list_index(
+        &self,
+        key: &str,
+        sorted: bool,
+        user: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<Summary>, StoreError> {
+        use futures_util::StreamExt as _;
+        let ids: Vec<String> = if sorted {
+            let _: i64 = self
+                .redis
+                .query(redis::cmd("ZREMRANGEBYSCORE").arg(key).arg("-inf").arg(now))
+                .await?;
+            self.redis
+                .query(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
+                .await?
+        } else {
+            self.redis.query(redis::cmd("SMEMBERS").arg(key)).await?
+        };
+        // Concurrent reads on the one multiplexed connection (pipelined).
+        let read = futures_util::stream::iter(ids)
+            .map(|id| async move {
+                let got: Result<(Option<String>, Option<u64>, Option<u64>), StoreError> = self
+                    .redis
+                    .query(
+                        redis::cmd("HMGET")
+                            .arg(self.session_key(&id))
+                            .arg("d")
+                            .arg("exp")
+                            .arg("seen"),
+                    )
+                    .await;
+                (id, got)
+            })
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let idle = Some(self.idle_secs).filter(|&i| i > 0);
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (id, got) in read {
+            let (Some(data), Some(exp), Some(seen)) = got? else {
+                gone.push(id);
+                continue;
+            };
+            if now >= exp || idle.is_some_and(|i| now.saturating_sub(seen) >= i) {
+                continue;
+            }
+            let Ok(stored) = serde_json::from_str::<Stored>(&data) else {
+                continue;
+            };
+            if user.is_some_and(|u| !is_user(&stored.identity, u)) {
+                continue;
+            }
+            out.push(Summary::of(
+                &id,
+                &stored.identity,
+                stored.created,
+                stored.expires,
+                seen,
+                idle,
+            ));
+        }
+        if !gone.is_empty() {
+            let cmd = if sorted { "ZREM" } else { "SREM" };
+            let _: i64 = self
+                .redis
+                .query(redis::cmd(cmd).arg(key).arg(&gone))
+                .await?;
+        }
+        Ok(out)
+    }
+
+    /// Every live session, or `user`'s (by the email index and the subject
+    /// index: `user` may be either).
+    async fn list_now(&self, user: Option<&str>, now: u64) -> Result<Vec<Summary>, StoreError> {
+        let Some(user) = user else {
+            return self.list_index(&self.all_key(), true, None, now).await;
+        };
+        let mut out = self
+            .list_index(&self.email_key(user), false, Some(user), now)
+            .await?;
+        for s in self
+            .list_index(&self.subject_key(user), false, Some(user), now)
+            .await?
+        {
+            if !out.iter().any(|o| o.id() == s.id()) {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     async fn get_now(&self, id: &str, now: u64) -> Result<Option<Arc<Session>>, StoreError> {
@@ -938,6 +1080,14 @@ impl Store for RedisStore {
         session_index: Option<&'a str>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(self.revoke_subject_now(subject, session_index))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<Summary>, StoreError>> {
+        Box::pin(self.list_now(user, now))
     }
 
     fn len(&self) -> BoxFuture<'_, usize> {
