@@ -65,14 +65,16 @@ impl Target {
 
     /// From `--url` and `--token-file`.
     pub fn from_url(url: &str, token_file: Option<&std::path::Path>) -> Result<Target, Error> {
-        let u = url.trim().trim_end_matches('/');
-        let u = if u.contains("://") {
-            u.to_string()
+        let raw = url.trim();
+        let u = if raw.contains("://") {
+            raw.to_string()
         } else {
-            format!("http://{u}")
+            format!("http://{raw}")
         };
+        let u = u.trim_end_matches('/').to_string();
         let parsed: http::Uri = u.parse().map_err(|_| Error::BadUrl(url.to_string()))?;
-        if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+        let has_host = parsed.host().is_some_and(|h| !h.is_empty());
+        if parsed.scheme_str() != Some("http") || !has_host || parsed.path().len() > 1 {
             return Err(Error::BadUrl(url.to_string()));
         }
         let token = match token_file {

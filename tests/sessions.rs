@@ -53,6 +53,7 @@ fn audit_lines(event: &str) -> Vec<serde_json::Value> {
     let text = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["fields"].clone())
         .filter(|v| v["event"] == event)
         .collect()
 }
