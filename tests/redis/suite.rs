@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgate::session::control::{self, Selector};
 use authgate::session::{new_session_id, HeaderNames, Session, Store};
 
 use super::common::identity;
@@ -124,4 +125,75 @@ pub async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
     );
     assert!(Arc::ptr_eq(&a, &b));
     assert!(store.health().await.is_ok());
+
+    // The administrator's list: live sessions with their last use, by
+    // email (case-insensitively) or subject; revocation through it.
+    let store = make(Duration::from_secs(300));
+    let j = session("uid=jane", None, T, 3600);
+    let gone = session("uid=jane", None, T, 3600);
+    let bob = Arc::new(Session::new(
+        new_session_id(),
+        Arc::new(identity(
+            "uid=bob",
+            "Bob@Example.com",
+            Some("reviewer"),
+            &[],
+        )),
+        &HeaderNames::default(),
+        T,
+        Duration::from_secs(3600),
+    ));
+    for s in [&j, &gone, &bob] {
+        store.insert(Arc::clone(s)).await.expect("insert");
+    }
+    assert!(store.revoke(&gone.id).await.expect("revoke"));
+    assert!(store.get(&j.id, T + 100).await.expect("get").is_some());
+    let all = store.list(None, T + 100).await.expect("list");
+    assert_eq!(all.len(), 2, "revoked sessions are not listed");
+    let listed = all.iter().find(|s| s.id() == j.id).expect("jane listed");
+    assert_eq!(
+        (listed.created, listed.last_seen, listed.expires),
+        (T, T + 100, T + 400)
+    );
+    assert_eq!(
+        (listed.method, listed.role.as_deref(), listed.sid.len()),
+        ("ldap", Some("annotator"), 12)
+    );
+    for (user, want) in [
+        ("bob@example.com", 1),
+        ("uid=bob", 1),
+        ("JANE@example.com", 1),
+        ("uid=jane", 1),
+        ("nobody@example.com", 0),
+    ] {
+        let got = store.list(Some(user), T + 100).await.expect("list");
+        assert_eq!(got.len(), want, "{user}");
+    }
+    assert!(
+        store.list(None, T + 400).await.expect("list").is_empty(),
+        "idle ones are not listed"
+    );
+    let done = control::revoke(
+        store.as_ref(),
+        &Selector::User("BOB@example.com".into()),
+        T + 100,
+    )
+    .await
+    .expect("revoke");
+    assert_eq!(done.len(), 1);
+    assert!(store.get(&bob.id, T + 101).await.expect("get").is_none());
+    assert!(store.get(&j.id, T + 101).await.expect("get").is_some());
+    let done = control::revoke(
+        store.as_ref(),
+        &Selector::Sid(j.id[..10].to_string()),
+        T + 102,
+    )
+    .await
+    .expect("revoke");
+    assert_eq!(done.len(), 1);
+    assert!(store.get(&j.id, T + 103).await.expect("get").is_none());
+    assert!(control::list(store.as_ref(), None, T + 103)
+        .await
+        .expect("list")
+        .is_empty());
 }
