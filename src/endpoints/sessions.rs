@@ -261,7 +261,13 @@ mod tests {
         let other: IpAddr = "10.1.2.3".parse().expect("ip");
         let token = Secret::new("0123456789abcdef-token".to_string());
         let bearer = |v: &'static str| Some(HeaderValue::from_static(v));
-        let cases: Vec<(IpAddr, Option<&Secret<String>>, Option<HeaderValue>, Access)> = vec![
+        type Case<'a> = (
+            IpAddr,
+            Option<&'a Secret<String>>,
+            Option<HeaderValue>,
+            Access,
+        );
+        let cases: Vec<Case<'_>> = vec![
             (lo4, None, None, Access::Allowed),
             (lo6, None, None, Access::Allowed),
             (mapped, None, None, Access::Allowed),

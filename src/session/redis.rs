@@ -684,6 +684,9 @@ return 1
     )
 });
 
+/// A session hash's `d`, `exp` and `seen` (`HMGET`).
+type Fields = (Option<String>, Option<u64>, Option<u64>);
+
 /// The JSON Redis returned for a session, and the session decoded from it.
 type Decoded = (Arc<str>, Arc<Session>);
 
@@ -829,7 +832,7 @@ impl RedisStore {
         // Concurrent reads on the one multiplexed connection (pipelined).
         let read = futures_util::stream::iter(ids)
             .map(|id| async move {
-                let got: Result<(Option<String>, Option<u64>, Option<u64>), StoreError> = self
+                let got: Result<Fields, StoreError> = self
                     .redis
                     .query(
                         redis::cmd("HMGET")
