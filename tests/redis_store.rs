@@ -746,8 +746,32 @@ async fn sessions_listed_and_revoked_through_one_replica_end_at_once_on_the_othe
     assert!(in_email.is_empty(), "{in_email:?}");
 }
 
+/// A session as an authgate from before the list indexes wrote it: the
+/// hash only (and the subject index).
+async fn old_style_session(redis: &Redis, prefix: &str, email: &str, now: u64) -> String {
+    let id = authgate::session::new_session_id();
+    let identity = identity(&format!("uid={email}"), email, Some("annotator"), &[]);
+    let data = serde_json::json!({
+        "identity": identity, "created": now, "expires": now + 3600, "identity_at": now,
+    });
+    let _: i64 = redis
+        .query(
+            redis::cmd("HSET")
+                .arg(format!("{prefix}s:{{{id}}}"))
+                .arg("d")
+                .arg(data.to_string())
+                .arg("exp")
+                .arg(now + 3600)
+                .arg("seen")
+                .arg(now),
+        )
+        .await
+        .expect("hset");
+    id
+}
+
 #[tokio::test]
-async fn listing_reads_the_indexes_not_the_keyspace() {
+async fn listing_reads_indexes_and_indexes_older_sessions_once() {
     let server = RedisServer::start();
     let redis = server.handle("idx:");
     let store = RedisStore::new(
@@ -758,27 +782,48 @@ async fn listing_reads_the_indexes_not_the_keyspace() {
     let now = authgate::app::now_unix();
     let s = session("uid=jane", None, now, 3600);
     store.insert(Arc::clone(&s)).await.expect("insert");
-    // Unrelated keys in the same database are never looked at (and a
-    // pattern-matching SCAN would have to walk all of them).
-    for i in 0..200 {
-        let _: () = redis
-            .query(
-                redis::cmd("SET")
-                    .arg(format!("idx:s:{{noise{i}}}"))
-                    .arg("x"),
-            )
-            .await
-            .expect("set");
-    }
+    let old = old_style_session(&redis, "idx:", "Old@Example.com", now).await;
+
+    // The first list indexes what an older authgate wrote (one SCAN).
     let all = store.list(None, now + 1).await.expect("list");
-    assert_eq!(all.len(), 1);
-    assert_eq!(all[0].id(), s.id);
-    assert_eq!(all[0].created, now);
+    let mut ids: Vec<&str> = all.iter().map(|x| x.id()).collect();
+    ids.sort();
+    let mut want = vec![s.id.as_str(), old.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    let by_email = store
+        .list(Some("old@example.com"), now + 1)
+        .await
+        .expect("list");
+    assert_eq!(by_email.len(), 1);
+    assert_eq!(by_email[0].id(), old);
+    let marker: i64 = redis
+        .query(redis::cmd("TTL").arg("idx:i:indexed"))
+        .await
+        .expect("ttl");
+    assert!((3500..=3600).contains(&marker), "marker ttl {marker}");
+
+    // Later lists read the indexes only: a session written without them
+    // now is not found until the marker expires.
+    let _later = old_style_session(&redis, "idx:", "late@example.com", now).await;
+    assert_eq!(store.list(None, now + 2).await.expect("list").len(), 2);
+    let other = RedisStore::new(
+        Arc::clone(&redis),
+        HeaderNames::default(),
+        Duration::from_secs(600),
+    );
+    assert_eq!(
+        other.list(None, now + 2).await.expect("list").len(),
+        2,
+        "the marker is shared by every replica"
+    );
+
     let mine = store
         .list(Some("JANE@example.com"), now + 1)
         .await
         .expect("list");
     assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].created, now);
     // Idle past the timeout: no longer listed.
     assert!(store.list(None, now + 601).await.expect("list").is_empty());
     let ttl: i64 = redis

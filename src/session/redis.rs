@@ -13,6 +13,7 @@
 //! | `u:SUBJECT` | set of session ids (for Single Logout) | until the last of its sessions expires |
 //! | `e:EMAIL` | set of session ids of a (lowercased) email (the administrator's list by user) | until the last of its sessions expires |
 //! | `i:all` | sorted set: session id → absolute expiry (the administrator's list) | until the last session expires; past ones are dropped at each sign-in and list |
+//! | `i:indexed` | string: sessions written before the list indexes have been indexed | one hour |
 //! | `a:KEY` | string (SAML assertion id, `SET NX PX`) | until the assertion's NotOnOrAfter |
 //! | `t:KEY` | sorted set of failure times (ms) | one throttle window after the last failure |
 //!
@@ -40,7 +41,9 @@
 //! Listing (`authgate sessions list`) reads an index, never SCANs the
 //! keyspace: `e:EMAIL` and `u:SUBJECT` for one user, `i:all` for every
 //! session; an id whose session has gone (idle, revoked) is dropped from
-//! the index when a list meets it.
+//! the index when a list meets it. Sessions an older authgate wrote without
+//! these indexes are indexed by one SCAN, at most hourly, when someone
+//! lists ([`RedisStore::backfill`]).
 //!
 //! Must not: log session ids, the URL (it may hold a password) or session
 //! contents; hold a lock across an `.await`.
@@ -708,6 +711,9 @@ pub struct RedisStore {
     idle_secs: u64,
     /// id -> (the JSON Redis returned, the session decoded from it).
     local: Mutex<HashMap<String, Decoded>>,
+    /// When this replica last made sure older sessions are indexed (Unix
+    /// s; 0 = never): see [`RedisStore::backfill`].
+    backfilled: AtomicU64,
 }
 
 impl RedisStore {
@@ -719,6 +725,7 @@ impl RedisStore {
             names,
             idle_secs: idle_timeout.as_secs(),
             local: Mutex::new(HashMap::new()),
+            backfilled: AtomicU64::new(0),
         }
     }
 
@@ -777,21 +784,32 @@ impl RedisStore {
         if r < 0 {
             return Err(StoreError::Revoked);
         }
-        // The subject index lives as long as its longest session.
-        let index_ttl = s.expires.saturating_sub(crate::app::now_unix()).max(60);
+        self.index(&s.id, &s.identity, s.expires, now).await
+    }
+
+    /// Adds session `id` to the subject, email and every-session indexes;
+    /// each lives as long as its longest session.
+    async fn index(
+        &self,
+        id: &str,
+        identity: &Identity,
+        expires: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let index_ttl = expires.saturating_sub(crate::app::now_unix()).max(60);
         let _: i64 = self
             .redis
             .invoke(
                 INDEX
-                    .key(self.subject_key(&s.identity.subject))
-                    .arg(&s.id)
+                    .key(self.subject_key(&identity.subject))
+                    .arg(id)
                     .arg(index_ttl),
             )
             .await?;
-        if let Some(email) = s.identity.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        if let Some(email) = identity.email.as_deref().filter(|e| !e.trim().is_empty()) {
             let _: i64 = self
                 .redis
-                .invoke(INDEX.key(self.email_key(email)).arg(&s.id).arg(index_ttl))
+                .invoke(INDEX.key(self.email_key(email)).arg(id).arg(index_ttl))
                 .await?;
         }
         let _: i64 = self
@@ -799,12 +817,57 @@ impl RedisStore {
             .invoke(
                 ALL_INDEX
                     .key(self.all_key())
-                    .arg(&s.id)
-                    .arg(s.expires)
+                    .arg(id)
+                    .arg(expires)
                     .arg(now)
                     .arg(index_ttl),
             )
             .await?;
+        Ok(())
+    }
+
+    /// Indexes sessions written without the list indexes (by an authgate
+    /// from before them, e.g. an old replica during a rolling upgrade): one
+    /// SCAN of `s:*` (the sessions gauge already scans so every 30 s), at
+    /// most once an hour per Redis (the marker `i:indexed`) and per
+    /// replica, and only when someone lists.
+    async fn backfill(&self, now: u64) -> Result<(), StoreError> {
+        const EVERY: u64 = 3600;
+        let wall = crate::app::now_unix();
+        let last = self.backfilled.load(Ordering::Relaxed);
+        if last != 0 && wall.saturating_sub(last) < EVERY {
+            return Ok(());
+        }
+        let marker = self.redis.key("i:", "indexed");
+        let done: i64 = self.redis.query(redis::cmd("EXISTS").arg(&marker)).await?;
+        if done == 0 {
+            let head = self.redis.key("s:", "{");
+            for key in self.scan_sessions().await? {
+                let Some(id) = key.strip_prefix(&head).and_then(|r| r.strip_suffix('}')) else {
+                    continue;
+                };
+                let Ok((Some(data), Some(exp))) = self
+                    .redis
+                    .query::<(Option<String>, Option<u64>)>(
+                        redis::cmd("HMGET").arg(&key).arg("d").arg("exp"),
+                    )
+                    .await
+                else {
+                    continue;
+                };
+                let Ok(stored) = serde_json::from_str::<Stored>(&data) else {
+                    continue;
+                };
+                if now < exp {
+                    self.index(id, &stored.identity, exp, now).await?;
+                }
+            }
+            let _: () = self
+                .redis
+                .query(redis::cmd("SET").arg(&marker).arg(1).arg("EX").arg(EVERY))
+                .await?;
+        }
+        self.backfilled.store(wall, Ordering::Relaxed);
         Ok(())
     }
 
@@ -886,6 +949,7 @@ impl RedisStore {
     /// Every live session, or `user`'s (by the email index and the subject
     /// index: `user` may be either).
     async fn list_now(&self, user: Option<&str>, now: u64) -> Result<Vec<Summary>, StoreError> {
+        self.backfill(now).await?;
         let Some(user) = user else {
             return self.list_index(&self.all_key(), true, None, now).await;
         };
@@ -1023,9 +1087,13 @@ impl RedisStore {
         Ok(count)
     }
 
-    /// Counts `s:` keys with SCAN (for the sessions gauge; O(keys)); on
-    /// every primary of a cluster.
+    /// Counts `s:` keys with SCAN (for the sessions gauge; O(keys)).
     async fn len_now(&self) -> Result<usize, StoreError> {
+        Ok(self.scan_sessions().await?.len())
+    }
+
+    /// Every `s:` key, by SCAN (O(keys)); on every primary of a cluster.
+    async fn scan_sessions(&self) -> Result<Vec<String>, StoreError> {
         let pattern = self.redis.key("s:", "*");
         let primaries = self.redis.primaries().await?;
         let nodes: Vec<Option<&(String, u16)>> = if primaries.is_empty() {
@@ -1033,7 +1101,7 @@ impl RedisStore {
         } else {
             primaries.iter().map(Some).collect()
         };
-        let mut n = 0;
+        let mut out = Vec::new();
         for node in nodes {
             let mut cursor: u64 = 0;
             loop {
@@ -1049,14 +1117,14 @@ impl RedisStore {
                             .arg(1000),
                     )
                     .await?;
-                n += keys.len();
+                out.extend(keys);
                 cursor = next;
                 if cursor == 0 {
                     break;
                 }
             }
         }
-        Ok(n)
+        Ok(out)
     }
 }
 
