@@ -118,8 +118,9 @@ pub enum Sessions {
         /// Every session of this email (or subject).
         #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
-        /// One session: the sid prefix `sessions list` shows, or the whole id.
-        #[arg(long, value_name = "SID")]
+        /// One session: the sid prefix `sessions list` shows, or the whole id
+        /// (ids may start with `-`).
+        #[arg(long, value_name = "SID", allow_hyphen_values = true)]
         sid: Option<String>,
         /// Every session.
         #[arg(long)]

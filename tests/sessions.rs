@@ -495,6 +495,20 @@ async fn the_sessions_command_lists_and_revokes_through_a_running_gate() {
     );
     assert_eq!(proxied(&g, &bc).await, StatusCode::UNAUTHORIZED);
 
+    // A sid starting with '-' (base64url ids may) is a value, not an option.
+    let out = authgate(vec![
+        "--config".into(),
+        cfg.clone(),
+        "sessions".into(),
+        "revoke".into(),
+        "--sid".into(),
+        "-Pabcdefgh".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no live session has that sid"), "{stderr}");
+
     // Exactly one of --user, --sid, --all.
     for args in [vec![], vec!["--all", "--user", "x@example.com"]] {
         let mut a: Vec<String> = vec![
@@ -688,5 +702,9 @@ fn the_admin_token_file_is_checked_at_start_and_never_printed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("admin_token_file"), "{stdout}");
+    assert!(
+        stdout.contains("session admin API (authgate sessions): on 127.0.0.1:0, every caller needs the bearer token"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(TOKEN), "{stdout}");
 }

@@ -74,6 +74,12 @@ impl Config {
                 ),
             });
         }
+        if let Some(addr) = self.server.metrics_listen {
+            out.push(match self.server.admin_token {
+                None => format!("session admin API (authgate sessions): on {addr}, loopback callers only (no server.admin_token_file)"),
+                Some(_) => format!("session admin API (authgate sessions): on {addr}, every caller needs the bearer token of server.admin_token_file"),
+            });
+        }
         out
     }
 }
