@@ -223,16 +223,6 @@ pub async fn revoke(target: &Target, what: &Revoke) -> Result<(Answer, String), 
     .await
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
-pub fn clock(t: u64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(t);
-    humantime::format_rfc3339_seconds(at)
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
-}
-
 /// The rows as an aligned text table (times in UTC).
 pub fn table(rows: &[Row]) -> String {
     let head = [
@@ -256,9 +246,9 @@ pub fn table(rows: &[Row]) -> String {
                 r.method.clone(),
                 r.role.clone().unwrap_or_else(|| "-".into()),
                 r.idp.clone().unwrap_or_else(|| "-".into()),
-                clock(r.created),
-                clock(r.last_seen),
-                clock(r.expires),
+                crate::pages::utc(r.created),
+                crate::pages::utc(r.last_seen),
+                crate::pages::utc(r.expires),
             ]
         })
         .collect();

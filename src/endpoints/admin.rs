@@ -986,7 +986,7 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
         if list.len() == 1 { "" } else { "s" }
     ));
     if !list.is_empty() {
-        b.push_str("<table id=\"sessions-table\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">User</th><th scope=\"col\">Method</th><th scope=\"col\">Role</th><th scope=\"col\">IdP</th><th scope=\"col\">Signed in</th><th scope=\"col\">Last seen</th><th scope=\"col\">Expires</th><th scope=\"col\"></th></tr></thead><tbody>");
+        b.push_str("<table id=\"sessions-table\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">User</th><th scope=\"col\">Method</th><th scope=\"col\">Role</th><th scope=\"col\">IdP</th><th scope=\"col\">Signed in (UTC)</th><th scope=\"col\">Last seen</th><th scope=\"col\">Expires</th><th scope=\"col\"></th></tr></thead><tbody>");
         for s in list {
             let user = match &s.email {
                 Some(e) if *e != s.user => format!("{} ({})", s.user, e),
@@ -1001,9 +1001,9 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
                 m = escape(s.method),
                 role = escape(s.role.as_deref().unwrap_or("-")),
                 idp = escape(s.idp.as_deref().unwrap_or(if s.method == "ldap" { "directory" } else { "-" })),
-                c = escape(&clock(s.created)),
-                l = escape(&clock(s.last_seen)),
-                e = escape(&clock(s.expires)),
+                c = escape(&crate::pages::utc(s.created)),
+                l = escape(&crate::pages::utc(s.last_seen)),
+                e = escape(&crate::pages::utc(s.expires)),
             ));
         }
         b.push_str("</tbody></table>");
@@ -1014,14 +1014,6 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
 <button type=\"submit\" id=\"revoke-user-button\">Revoke all their sessions</button></form>"
     ));
     b
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
-fn clock(t: u64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(t);
-    let mut s = humantime::format_rfc3339_seconds(at).to_string();
-    s = s.replace('T', " ").replace('Z', " UTC");
-    s
 }
 
 fn readonly_map(m: &BTreeMap<String, Vec<String>>) -> String {

@@ -19,6 +19,16 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC), for tables of times.
+pub fn utc(t: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}\
 main{max-width:28rem;margin:10vh auto;background:#fff;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.12);padding:2rem}\
 h1{font-size:1.35rem;margin:0 0 1rem}p{line-height:1.5}.muted{color:#5b6372;font-size:.85rem}\
@@ -114,6 +124,12 @@ pub fn login(f: &LoginForm<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc_to_the_second() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+    }
 
     #[test]
     fn dynamic_values_are_escaped() {
