@@ -47,6 +47,8 @@ const CSRF_TTL: Duration = Duration::from_secs(12 * 3600);
 const MAX_FORM: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// Time allowed to download metadata given by URL.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sessions shown in the page's table at most (newest first).
+const MAX_LISTED: usize = 500;
 /// Certificates expiring within this many days get a warning.
 const EXPIRY_WARNING_DAYS: u32 = 30;
 
@@ -987,7 +989,7 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
     ));
     if !list.is_empty() {
         b.push_str("<table id=\"sessions-table\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">User</th><th scope=\"col\">Method</th><th scope=\"col\">Role</th><th scope=\"col\">IdP</th><th scope=\"col\">Signed in (UTC)</th><th scope=\"col\">Last seen</th><th scope=\"col\">Expires</th><th scope=\"col\"></th></tr></thead><tbody>");
-        for s in list {
+        for s in list.iter().take(MAX_LISTED) {
             let user = match &s.email {
                 Some(e) if *e != s.user => format!("{} ({})", s.user, e),
                 _ => s.user.clone(),
@@ -1007,6 +1009,12 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
             ));
         }
         b.push_str("</tbody></table>");
+        if list.len() > MAX_LISTED {
+            b.push_str(&format!(
+                "<p class=\"muted\" id=\"sessions-more\">The newest {MAX_LISTED} are shown; <code>authgate sessions list</code> shows all {}.</p>",
+                list.len()
+            ));
+        }
     }
     b.push_str(&format!(
         "<form method=\"post\" action=\"{action}\" id=\"revoke-user-form\">{csrf}\
