@@ -27,6 +27,10 @@ pub struct Metrics {
     pub logins_failed: Counter,
     pub sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
     ldap_server_up: Family<Vec<(&'static str, String)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// Access lines dropped because the log writer fell behind
+    /// (`telemetry::access`); brought up to date at each render.
+    access_log_dropped: Counter,
+    access_log_dropped_seen: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -106,7 +110,16 @@ impl Metrics {
             ldap_server_up.clone(),
         );
 
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the log writer fell behind (never a request waiting for the log)",
+            access_log_dropped.clone(),
+        );
+
         Metrics {
+            access_log_dropped,
+            access_log_dropped_seen: AtomicU64::new(0),
             ldap_server_up,
             registry,
             by_class,
@@ -136,6 +149,11 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        let dropped = crate::telemetry::access::dropped();
+        let seen = self
+            .access_log_dropped_seen
+            .swap(dropped, std::sync::atomic::Ordering::Relaxed);
+        self.access_log_dropped.inc_by(dropped.saturating_sub(seen));
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
