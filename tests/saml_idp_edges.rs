@@ -249,3 +249,250 @@ async fn the_sso_page_lists_every_idp_with_its_metadata_status_and_certificate_e
     assert!(beta_part.contains("the last refresh failed"), "{beta_part}");
     assert!(alpha_part.contains("loaded, current"), "{alpha_part}");
 }
+
+/// The configuration's error, or the gate's build error, as text (the
+/// gate is not started).
+fn start_error(extra: &str, up: &Upstream) -> String {
+    let keys = Keys::new();
+    let text = config_text(&keys, &up.url(), extra);
+    let cfg = match authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    }) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    match authgate::App::build(cfg) {
+        Ok(_) => panic!("the gate started: {extra}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The IdP's certificate of `key` (`main`, `other`...), as its PEM file.
+fn idp_cert(idp: &Idp, key: &str) -> String {
+    idp.dir
+        .path()
+        .join(format!("{key}.crt"))
+        .display()
+        .to_string()
+}
+
+async fn readyz(gate: &Gate) -> serde_json::Value {
+    get(&gate.url("/_auth/readyz"), &[]).await.json()
+}
+
+async fn stale_metric(gate: &Gate, idp: &str) -> String {
+    let addr = gate.metrics_addr.expect("metrics listener");
+    let text = get(&format!("http://{addr}/metrics"), &[]).await.text();
+    let key = format!("authgate_saml_metadata_stale{{idp=\"{idp}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("{key} in {text}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn signed_metadata_is_verified_at_start_and_anything_else_is_refused_naming_the_key() {
+    let idp = Idp::start().await;
+    let up = Upstream::start().await;
+    let trust = idp_cert(&idp, "main");
+    let with = |query: &str| {
+        format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}?{query}\"\nmetadata_signing_cert = \"{trust}\"\n{MAPPING}",
+            idp.metadata_url()
+        )
+    };
+    for (query, words) in [
+        ("sign=none", "the IdP metadata is not signed"),
+        (
+            "sign=other",
+            "does not verify with the certificate(s) of saml.metadata_signing_cert",
+        ),
+        ("sign=main&tamper=1", "does not verify"),
+        ("sign=main&valid_until=past", "validUntil"),
+    ] {
+        let msg = start_error(&with(query), &up);
+        assert!(msg.contains(words), "{query}: {msg}");
+        if query != "sign=main&valid_until=past" {
+            assert!(msg.contains("saml.metadata_signing_cert"), "{query}: {msg}");
+        }
+    }
+
+    // Signed by the trusted key and current: it starts, sign-in works, and
+    // the SSO page says how the metadata was trusted.
+    let gate = Gate::start(&up.url(), &with("sign=main&valid_until=future")).await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    let mut b = Browser::new(gate.addr);
+    let acs = sso_at(&mut b, "default", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let admin = gate
+        .login(identity(
+            "uid=root",
+            "owner@example.com",
+            Some("owner"),
+            &[],
+        ))
+        .await;
+    let html = get(
+        &gate.url("/_auth/admin/sso"),
+        &[("cookie", &admin), ("accept", "text/html")],
+    )
+    .await
+    .text();
+    assert!(
+        html.contains("verified with the certificate of saml.metadata_signing_cert"),
+        "{html}"
+    );
+    assert!(!html.contains("EXPIRED"), "{html}");
+
+    // A metadata file is checked by the configuration itself.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("idp.xml");
+    std::fs::write(&file, idp.metadata("").await).expect("write");
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\nmetadata_signing_cert = \"{trust}\"\n",
+            file.display()
+        ),
+        &up,
+    );
+    assert!(msg.contains("saml.metadata_signing_cert"), "{msg}");
+    assert!(msg.contains("not signed"), "{msg}");
+    // A certificate file that holds none.
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\nmetadata_signing_cert = \"{}\"\n",
+            file.display(),
+            file.display()
+        ),
+        &up,
+    );
+    assert!(msg.contains("saml.metadata_signing_cert"), "{msg}");
+    assert!(msg.contains("holds no PEM certificate"), "{msg}");
+
+    // Each [[saml.idps]] with its own certificate, named by its own key.
+    let beta = Idp::start().await;
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n\n[[saml.idps]]\nid = \"beta\"\nidp_metadata_url = \"{}?sign=main\"\nmetadata_signing_cert = \"{trust}\"\n",
+            idp.metadata_url(),
+            beta.metadata_url()
+        ),
+        &up,
+    );
+    assert!(
+        msg.contains("saml.idps.0.metadata_signing_cert"),
+        "signed by beta's key, checked with the first IdP's: {msg}"
+    );
+    let ok = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n\n[[saml.idps]]\nid = \"beta\"\nidp_metadata_url = \"{}?sign=main\"\nmetadata_signing_cert = \"{}\"\n",
+            idp.metadata_url(),
+            beta.metadata_url(),
+            idp_cert(&beta, "main")
+        ),
+    )
+    .await;
+    let sso = ok.state.saml.clone().expect("saml");
+    let signed: Vec<Option<String>> = sso
+        .providers()
+        .iter()
+        .map(|p| p.loaded().idp.signed_by.clone())
+        .collect();
+    assert_eq!(
+        signed,
+        vec![None, Some("saml.idps.0.metadata_signing_cert".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_refused_by_signature_or_validity_keeps_the_last_good_copy() {
+    let idp = Idp::start().await;
+    idp.set_metadata_options("sign=main").await;
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nmetadata_signing_cert = \"{}\"\n{MAPPING}",
+            idp.metadata_url(),
+            idp_cert(&idp, "main")
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    let sso = gate.state.saml.clone().expect("saml");
+    sso.refresh().await.expect("signed by the trusted key");
+    assert_eq!(stale_metric(&gate, "default").await, "0");
+    assert!(readyz(&gate).await.get("degraded").is_none());
+
+    for (options, words) in [
+        ("sign=other", "does not verify"),
+        ("", "is not signed"),
+        ("sign=main&tamper=1", "does not verify"),
+        ("sign=main&valid_until=past", "validUntil"),
+    ] {
+        idp.set_metadata_options(options).await;
+        let err = sso.refresh().await.expect_err(options);
+        assert!(err.is_metadata_trust(), "{options}: {err}");
+        assert!(err.to_string().contains(words), "{options}: {err}");
+        // The last good copy signs people in.
+        let mut b = Browser::new(gate.addr);
+        let acs = sso_at(&mut b, "default", "user=alice").await;
+        assert_eq!(
+            acs.status,
+            StatusCode::SEE_OTHER,
+            "{options}: {}",
+            acs.text()
+        );
+        let ready = readyz(&gate).await;
+        assert_eq!(ready["ready"], true, "{options}: {ready}");
+        assert_eq!(ready["degraded"], true, "{options}: {ready}");
+        assert!(
+            ready["checks"]["saml_idps"]["default"]
+                .as_str()
+                .is_some_and(|s| s.contains("last good copy") && s.contains(words)),
+            "{options}: {ready}"
+        );
+        assert_eq!(stale_metric(&gate, "default").await, "1", "{options}");
+    }
+    // The IdP publishes good metadata again.
+    idp.set_metadata_options("sign=main").await;
+    sso.refresh().await.expect("good again");
+    assert!(readyz(&gate).await.get("degraded").is_none());
+    assert_eq!(stale_metric(&gate, "default").await, "0");
+}
+
+#[tokio::test]
+async fn a_cache_duration_shorter_than_metadata_refresh_is_honoured() {
+    let idp = Idp::start().await;
+    idp.set_metadata_options("sign=main&cache=PT1S").await;
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nmetadata_refresh = \"1h\"\nmetadata_signing_cert = \"{}\"\n",
+            idp.metadata_url(),
+            idp_cert(&idp, "main")
+        ),
+    )
+    .await;
+    let sso = gate.state.saml.clone().expect("saml");
+    assert_eq!(sso.refresh_interval(), std::time::Duration::from_secs(1));
+    assert_eq!(sso.loaded().idp.certs.len(), 1);
+    // The IdP starts listing a second certificate; the running gate's own
+    // refresh task picks it up within seconds, not the hour configured.
+    idp.set_metadata_variant("rollover").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sso.loaded().idp.certs.len() != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refreshed by cacheDuration"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
