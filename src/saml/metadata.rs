@@ -67,12 +67,13 @@ pub fn load(
         return parse(text);
     };
     let signed = verify_signature(text, trust, allowed)?;
+    // A signature over only part of the document leaves no IdP entity.
     let mut md = parse(&signed).map_err(|e| match e {
-        e @ (Error::MetadataExpired(_) | Error::MetadataNoSigningCertificate) => e,
-        e => Error::MetadataSignature {
+        Error::MetadataInvalid(why) => Error::MetadataSignature {
             key: trust.key.clone(),
-            reason: format!("the signed part is not an IdP's metadata ({e})"),
+            reason: format!("the signature does not cover the IdP's entity ({why})"),
         },
+        e => e,
     })?;
     md.signed_by = Some(trust.key.clone());
     Ok(md)
