@@ -311,6 +311,7 @@ async fn signed_metadata_is_verified_at_start_and_anything_else_is_refused_namin
             "does not verify with the certificate(s) of saml.metadata_signing_cert",
         ),
         ("sign=main&tamper=1", "does not verify"),
+        ("sign_part=main", "does not cover the IdP's entity"),
         ("sign=main&valid_until=past", "validUntil"),
     ] {
         let msg = start_error(&with(query), &up);

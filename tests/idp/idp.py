@@ -10,7 +10,7 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
 
   GET  /health                     "ok"
   GET  /metadata[?variant=nocert|rollover][&sign=main|other|old]
-               [&valid_until=past|future][&cache=PT5S][&tamper=1]
+               [&sign_part=main][&valid_until=past|future][&cache=PT5S][&tamper=1]
                                    IdP metadata (pysaml2-generated), XML-signed
                                    when sign= is given
   POST /metadata-options           defaults for those query options
@@ -277,7 +277,10 @@ class Idp:
             old = etree.fromstring(etree.tostring(kd))
             old.find(".//ds:X509Certificate", NS).text = self.keys["old"][2]
             idpsso.insert(idpsso.index(kd) + 1, old)
-        if q.get("sign", "none") != "none":
+        if q.get("sign_part"):
+            # Only the IDPSSODescriptor signed: the entityID around it is not.
+            root = etree.fromstring(self.sign_metadata(root, self.keys[q["sign_part"]], part=True))
+        elif q.get("sign", "none") != "none":
             root = etree.fromstring(self.sign_metadata(root, self.keys[q["sign"]]))
             if q.get("tamper"):
                 # Redirect sign-ins elsewhere after signing.
@@ -285,17 +288,20 @@ class Idp:
                 sso.set("Location", "https://attacker.example.com/sso")
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    def sign_metadata(self, root, key):
+    def sign_metadata(self, root, key, part=False):
         """An enveloped XML signature over the EntityDescriptor (by ID),
-        made by xmlsec1 through pysaml2, as federations sign metadata."""
+        made by xmlsec1 through pysaml2, as federations sign metadata
+        (part=True: over its IDPSSODescriptor only)."""
         mid = "_md" + os.urandom(8).hex()
-        root.set("ID", mid)
+        el = root.find("md:IDPSSODescriptor", NS) if part else root
+        el.set("ID", mid)
         alg = SIGN_ALGS["sha256"]
         sig = pre_signature_part(mid, key[2], sign_alg=alg[0], digest_alg=alg[1])
-        # ds:Signature is the EntityDescriptor's first child (metadata schema).
-        root.insert(0, etree.fromstring(sig.to_string(nspair={"ds": NS["ds"]})))
+        # ds:Signature is the element's first child (metadata schema).
+        el.insert(0, etree.fromstring(sig.to_string(nspair={"ds": NS["ds"]})))
+        name = "IDPSSODescriptor" if part else "EntityDescriptor"
         signed = self.server.sec.sign_statement(
-            etree.tostring(root).decode(), f"{NS['md']}:EntityDescriptor", key_file=key[0], node_id=mid)
+            etree.tostring(root).decode(), f"{NS['md']}:{name}", key_file=key[0], node_id=mid)
         return signed.encode() if isinstance(signed, str) else signed
 
     def register_sp(self, xml):
