@@ -31,6 +31,8 @@ pub struct Metrics {
     /// (`telemetry::access`); brought up to date at each render.
     access_log_dropped: Counter,
     access_log_dropped_seen: AtomicU64,
+    saml_metadata_stale:
+        Family<Vec<(&'static str, String)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -116,11 +118,18 @@ impl Metrics {
             "Access log lines dropped because the log writer fell behind (never a request waiting for the log)",
             access_log_dropped.clone(),
         );
+        let saml_metadata_stale = Family::default();
+        registry.register(
+            "saml_metadata_stale",
+            "Each SAML IdP: 1 when its last metadata refresh failed or was refused (an older copy is in force) or the copy in force is past its validUntil",
+            saml_metadata_stale.clone(),
+        );
 
         Metrics {
             access_log_dropped,
             access_log_dropped_seen: AtomicU64::new(0),
             ldap_server_up,
+            saml_metadata_stale,
             registry,
             by_class,
             in_flight,
@@ -145,6 +154,13 @@ impl Metrics {
         self.ldap_server_up
             .get_or_create(&vec![("uri", uri.to_string())])
             .set(i64::from(up));
+    }
+
+    /// Sets the `saml_metadata_stale` gauge of one IdP (`saml.idps` id).
+    pub fn set_saml_metadata_stale(&self, idp: &str, stale: bool) {
+        self.saml_metadata_stale
+            .get_or_create(&vec![("idp", idp.to_string())])
+            .set(i64::from(stale));
     }
 
     /// The Prometheus text exposition.
