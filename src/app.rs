@@ -165,11 +165,15 @@ impl State {
         };
         let ldap = crate::endpoints::ldap_login::LdapLogin::new(&config, redis.as_ref())
             .map_err(BuildError::Ldap)?;
+        let metrics = Arc::new(Metrics::new());
+        for p in saml.iter().flat_map(|s| s.providers()) {
+            metrics.set_saml_metadata_stale(&p.id, p.stale(std::time::SystemTime::now()));
+        }
         Ok(State {
             ldap,
             upstream: upstream::Client::new(&config.upstream),
             protected,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             request_ids: RequestIds::default(),
             prefix: Arc::from(config.server.prefix.as_str()),
             sessions,
@@ -525,17 +529,22 @@ impl Bound {
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
                 loop {
+                    // saml.metadata_refresh, or a shorter cacheDuration.
                     let every = live
                         .current()
                         .saml
                         .as_ref()
-                        .map(|s| s.settings.metadata_refresh)
+                        .map(|s| s.refresh_interval())
                         .unwrap_or(Duration::from_secs(60));
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {
-                            let Some(sso) = live.current().saml.clone() else { continue };
-                            if let Err(e) = sso.refresh().await {
-                                tracing::warn!(error = %e, "IdP metadata refresh failed; the last good copy stays in force");
+                            let state = live.current();
+                            let Some(sso) = state.saml.clone() else { continue };
+                            // Each IdP logs its own failure (ERROR when its
+                            // metadata was refused).
+                            let _ = sso.refresh().await;
+                            for p in sso.providers() {
+                                state.metrics.set_saml_metadata_stale(&p.id, p.stale(std::time::SystemTime::now()));
                             }
                         }
                         _ = stop.changed() => return,

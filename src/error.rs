@@ -173,6 +173,9 @@ fn saml_status(e: &crate::saml::Error) -> StatusCode {
         | S::MetadataNoSigningCertificate
         | S::MetadataBadCertificate(_)
         | S::MetadataNoRedirectSso
+        | S::MetadataUnsigned { .. }
+        | S::MetadataSignature { .. }
+        | S::MetadataExpired(_)
         | S::MetadataFetch { .. }
         | S::Build(_)
         | S::ReplayCacheFull
@@ -206,6 +209,7 @@ fn saml_status(e: &crate::saml::Error) -> StatusCode {
         | S::MissingNameId
         | S::MissingEmail(_)
         | S::EmailDomain(_)
+        | S::GroupsOverage { .. }
         | S::Logout(_) => StatusCode::FORBIDDEN,
         S::SloUnavailable => StatusCode::NOT_FOUND,
     }
@@ -222,6 +226,9 @@ fn saml_message(e: &crate::saml::Error) -> String {
         | S::MetadataNoSigningCertificate
         | S::MetadataBadCertificate(_)
         | S::MetadataNoRedirectSso
+        | S::MetadataUnsigned { .. }
+        | S::MetadataSignature { .. }
+        | S::MetadataExpired(_)
         | S::MetadataFetch { .. }
         | S::Build(_) => format!("Single sign-on is not available right now: the identity provider's metadata could not be loaded. {ADMIN}"),
         S::ReplayCacheFull => "Single sign-on is busy right now. Try again in a few minutes.".into(),
@@ -245,6 +252,7 @@ fn saml_message(e: &crate::saml::Error) -> String {
         S::Replay(_) => format!("This sign-in response was already used. {AGAIN}"),
         S::MissingEmail(attr) => format!("Your identity provider did not send your email address. An administrator must add the attribute {attr} to the SAML assertion."),
         S::EmailDomain(domain) => format!("Accounts of the domain {domain} cannot sign in here."),
+        S::GroupsOverage { .. } => "You are in more groups than your identity provider puts in a sign-in (Microsoft Entra ID stops at 150 and sends a link instead), so this service cannot tell which access you should have, and it will not guess. An administrator of the identity provider must change this application's group claim: send only the groups assigned to the application, or apply a group filter (for example only groups whose names start with the prefix used here), or use app roles instead of groups. Then sign in again.".into(),
         S::Logout(_) => format!("The sign-out message from your identity provider was refused. {ADMIN}"),
         S::SloUnavailable => "Single logout is not set up for this application.".into(),
     }

@@ -308,6 +308,7 @@ fn serve(sources: Sources) -> ExitCode {
         tokio::spawn(reload_on_sighup(bound.live(), sources));
         bound.serve_on(extra, signal).await;
         tracing::info!("authgate stopped");
+        authgate::telemetry::access::flush();
         ExitCode::SUCCESS
     });
     // Connections still open after server.shutdown_grace are cut here; do
@@ -328,6 +329,9 @@ async fn reload_on_sighup(live: std::sync::Arc<authgate::app::Live>, sources: So
         return;
     };
     while hup.recv().await.is_some() {
+        // Lines buffered so far are written before anything else happens
+        // (log rotation: the old file gets everything up to the signal).
+        authgate::telemetry::access::flush();
         let cfg = match config::load(&sources) {
             Ok(c) => c,
             Err(e) => {

@@ -27,6 +27,12 @@ pub struct Metrics {
     pub logins_failed: Counter,
     pub sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
     ldap_server_up: Family<Vec<(&'static str, String)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// Access lines dropped because the log writer fell behind
+    /// (`telemetry::access`); brought up to date at each render.
+    access_log_dropped: Counter,
+    access_log_dropped_seen: AtomicU64,
+    saml_metadata_stale:
+        Family<Vec<(&'static str, String)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -106,8 +112,24 @@ impl Metrics {
             ldap_server_up.clone(),
         );
 
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the log writer fell behind (never a request waiting for the log)",
+            access_log_dropped.clone(),
+        );
+        let saml_metadata_stale = Family::default();
+        registry.register(
+            "saml_metadata_stale",
+            "Each SAML IdP: 1 when its last metadata refresh failed or was refused (an older copy is in force) or the copy in force is past its validUntil",
+            saml_metadata_stale.clone(),
+        );
+
         Metrics {
+            access_log_dropped,
+            access_log_dropped_seen: AtomicU64::new(0),
             ldap_server_up,
+            saml_metadata_stale,
             registry,
             by_class,
             in_flight,
@@ -134,8 +156,20 @@ impl Metrics {
             .set(i64::from(up));
     }
 
+    /// Sets the `saml_metadata_stale` gauge of one IdP (`saml.idps` id).
+    pub fn set_saml_metadata_stale(&self, idp: &str, stale: bool) {
+        self.saml_metadata_stale
+            .get_or_create(&vec![("idp", idp.to_string())])
+            .set(i64::from(stale));
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        let dropped = crate::telemetry::access::dropped();
+        let seen = self
+            .access_log_dropped_seen
+            .swap(dropped, std::sync::atomic::Ordering::Relaxed);
+        self.access_log_dropped.inc_by(dropped.saturating_sub(seen));
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -272,16 +272,23 @@ async fn a_session_from_one_replica_works_on_the_other_and_logout_ends_it_everyw
     assert_eq!(a.state.sessions.len().await, 0);
 
     // SAML Single Logout on one replica ends the subject's sessions on both.
-    let c1 = a
-        .login(identity("bob", "bob@example.com", Some("annotator"), &[]))
-        .await;
-    let c2 = b
-        .login(identity("bob", "bob@example.com", Some("annotator"), &[]))
-        .await;
+    let saml_bob = || {
+        let mut id = identity("bob", "bob@example.com", Some("annotator"), &[]);
+        id.method = authgate::identity::Method::Saml;
+        id.saml_idp = Some("default".into());
+        id
+    };
+    let c1 = a.login(saml_bob()).await;
+    let c2 = b.login(saml_bob()).await;
     assert_eq!(
         b.state
             .sessions
-            .revoke_subject("bob", None)
+            .revoke_subject(authgate::session::LogoutTarget {
+                subject: "bob",
+                session_index: None,
+                idp: "default",
+                first_idp: true,
+            })
             .await
             .expect("slo"),
         2

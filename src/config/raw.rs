@@ -418,6 +418,10 @@ pub struct Saml {
     pub metadata_refresh: String,
     /// Time allowed for one metadata download.
     pub metadata_timeout: String,
+    /// PEM certificate(s) that must have signed the IdP metadata (XML
+    /// signature); empty = trust the metadata as fetched (TLS only).
+    /// `[[saml.idps]]` without their own use this one.
+    pub metadata_signing_cert: String,
     /// Our entityID (the Audience); empty = `{public_url}/_auth/saml/metadata`.
     pub entity_id: String,
     /// PEM key and self-signed certificate of the SP (`authgate keygen --saml`);
@@ -481,6 +485,9 @@ pub struct SamlIdp {
     pub name: String,
     pub idp_metadata_file: String,
     pub idp_metadata_url: String,
+    /// PEM certificate(s) that must have signed this IdP's metadata; empty
+    /// = `saml.metadata_signing_cert`.
+    pub metadata_signing_cert: String,
     pub attr_email: String,
     pub attr_first_name: String,
     pub attr_last_name: String,
@@ -497,6 +504,7 @@ impl Default for Saml {
             idp_metadata_url: String::new(),
             metadata_refresh: "1h".into(),
             metadata_timeout: "10s".into(),
+            metadata_signing_cert: String::new(),
             entity_id: String::new(),
             sp_key: String::new(),
             sp_cert: String::new(),

@@ -42,6 +42,15 @@ pub struct AttributeNames {
     pub groups: Vec<String>,
 }
 
+/// The certificates that must have signed an IdP's metadata (its XML
+/// signature), and the configuration key that names them (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataTrust {
+    pub key: String,
+    /// DER, one per certificate of the PEM file (several: a rollover).
+    pub certs: Vec<Vec<u8>>,
+}
+
 /// The id of the IdP configured in `[saml]` itself.
 pub const DEFAULT_IDP: &str = "default";
 
@@ -53,6 +62,8 @@ pub struct IdpEntry {
     pub name: String,
     pub metadata: MetadataSource,
     pub metadata_text: Option<String>,
+    /// `None`: the metadata is trusted as fetched (TLS only).
+    pub metadata_trust: Option<MetadataTrust>,
     pub attributes: AttributeNames,
 }
 
@@ -70,6 +81,9 @@ pub struct Saml {
     pub metadata: MetadataSource,
     /// The metadata file's text, read at validation (None for a URL).
     pub metadata_text: Option<String>,
+    /// `saml.metadata_signing_cert`: who must have signed the first IdP's
+    /// metadata; `None` = trusted as fetched (TLS only).
+    pub metadata_trust: Option<MetadataTrust>,
     pub metadata_refresh: Duration,
     pub metadata_timeout: Duration,
     /// Our entityID (the Audience the IdP must put in assertions).
@@ -191,6 +205,12 @@ pub fn check(
     } else {
         (MetadataSource::File(PathBuf::new()), None)
     };
+    let top_trust = metadata_trust(
+        "saml.metadata_signing_cert",
+        &raw.metadata_signing_cert,
+        fail,
+    );
+    let mut metadata_trust_first = top_trust.clone();
     let base = format!("{public_url}{prefix}");
     let entity_id = match raw.entity_id.trim() {
         "" => format!("{base}/saml/metadata"),
@@ -403,11 +423,16 @@ pub fn check(
             "" => id.clone(),
             n => n.to_string(),
         };
+        let trust = match e.metadata_signing_cert.trim() {
+            "" => top_trust.clone(),
+            own => metadata_trust(&format!("{k}.metadata_signing_cert"), own, fail),
+        };
         entries.push(IdpEntry {
             id,
             name,
             metadata,
             metadata_text,
+            metadata_trust: trust,
             attributes,
         });
     }
@@ -417,6 +442,7 @@ pub fn check(
             let first = entries.remove(0);
             metadata = first.metadata;
             metadata_text = first.metadata_text;
+            metadata_trust_first = first.metadata_trust;
             attributes = first.attributes;
             (first.id, first.name)
         }
@@ -562,12 +588,28 @@ pub fn check(
         }
     };
 
+    // A metadata file is checked against its signing certificate now, so
+    // `check-config` reports a bad signature with the key that asks for it.
+    let files = std::iter::once((&metadata_text, &metadata_trust_first)).chain(
+        entries
+            .iter()
+            .map(|e| (&e.metadata_text, &e.metadata_trust)),
+    );
+    for (text, trust) in files {
+        if let (Some(text), Some(trust)) = (text, trust) {
+            if let Err(e) = crate::saml::metadata::load(text, Some(trust), &allowed) {
+                fail(&trust.key, e.to_string());
+            }
+        }
+    }
+
     Some(Saml {
         idp_id,
         idp_name,
         more_idps: entries,
         metadata,
         metadata_text,
+        metadata_trust: metadata_trust_first,
         metadata_refresh,
         metadata_timeout,
         entity_id,
@@ -651,6 +693,47 @@ fn metadata_source(
         }
     };
     (metadata, metadata_text)
+}
+
+/// `saml.metadata_signing_cert` (or an IdP's own): every PEM certificate
+/// in the file at `path`; `None` when unset.
+fn metadata_trust(
+    key: &str,
+    path: &str,
+    fail: &mut dyn FnMut(&str, String),
+) -> Option<MetadataTrust> {
+    let path = path.trim();
+    if path.is_empty() {
+        return None;
+    }
+    let certs = std::fs::read(path)
+        .map_err(|e| format!("cannot read {path:?}: {e}"))
+        .and_then(|pem| {
+            openssl::x509::X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| format!("{path:?} holds no PEM certificate (the certificate that signs the IdP metadata, e.g. the federation's)"))
+        })
+        .and_then(|stack| {
+            stack
+                .iter()
+                .map(|c| c.to_der().map_err(|e| format!("{path:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        });
+    match certs {
+        Ok(certs) => Some(MetadataTrust {
+            key: key.to_string(),
+            certs,
+        }),
+        Err(m) => {
+            fail(key, m);
+            // Still required: a broken file must not mean "unchecked".
+            Some(MetadataTrust {
+                key: key.to_string(),
+                certs: Vec::new(),
+            })
+        }
+    }
 }
 
 /// The DER of the PEM certificate in `path`.

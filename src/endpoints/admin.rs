@@ -387,7 +387,16 @@ async fn metadata(
         }
         (Metadata::Xml { xml: text.clone() }, text)
     };
-    if let Err(e) = crate::saml::metadata::parse(&text) {
+    // The same checks as at start: with saml.metadata_signing_cert set, an
+    // upload must carry that signature too.
+    let (trust, algs) = match &state.config.saml {
+        Some(c) => (
+            c.metadata_trust.as_ref(),
+            c.allowed_signature_algorithms.clone(),
+        ),
+        None => (None, vec![crate::saml::SignatureAlgorithm::RsaSha256]),
+    };
+    if let Err(e) = crate::saml::metadata::load(&text, trust, &algs) {
         let why = match e {
             crate::saml::Error::MetadataNoSigningCertificate => "the IdP metadata has no signing certificate (a KeyDescriptor with an X509Certificate); without one no sign-in could be verified".to_string(),
             e => e.to_string(),
@@ -1033,26 +1042,94 @@ fn readonly_map(m: &BTreeMap<String, Vec<String>>) -> String {
     s
 }
 
+/// Every configured IdP (`[saml]` and each `[[saml.idps]]`): where its
+/// metadata comes from, whether the copy in force is current, and its
+/// signing certificates with their expiry.
 fn metadata_status(state: &State) -> String {
     let Some(sso) = &state.saml else {
         return "<p id=\"metadata-status\">SAML is off: no IdP metadata is in force. Upload it or give its URL below.</p>".into();
     };
-    let status = sso.status();
-    let loaded = sso.loaded();
-    let idp = &loaded.idp;
-    let mut b = String::from("<table id=\"metadata-status\">");
-    b.push_str(&page::row("Source", &status.source));
-    let key = if state.config.raw.saml.idp_metadata_url.trim().is_empty() {
-        "saml.idp_metadata_file"
-    } else {
-        "saml.idp_metadata_url"
+    let providers = sso.providers();
+    let mut b = String::from("<div id=\"metadata-status\">");
+    for p in providers {
+        if providers.len() > 1 {
+            b.push_str(&format!(
+                "<h3 id=\"idp-{id}\">{} (<code>{id}</code>)</h3>",
+                escape(&p.name),
+                id = escape(&p.id)
+            ));
+        }
+        b.push_str(&provider_status(state, p));
+    }
+    b.push_str("</div>");
+    b
+}
+
+/// The configuration key that sets `p`'s metadata, for "Set by".
+fn metadata_key(state: &State, p: &crate::saml::Provider) -> String {
+    let leaf = match p.settings.metadata {
+        crate::config::saml::MetadataSource::Url(_) => "idp_metadata_url",
+        crate::config::saml::MetadataSource::File(_) => "idp_metadata_file",
     };
-    b.push_str(&page::row("Set by", &state.config.source_of(key)));
+    let raw = &state.config.raw.saml;
+    match raw.idps.iter().position(|e| e.id.trim() == p.id) {
+        Some(i) => format!("saml.idps.{i}.{leaf}"),
+        None if raw.idp_metadata_url.trim().is_empty() => "saml.idp_metadata_file".into(),
+        None => "saml.idp_metadata_url".into(),
+    }
+}
+
+fn provider_status(state: &State, p: &crate::saml::Provider) -> String {
+    let status = p.status();
+    let loaded = p.loaded();
+    let idp = &loaded.idp;
+    let mut b = format!("<table id=\"metadata-status-{}\">", escape(&p.id));
+    b.push_str(&page::row("Source", &status.source));
+    b.push_str(&page::row(
+        "Set by",
+        &state.config.source_of(&metadata_key(state, p)),
+    ));
     b.push_str(&page::row("IdP entity ID", &idp.entity_id));
     b.push_str(&page::row("IdP single sign-on URL", &idp.sso_redirect));
     b.push_str(&page::row(
         "IdP single logout URL",
         idp.slo_redirect.as_deref().unwrap_or("none"),
+    ));
+    let state_text = match &status.last_error {
+        None => "loaded, current".to_string(),
+        Some(_) => format!(
+            "the last refresh failed: the copy loaded {} stays in force",
+            crate::saml::metadata::describe_time(status.loaded_at)
+        ),
+    };
+    b.push_str(&format!(
+        "<tr><th scope=\"row\">Status</th><td class=\"{}\">{}</td></tr>",
+        if status.last_error.is_some() {
+            "warn"
+        } else {
+            "ok"
+        },
+        escape(&state_text)
+    ));
+    b.push_str(&page::row(
+        "Metadata signature",
+        &match &idp.signed_by {
+            Some(key) => format!("verified with the certificate of {key}"),
+            None => "not checked: trusted as fetched (set saml.metadata_signing_cert to require the IdP's signature)".into(),
+        },
+    ));
+    b.push_str(&page::row(
+        "Valid until",
+        &match idp.valid_until {
+            Some(t) if t <= chrono::Utc::now() => {
+                format!(
+                    "{} — EXPIRED: the IdP must publish a current copy",
+                    t.to_rfc3339()
+                )
+            }
+            Some(t) => t.to_rfc3339(),
+            None => "not stated".into(),
+        },
     ));
     b.push_str(&page::row(
         "Last refresh",

@@ -99,6 +99,28 @@ async fn readyz(state: &State) -> Response<Body> {
             None => "loaded".to_string(),
             Some(e) => format!("last good copy in use; last refresh failed: {e}"),
         });
+        // Each IdP; an older copy in force (refresh failed or refused) or
+        // one past its validUntil degrades, without taking the pod out:
+        // sign-ins keep working with the copy in force.
+        let now = std::time::SystemTime::now();
+        let mut idps = serde_json::Map::new();
+        for p in sso.providers() {
+            let st = p.status();
+            let loaded = p.loaded();
+            let expired =
+                crate::saml::metadata::check_valid(&loaded.idp, chrono::DateTime::from(now)).err();
+            let text = match (&st.last_error, &expired) {
+                (None, None) => "loaded".to_string(),
+                (Some(e), _) => format!("last good copy in use; last refresh failed: {e}"),
+                (None, Some(e)) => format!("the copy in force is out of date: {e}"),
+            };
+            if p.stale(now) {
+                body["degraded"] = serde_json::Value::from(true);
+            }
+            state.metrics.set_saml_metadata_stale(&p.id, p.stale(now));
+            idps.insert(p.id.clone(), serde_json::Value::from(text));
+        }
+        body["checks"]["saml_idps"] = serde_json::Value::Object(idps);
     }
     if let Some(l) = &state.ldap {
         let up = l.directory.reachable().await;

@@ -250,6 +250,21 @@ async fn acs(
         let reason = cause(&e);
         tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %reason, "SAML sign-in refused");
         tracing::info!(target: "authgate::audit", event = "login_failure", method = "POST", path = %path, client = %ctx.client, reason = %reason, request_id = %ctx.id);
+        // Who was kept out, as for a deactivated user: the IdP vouched for
+        // this person, only their groups are missing.
+        if let Error::Saml(saml::Error::GroupsOverage { subject, .. }) = &e {
+            crate::telemetry::Audit {
+                event: "login_refused",
+                subject: Some(subject),
+                role: None,
+                method: "POST",
+                path: &path,
+                client: ctx.client,
+                reason: "groups_overage",
+                request_id: Some(&ctx.id),
+            }
+            .emit();
+        }
         error::respond(&e, &page_ctx)
     };
     let headers = req.headers().clone();
@@ -588,9 +603,10 @@ async fn slo(
 }
 
 /// An IdP-initiated logout: every session of that NameID (and
-/// SessionIndex, when given) is revoked in the store, so a copied cookie
-/// stops working too, then the browser goes back to the IdP with our
-/// signed LogoutResponse.
+/// SessionIndex, when given) signed in at that IdP is revoked in the
+/// store, so a copied cookie stops working too, then the browser goes back
+/// to the IdP with our signed LogoutResponse. Sessions of other IdPs (which
+/// may give the same NameID to somebody else) and LDAP sessions stay.
 async fn idp_logout(
     state: &State,
     sso: &Sso,
@@ -617,8 +633,15 @@ async fn idp_logout(
             .map(|i| Some(i.as_str()))
             .collect()
     };
+    let first_idp = sso.providers().first().map(|p| p.id.as_str()) == Some(provider.id.as_str());
     for index in indexes {
-        match state.sessions.revoke_subject(&req.name_id, index).await {
+        let target = crate::session::LogoutTarget {
+            subject: &req.name_id,
+            session_index: index,
+            idp: &provider.id,
+            first_idp,
+        };
+        match state.sessions.revoke_subject(target).await {
             Ok(n) => revoked += n,
             Err(e) => {
                 failed = true;

@@ -5,6 +5,12 @@
 //! Names compare exactly (Name or FriendlyName); groups are collected from
 //! every matching attribute, in order, without duplicates (Entra ID sends
 //! both `groups` and `role` claims).
+//!
+//! A "groups overage" claim refuses the sign-in: Entra ID sends it instead
+//! of the groups when a user is in more groups than fit a SAML token (150),
+//! and a sign-in without them would silently get the default role (or only
+//! what the app-role claims grant). Okta has no such claim for SAML: its
+//! group attribute statements send every matching group.
 
 use samael::schema::Assertion;
 
@@ -15,6 +21,9 @@ use crate::identity::{Method, Principal};
 /// Builds the principal, refusing a missing email or a domain outside
 /// `saml.allowed_email_domains`.
 pub fn principal(a: &Assertion, subject: String, settings: &Settings) -> Result<Principal, Error> {
+    if let Some(claim) = overage_claim(a) {
+        return Err(Error::GroupsOverage { claim, subject });
+    }
     let names = &settings.attributes;
     let email = first(a, &names.email).ok_or_else(|| {
         Error::MissingEmail(
@@ -51,6 +60,25 @@ pub fn principal(a: &Assertion, subject: String, settings: &Settings) -> Result<
         method: Method::Saml,
         session_index,
         saml_idp: None,
+    })
+}
+
+/// Attribute names that announce a group list left out of the token
+/// ("groups overage"): Entra ID's link to the user's groups in Microsoft
+/// Graph (SAML token claims reference, "Groups overage indicator").
+pub const OVERAGE_CLAIMS: &[&str] = &["http://schemas.microsoft.com/claims/groups.link"];
+
+/// The overage claim the assertion carries, if any (names compared
+/// without surrounding spaces and case: Microsoft's own example spells it
+/// with a leading space).
+fn overage_claim(a: &Assertion) -> Option<String> {
+    attributes(a).find_map(|at| {
+        [at.name.as_deref(), at.friendly_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .find(|n| OVERAGE_CLAIMS.iter().any(|o| o.eq_ignore_ascii_case(n)))
+            .map(str::to_string)
     })
 }
 
@@ -231,6 +259,58 @@ mod tests {
         assert!(
             matches!(principal(&a, "s".into(), &s), Err(Error::MissingEmail(n)) if n == "Email")
         );
+    }
+
+    #[test]
+    fn a_groups_overage_claim_refuses_whatever_else_is_sent() {
+        let s = settings(|_| {});
+        let link = "http://schemas.microsoft.com/claims/groups.link";
+        let graph = "https://graph.windows.net/t/users/u/getMemberObjects";
+        let role = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
+        let table: &[(&str, Attrs)] = &[
+            (
+                "the link alone",
+                &[("Email", &["a@x.com"]), (link, &[graph])],
+            ),
+            (
+                "the link beside app roles",
+                &[
+                    ("Email", &["a@x.com"]),
+                    (role, &["ls-annotators"]),
+                    (link, &[graph]),
+                ],
+            ),
+            (
+                "the link beside a groups claim",
+                &[
+                    ("Email", &["a@x.com"]),
+                    ("Groups", &["g1"]),
+                    (link, &[graph]),
+                ],
+            ),
+            (
+                "spaces and another case",
+                &[
+                    ("Email", &["a@x.com"]),
+                    (" HTTP://schemas.microsoft.com/claims/Groups.Link", &[graph]),
+                ],
+            ),
+            ("no email either", &[(link, &[graph])]),
+        ];
+        for (case, attrs) in table {
+            match principal(&assertion(attrs), "sub".into(), &s) {
+                Err(Error::GroupsOverage { claim, subject }) => {
+                    assert!(claim.eq_ignore_ascii_case(link), "{case}: {claim}");
+                    assert_eq!(subject, "sub", "{case}");
+                }
+                other => panic!("{case}: {other:?}"),
+            }
+        }
+        let look_alike = assertion(&[
+            ("Email", &["a@x.com"]),
+            ("http://schemas.microsoft.com/claims/groups", &["g1"]),
+        ]);
+        assert!(principal(&look_alike, "s".into(), &s).is_ok());
     }
 
     #[test]

@@ -370,7 +370,7 @@ pub fn verify_post(
     result.map_err(|_| Error::SignatureInvalid)
 }
 
-fn count_signatures(xml: &str) -> Result<(usize, Vec<String>), Error> {
+pub(crate) fn count_signatures(xml: &str) -> Result<(usize, Vec<String>), Error> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut n = 0;
     let mut algs = Vec::new();

@@ -2,7 +2,10 @@
 //! SSO/SLO endpoints) and downloading (`saml.idp_metadata_url`).
 //!
 //! A metadata document without a signing certificate is refused here:
-//! samael silently skips signature verification when it has none.
+//! samael silently skips signature verification when it has none. So is
+//! one past its `validUntil`, and, when `saml.metadata_signing_cert` is
+//! set, one whose XML signature (checked by libxmlsec1 through samael, as
+//! responses are) does not verify with it; only the signed part is used.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +14,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 
-use super::Error;
+use super::{Error, SignatureAlgorithm};
+use crate::config::saml::MetadataTrust;
 
 /// Largest metadata document downloaded.
 const MAX_METADATA: usize = 4 * 1024 * 1024;
@@ -42,6 +46,139 @@ pub struct IdpMetadata {
     pub slo_redirect: Option<String>,
     /// Where LogoutResponses go (its ResponseLocation, else Location).
     pub slo_response_redirect: Option<String>,
+    /// `validUntil` (the earliest of the document's and the entity's).
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `cacheDuration` (the shortest), when it is a duration we read.
+    pub cache_duration: Option<Duration>,
+    /// The configuration key whose certificate verified the document's
+    /// signature; `None` = trusted as fetched.
+    pub signed_by: Option<String>,
+}
+
+/// The metadata as authgate uses it: when `trust` is given, its XML
+/// signature must verify with one of those certificates and only the signed
+/// part is read; then [`parse`].
+pub fn load(
+    text: &str,
+    trust: Option<&MetadataTrust>,
+    allowed: &[SignatureAlgorithm],
+) -> Result<IdpMetadata, Error> {
+    let Some(trust) = trust else {
+        return parse(text);
+    };
+    let signed = verify_signature(text, trust, allowed)?;
+    // A signature over only part of the document leaves no IdP entity.
+    let mut md = parse(&signed).map_err(|e| match e {
+        Error::MetadataInvalid(why) => Error::MetadataSignature {
+            key: trust.key.clone(),
+            reason: format!("the signature does not cover the IdP's entity ({why})"),
+        },
+        e => e,
+    })?;
+    md.signed_by = Some(trust.key.clone());
+    Ok(md)
+}
+
+/// Verifies the document's XML signature(s) with libxmlsec1 (through
+/// samael, as for responses) against `trust`; returns the document reduced
+/// to what the signature covers.
+fn verify_signature(
+    text: &str,
+    trust: &MetadataTrust,
+    allowed: &[SignatureAlgorithm],
+) -> Result<String, Error> {
+    let bad = |reason: String| Error::MetadataSignature {
+        key: trust.key.clone(),
+        reason,
+    };
+    // libxml2 must never see a DTD.
+    if contains_ci(text, "<!DOCTYPE") || contains_ci(text, "<!ENTITY") {
+        return Err(Error::MetadataInvalid(
+            "DOCTYPE/ENTITY declarations are refused".into(),
+        ));
+    }
+    let (signatures, algorithms) =
+        super::logout::count_signatures(text).map_err(|e| Error::MetadataInvalid(e.to_string()))?;
+    if signatures == 0 {
+        return Err(Error::MetadataUnsigned {
+            key: trust.key.clone(),
+        });
+    }
+    for alg in &algorithms {
+        if !SignatureAlgorithm::parse(alg).is_some_and(|a| allowed.contains(&a)) {
+            return Err(bad(format!(
+                "it is signed with {alg}, which saml.allowed_signature_algorithms does not allow"
+            )));
+        }
+    }
+    if trust.certs.is_empty() {
+        return Err(bad("no certificate could be read".into()));
+    }
+    super::decrypt::ensure_xmlsec();
+    let ders: Vec<samael::crypto::CertificateDer> = trust
+        .certs
+        .iter()
+        .map(|c| samael::crypto::CertificateDer::from(c.clone()))
+        .collect();
+    let samael_algs: Option<Vec<_>> = allowed.iter().map(|a| a.samael()).collect();
+    use samael::crypto::CryptoProvider as _;
+    let result = samael::crypto::Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        text,
+        &ders,
+        samael::crypto::ReduceMode::ValidateAndMarkNoAncestors,
+        samael_algs.as_deref(),
+    );
+    super::xmlsec_errors_to_tracing();
+    result.map_err(|_| bad("signed by another key, or altered after signing".into()))
+}
+
+/// Refuses metadata past its `validUntil` (SAML metadata §2.2.1: it must
+/// not be used after that instant).
+pub fn check_valid(md: &IdpMetadata, now: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
+    match md.valid_until {
+        Some(t) if t <= now => Err(Error::MetadataExpired(t.to_rfc3339())),
+        _ => Ok(()),
+    }
+}
+
+/// An `xs:duration` as SAML metadata's `cacheDuration` uses it
+/// (`PT6H`, `P1D`, `PT30M`, `PT1.5S`); `None` for anything else (years
+/// and months have no fixed length, negative durations no meaning).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let rest = text.trim().strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    if date.is_empty() && time.is_none() {
+        return None;
+    }
+    let mut secs = 0f64;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut num = String::new();
+        let mut last = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+                continue;
+            }
+            let i = units.iter().position(|(u, _)| *u == c)?;
+            if i < last || num.is_empty() {
+                return None;
+            }
+            last = i + 1;
+            let n: f64 = num.parse().ok()?;
+            secs += n * units[i].1;
+            num.clear();
+        }
+        num.is_empty().then_some(())
+    };
+    take(date, &[('W', 604_800.0), ('D', 86_400.0)])?;
+    if let Some(t) = time {
+        take(t, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    (secs.is_finite() && secs < 1e12).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses IdP metadata: an `EntityDescriptor`, or an `EntitiesDescriptor`
@@ -52,6 +189,8 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
             "DOCTYPE/ENTITY declarations are refused".into(),
         ));
     }
+    // validUntil / cacheDuration of an enclosing EntitiesDescriptor.
+    let mut outer: (Option<chrono::DateTime<chrono::Utc>>, Option<String>) = (None, None);
     let descriptor = match text.parse::<EntityDescriptor>() {
         Ok(d) if d.idp_sso_descriptors.is_some() => d,
         first => {
@@ -59,6 +198,7 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
                 .parse::<samael::metadata::EntitiesDescriptor>()
                 .ok()
                 .map(|e| {
+                    outer = (e.valid_until, e.cache_duration.clone());
                     e.descriptors
                         .into_iter()
                         .flat_map(|d| d.iter().cloned().collect::<Vec<_>>())
@@ -162,7 +302,16 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
             .filter(|l| !l.trim().is_empty())
             .unwrap_or_else(|| s.location.clone())
     });
-    Ok(IdpMetadata {
+    let valid_until = [outer.0, descriptor.valid_until]
+        .into_iter()
+        .flatten()
+        .min();
+    let cache_duration = [outer.1.as_deref(), descriptor.cache_duration.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(parse_duration)
+        .min();
+    let md = IdpMetadata {
         entity_id,
         descriptor,
         certs,
@@ -170,7 +319,12 @@ pub fn parse(text: &str) -> Result<IdpMetadata, Error> {
         sso_post,
         slo_redirect,
         slo_response_redirect,
-    })
+        valid_until,
+        cache_duration,
+        signed_by: None,
+    };
+    check_valid(&md, chrono::Utc::now())?;
+    Ok(md)
 }
 
 pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
@@ -264,5 +418,115 @@ pub fn describe_time(t: Option<SystemTime>) -> String {
     match t {
         Some(t) => humantime::format_rfc3339_seconds(t).to_string(),
         None => "never".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_durations_read_as_metadata_uses_them() {
+        let table: &[(&str, Option<u64>)] = &[
+            ("PT6H", Some(6 * 3600)),
+            ("P1D", Some(86_400)),
+            ("P1DT2H", Some(86_400 + 7200)),
+            ("PT30M", Some(1800)),
+            ("PT1M30S", Some(90)),
+            ("P2W", Some(2 * 604_800)),
+            (" PT5S ", Some(5)),
+            ("PT0S", Some(0)),
+            ("P1Y", None),
+            ("P1M", None),
+            ("-PT5S", None),
+            ("PT", None),
+            ("P", None),
+            ("5S", None),
+            ("PT5", None),
+            ("PTS", None),
+            ("PT5S3M", None),
+            ("", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_duration(text).map(|d| d.as_secs()), *want, "{text:?}");
+        }
+        assert_eq!(parse_duration("PT1.5S"), Some(Duration::from_millis(1500)));
+    }
+
+    fn doc(attrs: &str, signed: bool) -> String {
+        // A throw-away self-signed certificate, so `parse` finds one.
+        let (_, pem) = crate::saml::generate_sp_pair("idp").expect("cert");
+        let der = openssl::x509::X509::from_pem(&pem)
+            .and_then(|c| c.to_der())
+            .expect("der");
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let sig = if signed {
+            "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo><ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/></ds:SignedInfo></ds:Signature>"
+        } else {
+            ""
+        };
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.example.com" ID="_m" {attrs}>{sig}<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+        )
+    }
+
+    #[test]
+    fn valid_until_in_the_past_is_refused_and_cache_duration_is_kept() {
+        let md = parse(&doc(
+            r#"validUntil="2999-01-01T00:00:00Z" cacheDuration="PT1H""#,
+            false,
+        ))
+        .expect("current");
+        assert_eq!(md.cache_duration, Some(Duration::from_secs(3600)));
+        assert!(md.valid_until.is_some());
+        assert!(matches!(
+            parse(&doc(r#"validUntil="2001-01-01T00:00:00Z""#, false)),
+            Err(Error::MetadataExpired(_))
+        ));
+        let later = chrono::DateTime::parse_from_rfc3339("3000-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert!(matches!(
+            check_valid(&md, later),
+            Err(Error::MetadataExpired(_))
+        ));
+        let plain = parse(&doc("", false)).expect("no validUntil");
+        assert!(check_valid(&plain, later).is_ok());
+        assert_eq!(plain.cache_duration, None);
+    }
+
+    #[test]
+    fn with_a_trusted_certificate_unsigned_and_badly_signed_metadata_is_refused() {
+        let trust = MetadataTrust {
+            key: "saml.metadata_signing_cert".into(),
+            certs: vec![b"not used".to_vec()],
+        };
+        let allowed = [SignatureAlgorithm::RsaSha256];
+        assert!(
+            load(&doc("", false), None, &allowed).is_ok(),
+            "no trust: as fetched"
+        );
+        match load(&doc("", false), Some(&trust), &allowed) {
+            Err(e @ Error::MetadataUnsigned { .. }) => {
+                assert!(
+                    e.to_string().starts_with("saml.metadata_signing_cert:"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Signed with an algorithm that is not allowed.
+        let sha1 = doc("", true).replace("xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1");
+        assert!(matches!(
+            load(&sha1, Some(&trust), &allowed),
+            Err(Error::MetadataSignature { .. })
+        ));
+        // A DTD never reaches libxml2.
+        let dtd = format!("<!DOCTYPE x>{}", doc("", true));
+        assert!(matches!(
+            load(&dtd, Some(&trust), &allowed),
+            Err(Error::MetadataInvalid(_))
+        ));
     }
 }

@@ -128,6 +128,14 @@ pub enum Error {
     MetadataBadCertificate(String),
     #[error("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")]
     MetadataNoRedirectSso,
+    #[error("{key}: the IdP metadata is not signed, and {key} requires its XML signature")]
+    MetadataUnsigned { key: String },
+    #[error("{key}: the IdP metadata's signature does not verify with the certificate(s) of {key}: {reason}")]
+    MetadataSignature { key: String, reason: String },
+    #[error(
+        "the IdP metadata expired at {0} (its validUntil); the IdP must publish a current copy"
+    )]
+    MetadataExpired(String),
     #[error("downloading IdP metadata from {url} failed: {reason}")]
     MetadataFetch { url: String, reason: String },
     #[error("the service provider could not be built: {0}")]
@@ -213,12 +221,31 @@ pub enum Error {
     MissingEmail(String),
     #[error("the email domain {0:?} is not in saml.allowed_email_domains")]
     EmailDomain(String),
+    #[error("groups overage: the IdP sent {claim:?} (a link to the user's groups in Microsoft Graph) instead of the groups, as Entra ID does above 150 groups; refused rather than signing in without them")]
+    GroupsOverage {
+        claim: String,
+        /// The NameID, for the audit line (not in the message).
+        subject: String,
+    },
 
     // --- single logout ---
     #[error("single logout refused: {0}")]
     Logout(String),
     #[error("single logout needs saml.sp_key (to sign our messages) and an IdP SingleLogoutService with the HTTP-Redirect binding")]
     SloUnavailable,
+}
+
+impl Error {
+    /// The metadata was refused by its own trust checks (signature,
+    /// validUntil), not for want of reaching it.
+    pub fn is_metadata_trust(&self) -> bool {
+        matches!(
+            self,
+            Error::MetadataUnsigned { .. }
+                | Error::MetadataSignature { .. }
+                | Error::MetadataExpired(_)
+        )
+    }
 }
 
 /// How the metadata was last loaded, for the operator page and readiness.
@@ -269,7 +296,12 @@ impl Provider {
                 .map_err(|e| Error::MetadataInvalid(format!("cannot read {}: {e}", p.display())))?,
             (MetadataSource::Url(u), _) => metadata::fetch_blocking(u, settings.metadata_timeout)?,
         };
-        let loaded = response::Loaded::new(&settings, metadata::parse(&text)?, keys.clone())?;
+        let md = metadata::load(
+            &text,
+            settings.metadata_trust.as_ref(),
+            &settings.allowed_signature_algorithms,
+        )?;
+        let loaded = response::Loaded::new(&settings, md, keys.clone())?;
         let now = SystemTime::now();
         Ok(Provider {
             id: settings.idp_id.clone(),
@@ -300,6 +332,17 @@ impl Provider {
         }
     }
 
+    /// Whether the copy in force is not current: the last refresh failed
+    /// or was refused, or it is past its `validUntil`.
+    pub fn stale(&self, now: SystemTime) -> bool {
+        self.status().last_error.is_some()
+            || metadata::check_valid(
+                &self.loaded().idp,
+                chrono::DateTime::<chrono::Utc>::from(now),
+            )
+            .is_err()
+    }
+
     /// Re-reads the metadata; on failure the last good copy stays in force
     /// and the error is kept for the operator page.
     pub async fn refresh(&self) -> Result<(), Error> {
@@ -313,7 +356,12 @@ impl Provider {
                     metadata::fetch(u, self.settings.metadata_timeout).await?
                 }
             };
-            response::Loaded::new(&self.settings, metadata::parse(&text)?, keys)
+            let md = metadata::load(
+                &text,
+                self.settings.metadata_trust.as_ref(),
+                &self.settings.allowed_signature_algorithms,
+            )?;
+            response::Loaded::new(&self.settings, md, keys)
         }
         .await;
         let now = SystemTime::now();
@@ -334,6 +382,13 @@ impl Provider {
                 Ok(())
             }
             Err(e) => {
+                // A document that fails its own trust checks is somebody
+                // else's or a stale one: an operator must look now.
+                if e.is_metadata_trust() {
+                    tracing::error!(idp = %self.id, error = %e, "IdP metadata refused; the last good copy stays in force");
+                } else {
+                    tracing::warn!(idp = %self.id, error = %e, "IdP metadata refresh failed; the last good copy stays in force");
+                }
                 status.last_error = Some(e.to_string());
                 Err(e)
             }
@@ -528,6 +583,7 @@ impl Sso {
             s.idp_name = e.name.clone();
             s.metadata = e.metadata.clone();
             s.metadata_text = e.metadata_text.clone();
+            s.metadata_trust = e.metadata_trust.clone();
             s.attributes = e.attributes.clone();
             s.more_idps = Vec::new();
             providers.push(Provider::new(s, &keys)?);
@@ -582,6 +638,17 @@ impl Sso {
             });
         }
         st
+    }
+
+    /// How long until the next metadata refresh: `saml.metadata_refresh`,
+    /// or an IdP's `cacheDuration` when shorter (SAML metadata §2.3.3),
+    /// never below 1 s.
+    pub fn refresh_interval(&self) -> Duration {
+        self.providers
+            .iter()
+            .filter_map(|p| p.loaded().idp.cache_duration)
+            .fold(self.settings.metadata_refresh, Duration::min)
+            .max(Duration::from_secs(1))
     }
 
     /// Re-reads every IdP's metadata; on failure the last good copy of

@@ -20,7 +20,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::control::{is_user, Summary};
-use super::{BoxFuture, Session, Store, StoreError};
+use super::{BoxFuture, LogoutTarget, Session, Store, StoreError};
 
 const SHARDS: usize = 16;
 
@@ -137,7 +137,7 @@ impl MemoryStore {
         true
     }
 
-    fn revoke_subject_now(&self, subject: &str, session_index: Option<&str>) -> usize {
+    fn revoke_subject_now(&self, target: LogoutTarget<'_>) -> usize {
         let mut count = 0;
         for shard in self.shards.iter() {
             let mut map = write(shard);
@@ -145,10 +145,7 @@ impl MemoryStore {
                 let Entry::Live { session, .. } = e else {
                     continue;
                 };
-                let id = &session.identity;
-                let matches = id.subject == subject
-                    && session_index.is_none_or(|want| id.session_index.as_deref() == Some(want));
-                if matches {
+                if target.matches(&session.identity) {
                     *e = Entry::Revoked {
                         expires: session.expires,
                     };
@@ -242,12 +239,9 @@ impl Store for MemoryStore {
 
     fn revoke_subject<'a>(
         &'a self,
-        subject: &'a str,
-        session_index: Option<&'a str>,
+        target: LogoutTarget<'a>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(std::future::ready(Ok(
-            self.revoke_subject_now(subject, session_index)
-        )))
+        Box::pin(std::future::ready(Ok(self.revoke_subject_now(target))))
     }
 
     fn list<'a>(
@@ -342,6 +336,15 @@ mod tests {
         assert_eq!(store.len().await, 1);
     }
 
+    fn slo<'a>(subject: &'a str, index: Option<&'a str>) -> LogoutTarget<'a> {
+        LogoutTarget {
+            subject,
+            session_index: index,
+            idp: "default",
+            first_idp: true,
+        }
+    }
+
     #[tokio::test]
     async fn revoke_subject_honours_session_index() {
         let store = MemoryStore::default();
@@ -354,7 +357,7 @@ mod tests {
         }
         assert_eq!(
             store
-                .revoke_subject("jane", Some("idx-1"))
+                .revoke_subject(slo("jane", Some("idx-1")))
                 .await
                 .expect("slo"),
             1
@@ -362,11 +365,61 @@ mod tests {
         assert!(store.get(&j1.id, T).await.expect("get").is_none());
         assert!(store.get(&j2.id, T).await.expect("get").is_some());
         assert!(store.get(&bob.id, T).await.expect("get").is_some());
-        assert_eq!(store.revoke_subject("jane", None).await.expect("all"), 2);
+        assert_eq!(
+            store.revoke_subject(slo("jane", None)).await.expect("all"),
+            2
+        );
         assert!(store.get(&j2.id, T).await.expect("get").is_none());
         assert!(store.get(&j3.id, T).await.expect("get").is_none());
         assert!(store.get(&bob.id, T).await.expect("get").is_some());
-        assert_eq!(store.revoke_subject("nobody", None).await.expect("none"), 0);
+        assert_eq!(
+            store
+                .revoke_subject(slo("nobody", None))
+                .await
+                .expect("none"),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_subject_spares_other_idps_and_ldap_sessions() {
+        let store = MemoryStore::default();
+        let with = |idp: Option<&str>, method: crate::identity::Method| {
+            let mut id = identity("jane");
+            id.saml_idp = idp.map(str::to_string);
+            id.method = method;
+            Arc::new(Session::new(
+                new_session_id(),
+                Arc::new(id),
+                &HeaderNames::default(),
+                T,
+                Duration::from_secs(3600),
+            ))
+        };
+        use crate::identity::Method::{Ldap, Saml};
+        let at_beta = with(Some("beta"), Saml);
+        let at_default = with(Some("default"), Saml);
+        let unmarked = with(None, Saml);
+        let ldap = with(None, Ldap);
+        for s in [&at_beta, &at_default, &unmarked, &ldap] {
+            store.insert(Arc::clone(s)).await.expect("insert");
+        }
+        let from_beta = LogoutTarget {
+            subject: "jane",
+            session_index: None,
+            idp: "beta",
+            first_idp: false,
+        };
+        assert_eq!(store.revoke_subject(from_beta).await.expect("slo"), 1);
+        assert!(store.get(&at_beta.id, T).await.expect("get").is_none());
+        assert!(store.get(&at_default.id, T).await.expect("get").is_some());
+        assert!(store.get(&unmarked.id, T).await.expect("get").is_some());
+        assert_eq!(
+            store.revoke_subject(slo("jane", None)).await.expect("slo"),
+            2,
+            "the first IdP owns sessions that recorded no IdP"
+        );
+        assert!(store.get(&ldap.id, T).await.expect("get").is_some());
     }
 
     #[tokio::test]

@@ -91,12 +91,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Arc<Session>>, StoreError>>;
     /// Ends one session; `true` if it was live.
     fn revoke<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Ends every session of `subject` (SAML Single Logout: only those with
-    /// the given SessionIndex when there is one); returns how many.
+    /// Ends every session an IdP's LogoutRequest names (see
+    /// [`LogoutTarget::matches`]); returns how many.
     fn revoke_subject<'a>(
         &'a self,
-        subject: &'a str,
-        session_index: Option<&'a str>,
+        target: LogoutTarget<'a>,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
     /// The live sessions, each with its last use, for the administrator's
     /// list and revocation ([`control`]); with `user`, only that user's
@@ -125,6 +124,38 @@ pub trait Store: Send + Sync + 'static {
     /// `len() == 0`.
     fn is_empty(&self) -> BoxFuture<'_, bool> {
         Box::pin(async move { self.len().await == 0 })
+    }
+}
+
+/// The sessions a SAML LogoutRequest ends (SAML core §3.7.3.2): those
+/// of its NameID, signed in with SAML at the IdP that sent it, and, when it
+/// names SessionIndexes, only the one with this index. Another IdP may
+/// issue the same NameID to somebody else, and an LDAP DN may look like a
+/// NameID, so neither is ever touched.
+#[derive(Debug, Clone, Copy)]
+pub struct LogoutTarget<'a> {
+    pub subject: &'a str,
+    pub session_index: Option<&'a str>,
+    /// The `saml.idps` id of the IdP that sent the request.
+    pub idp: &'a str,
+    /// Whether that IdP is the first configured one, which also owns the
+    /// SAML sessions that recorded no IdP (signed in before several IdPs
+    /// were configured).
+    pub first_idp: bool,
+}
+
+impl LogoutTarget<'_> {
+    pub fn matches(&self, id: &Identity) -> bool {
+        let same_idp = match id.saml_idp.as_deref() {
+            Some(idp) => idp == self.idp,
+            None => self.first_idp,
+        };
+        id.method == identity::Method::Saml
+            && id.subject == self.subject
+            && same_idp
+            && self
+                .session_index
+                .is_none_or(|want| id.session_index.as_deref() == Some(want))
     }
 }
 

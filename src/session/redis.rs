@@ -60,7 +60,7 @@ use redis::{FromRedisValue, Script, Value};
 use serde::{Deserialize, Serialize};
 
 use super::control::{is_user, Summary};
-use super::{BoxFuture, HeaderNames, Session, Store, StoreError};
+use super::{BoxFuture, HeaderNames, LogoutTarget, Session, Store, StoreError};
 use crate::identity::jwt::TokenCache;
 use crate::identity::Identity;
 
@@ -1050,12 +1050,8 @@ impl RedisStore {
         Ok(r == 1)
     }
 
-    async fn revoke_subject_now(
-        &self,
-        subject: &str,
-        session_index: Option<&str>,
-    ) -> Result<usize, StoreError> {
-        let key = self.subject_key(subject);
+    async fn revoke_subject_now(&self, target: LogoutTarget<'_>) -> Result<usize, StoreError> {
+        let key = self.subject_key(target.subject);
         let ids: Vec<String> = self.redis.query(redis::cmd("SMEMBERS").arg(&key)).await?;
         let mut count = 0;
         for id in ids {
@@ -1073,10 +1069,7 @@ impl RedisStore {
             let Ok(stored) = serde_json::from_str::<Stored>(&data) else {
                 continue;
             };
-            let matches = stored.identity.subject == subject
-                && session_index
-                    .is_none_or(|want| stored.identity.session_index.as_deref() == Some(want));
-            if matches && self.revoke_now(&id).await? {
+            if target.matches(&stored.identity) && self.revoke_now(&id).await? {
                 let _: i64 = self
                     .redis
                     .query(redis::cmd("SREM").arg(&key).arg(&id))
@@ -1147,10 +1140,9 @@ impl Store for RedisStore {
 
     fn revoke_subject<'a>(
         &'a self,
-        subject: &'a str,
-        session_index: Option<&'a str>,
+        target: LogoutTarget<'a>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(self.revoke_subject_now(subject, session_index))
+        Box::pin(self.revoke_subject_now(target))
     }
 
     fn list<'a>(

@@ -9,8 +9,12 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
 "PORT <n>" on stdout, and serves until killed:
 
   GET  /health                     "ok"
-  GET  /metadata[?variant=nocert|rollover]
-                                   IdP metadata (pysaml2-generated)
+  GET  /metadata[?variant=nocert|rollover][&sign=main|other|old]
+               [&sign_part=main][&valid_until=past|future][&cache=PT5S][&tamper=1]
+                                   IdP metadata (pysaml2-generated), XML-signed
+                                   when sign= is given
+  POST /metadata-options           defaults for those query options
+                                   (body: a query string; "" = none)
   POST /sp-metadata                register the SP's metadata (body: XML)
   POST /metadata-variant           the variant /metadata serves by default
                                    (body: "" or "rollover": IdP key rollover)
@@ -40,7 +44,8 @@ It binds 127.0.0.1:0, writes its own keys into WORKDIR, prints
 
 The "browser" (the Rust test) picks the scenario with extra query
 parameters, as a user would by logging in as someone:
-  user   alice | okta | entra | noemail | evil | deact | outsider
+  user   alice | okta | entra | noemail | evil | deact | outsider |
+         overage | overage_roles (Entra groups overage) | shared
   sign   assertion (default) | response | both | none
   alg    sha256 (default) | sha1
   key    main (default) | old (second metadata certificate) | other (a key
@@ -134,6 +139,31 @@ USERS = {
         ("Email", ["olly@other.org"]),
         ("Groups", ["ls-annotators"]),
     ]),
+    # Entra ID "groups overage" (SAML token claims reference: above 150
+    # groups the groups claim is left out and this link to Microsoft Graph
+    # takes its place).
+    "overage": ("entra-object-id-2", NAMEID_FORMAT_PERSISTENT, [
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", ["owen@example.com"]),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", ["Owen"]),
+        ("http://schemas.microsoft.com/claims/groups.link",
+         ["https://graph.windows.net/tenant-id-1/users/entra-object-id-2/getMemberObjects"]),
+    ]),
+    # The same, with app-role claims still sent: they alone would grant a
+    # role (annotator) while the groups that may say more are missing.
+    "overage_roles": ("entra-object-id-3", NAMEID_FORMAT_PERSISTENT, [
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", ["rose@example.com"]),
+        ("http://schemas.microsoft.com/ws/2008/06/identity/claims/role", ["ls-annotators"]),
+        ("http://schemas.microsoft.com/claims/groups.link",
+         ["https://graph.microsoft.com/v1.0/users/entra-object-id-3/getMemberObjects"]),
+    ]),
+    # One NameID with both attribute styles, so it signs in at either IdP
+    # of a two-IdP gate (another IdP may issue the same NameID).
+    "shared": ("sam@example.com", NAMEID_FORMAT_EMAILADDRESS, [
+        ("Email", ["sam@example.com"]),
+        ("email", ["sam@example.com"]),
+        ("Groups", ["ls-annotators"]),
+        ("groups", ["ls-annotators"]),
+    ]),
 }
 
 SIGN_ALGS = {
@@ -217,12 +247,26 @@ class Idp:
         # NameID text -> SessionIndexes issued to it (for IdP-initiated SLO).
         self.sessions = {}
         self.default_variant = ""
+        self.metadata_options = {}
         self.sp_paths = {}
 
     # ---- metadata ----
-    def metadata(self, variant):
+    def metadata(self, variant, q=None):
+        """The metadata; q (query options, over the defaults POSTed to
+        /metadata-options): sign=main|other|old (XML-sign the
+        EntityDescriptor with that key, enveloped, rsa-sha256),
+        valid_until=past|future, cache=<xs:duration>, tamper=1 (change the
+        SSO location after signing)."""
+        q = {**self.metadata_options, **(q or {})}
         xml = create_metadata_string(None, config=self.cfg)
         root = etree.fromstring(xml)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if q.get("valid_until") == "past":
+            root.set("validUntil", iso(now - datetime.timedelta(days=1)))
+        elif q.get("valid_until") == "future":
+            root.set("validUntil", iso(now + datetime.timedelta(days=30)))
+        if q.get("cache"):
+            root.set("cacheDuration", q["cache"])
         idpsso = root.find("md:IDPSSODescriptor", NS)
         if variant == "nocert":
             for kd in idpsso.findall("md:KeyDescriptor", NS):
@@ -233,7 +277,32 @@ class Idp:
             old = etree.fromstring(etree.tostring(kd))
             old.find(".//ds:X509Certificate", NS).text = self.keys["old"][2]
             idpsso.insert(idpsso.index(kd) + 1, old)
+        if q.get("sign_part"):
+            # Only the IDPSSODescriptor signed: the entityID around it is not.
+            root = etree.fromstring(self.sign_metadata(root, self.keys[q["sign_part"]], part=True))
+        elif q.get("sign", "none") != "none":
+            root = etree.fromstring(self.sign_metadata(root, self.keys[q["sign"]]))
+            if q.get("tamper"):
+                # Redirect sign-ins elsewhere after signing.
+                sso = root.find("md:IDPSSODescriptor/md:SingleSignOnService", NS)
+                sso.set("Location", "https://attacker.example.com/sso")
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def sign_metadata(self, root, key, part=False):
+        """An enveloped XML signature over the EntityDescriptor (by ID),
+        made by xmlsec1 through pysaml2, as federations sign metadata
+        (part=True: over its IDPSSODescriptor only)."""
+        mid = "_md" + os.urandom(8).hex()
+        el = root.find("md:IDPSSODescriptor", NS) if part else root
+        el.set("ID", mid)
+        alg = SIGN_ALGS["sha256"]
+        sig = pre_signature_part(mid, key[2], sign_alg=alg[0], digest_alg=alg[1])
+        # ds:Signature is the element's first child (metadata schema).
+        el.insert(0, etree.fromstring(sig.to_string(nspair={"ds": NS["ds"]})))
+        name = "IDPSSODescriptor" if part else "EntityDescriptor"
+        signed = self.server.sec.sign_statement(
+            etree.tostring(root).decode(), f"{NS['md']}:{name}", key_file=key[0], node_id=mid)
+        return signed.encode() if isinstance(signed, str) else signed
 
     def register_sp(self, xml):
         with self.lock:
@@ -680,7 +749,7 @@ def make_handler(idp):
                 if url.path == "/health":
                     return self.reply(200, b"ok", "text/plain")
                 if url.path == "/metadata":
-                    return self.reply(200, idp.metadata(q.get("variant", idp.default_variant)), "application/samlmetadata+xml")
+                    return self.reply(200, idp.metadata(q.get("variant", idp.default_variant), q), "application/samlmetadata+xml")
                 if url.path == "/sso/redirect":
                     return self.sso(q, BINDING_HTTP_REDIRECT)
                 if url.path == "/slo/redirect" and "SAMLRequest" in q:
@@ -707,6 +776,9 @@ def make_handler(idp):
             body = self.rfile.read(length)
             if self.path == "/metadata-variant":
                 idp.default_variant = body.decode()
+                return self.reply(200, b"ok", "text/plain")
+            if self.path == "/metadata-options":
+                idp.metadata_options = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
                 return self.reply(200, b"ok", "text/plain")
             if self.path == "/sso/post":
                 q = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authgate::session::control::{self, Selector};
-use authgate::session::{new_session_id, HeaderNames, Session, Store};
+use authgate::session::{new_session_id, HeaderNames, LogoutTarget, Session, Store};
 
 use super::common::identity;
 
@@ -21,6 +21,8 @@ pub fn session(subject: &str, index: Option<&str>, now: u64, ttl: u64) -> Arc<Se
         &["ls-annotators"],
     );
     id.session_index = index.map(str::to_string);
+    id.method = authgate::identity::Method::Saml;
+    id.saml_idp = Some("default".into());
     Arc::new(Session::new(
         new_session_id(),
         Arc::new(id),
@@ -28,6 +30,16 @@ pub fn session(subject: &str, index: Option<&str>, now: u64, ttl: u64) -> Arc<Se
         now,
         Duration::from_secs(ttl),
     ))
+}
+
+/// A LogoutRequest from the first IdP (`default`).
+pub fn slo<'a>(subject: &'a str, index: Option<&'a str>) -> LogoutTarget<'a> {
+    LogoutTarget {
+        subject,
+        session_index: index,
+        idp: "default",
+        first_idp: true,
+    }
 }
 
 /// Every behaviour the proxy relies on; `make(idle_timeout)` gives an
@@ -85,16 +97,25 @@ pub async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
     for s in [&j1, &j2, &j3, &bob] {
         store.insert(Arc::clone(s)).await.expect("insert");
     }
-    let n = store.revoke_subject("jane", Some("idx-1")).await;
+    let n = store.revoke_subject(slo("jane", Some("idx-1"))).await;
     assert_eq!(n.expect("slo"), 1);
     assert!(store.get(&j1.id, T).await.expect("get").is_none());
     assert!(store.get(&j2.id, T).await.expect("get").is_some());
     assert!(store.get(&bob.id, T).await.expect("get").is_some());
-    assert_eq!(store.revoke_subject("jane", None).await.expect("all"), 2);
+    assert_eq!(
+        store.revoke_subject(slo("jane", None)).await.expect("all"),
+        2
+    );
     assert!(store.get(&j2.id, T).await.expect("get").is_none());
     assert!(store.get(&j3.id, T).await.expect("get").is_none());
     assert!(store.get(&bob.id, T).await.expect("get").is_some());
-    assert_eq!(store.revoke_subject("nobody", None).await.expect("none"), 0);
+    assert_eq!(
+        store
+            .revoke_subject(slo("nobody", None))
+            .await
+            .expect("none"),
+        0
+    );
 
     // Replacing a session (identity refresh) keeps its last use.
     let store = make(Duration::from_secs(100));
@@ -155,9 +176,10 @@ pub async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
         (listed.created, listed.last_seen, listed.expires),
         (T, T + 100, T + 400)
     );
+    assert_eq!(listed.idp.as_deref(), Some("default"));
     assert_eq!(
         (listed.method, listed.role.as_deref(), listed.sid.len()),
-        ("ldap", Some("annotator"), 12)
+        ("saml", Some("annotator"), 12)
     );
     for (user, want) in [
         ("bob@example.com", 1),

@@ -133,6 +133,20 @@ impl Idp {
         assert_eq!(got.status, StatusCode::OK);
     }
 
+    /// Options of the metadata the IdP serves from now on (a query
+    /// string: `sign=other&valid_until=past`; "" = plain, unsigned).
+    pub async fn set_metadata_options(&self, options: &str) {
+        let got = raw_request(
+            "POST",
+            &format!("{}/metadata-options", self.base),
+            Some(options.as_bytes().to_vec()),
+            &[],
+        )
+        .await
+        .expect("metadata options");
+        assert_eq!(got.status, StatusCode::OK);
+    }
+
     /// Registers the SP's metadata (as the gate serves it) with the IdP.
     pub async fn register_sp(&self, xml: &str) {
         let got = raw_request(

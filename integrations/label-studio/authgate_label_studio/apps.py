@@ -22,6 +22,8 @@ class AuthgateConfig(AppConfig):
         from . import runtime
 
         try:
-            runtime.state()
+            state = runtime.state()
         except ValueError as e:
             raise ImproperlyConfigured(f"authgate_label_studio: {e}") from None
+        # Label Studio Enterprise's member role field, looked for once now.
+        state.syncer.enterprise()

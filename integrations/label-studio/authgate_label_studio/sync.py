@@ -198,6 +198,13 @@ class Syncer:
 
         link = Link.objects.select_related("user").filter(subject=subject).first()
         user = link.user if link is not None else User.objects.filter(email__iexact=email).first()
+        if link is None and user is not None and Link.objects.filter(user=user).exists():
+            # The email is another directory identity's (a reused address,
+            # two IdPs): never hand one person's account to another.
+            raise SyncRefused(
+                f"the Label Studio user with the email {email} belongs to another directory identity; "
+                "an administrator must resolve the conflict"
+            )
         if user is None and role == "deactivated":
             # Nothing to mirror for someone Label Studio never had.
             return None

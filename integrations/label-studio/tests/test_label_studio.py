@@ -276,3 +276,13 @@ def test_with_several_organizations_the_integration_refuses_to_guess(ls: LabelSt
     finally:
         with ls.db() as conn:
             conn.execute("DELETE FROM organization WHERE token = 'second-org-token'")
+
+
+def test_an_email_already_linked_to_another_subject_is_not_handed_over(ls: LabelStudio) -> None:
+    first = ls.claims(email="shared@example.com")
+    owner = whoami(ls, first)
+    second = ls.claims(email="shared@example.com")  # another sub, same address
+    status, body = ls.as_person(WHOAMI, second)
+    assert status == 403 and b"another directory identity" in body, body
+    assert whoami(ls, dict(first, jti="again"))["id"] == owner["id"]
+    assert ls.rows("SELECT count(*) AS n FROM authgate_label_studio_link WHERE subject = ?", second["sub"])[0]["n"] == 0

@@ -4,19 +4,26 @@
 //! `authgate::audit`. Neither ever carries a cookie, an Authorization value,
 //! a password, a SAML message or a JWT: callers log only named fields.
 
+pub mod access;
+
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::validate::{Log, LogFormat};
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
+/// Installs the global subscriber and, when `log.level` lets access lines
+/// through, the access log's writer thread ([`access`]); a second call is a
+/// no-op. Colours only when stderr is a terminal.
 pub fn init(log: &Log) {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    let _ = match log.format {
+    let installed = match log.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -24,6 +31,12 @@ pub fn init(log: &Log) {
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+    if installed.is_ok()
+        && log.access_log
+        && tracing::enabled!(target: "authgate::access", tracing::Level::INFO)
+    {
+        access::init(log.format, ansi, Box::new(std::io::stderr()));
+    }
 }
 
 /// Request ids: a per-process random prefix and a counter, 16 hex digits.

@@ -1,0 +1,499 @@
+//! What a real IdP deployment meets after the happy path, against the
+//! pysaml2 IdP (`tests/idp/idp.py`): Entra ID's "groups overage" claim,
+//! Single Logout with several IdPs that may share a NameID, the SSO page
+//! listing every IdP, and signed metadata.
+
+mod common;
+#[path = "saml/support.rs"]
+mod support;
+
+use common::*;
+use http::StatusCode;
+use support::{Browser, Idp, Page};
+
+/// `default_role = "annotator"`: a user without groups would be let in as
+/// an annotator, which is exactly what an overage must not do.
+const MAPPING: &str = r#"
+[mapping]
+owner_email = "owner@example.com"
+default_role = "annotator"
+[mapping.roles]
+administrator = ["ls-administrators"]
+reviewer = ["ls-reviewers"]
+annotator = ["ls-annotators"]
+"#;
+
+/// `/_auth/saml/login?idp=ID` → the IdP (as `params`) → the form posted
+/// to the ACS.
+async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
+    let to_idp = b
+        .get(&format!(
+            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
+        ))
+        .await;
+    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
+    let url = to_idp.location().expect("to the IdP");
+    let form = b.get(&format!("{url}&{params}")).await;
+    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
+    b.submit_form(&form).await
+}
+
+async fn is_signed_in(b: &mut Browser) -> bool {
+    b.get("http://gate.test/_auth/userinfo").await.status == StatusCode::OK
+}
+
+/// One IdP in front of a gate (no SP key).
+async fn one_idp(extra: &str) -> (Idp, Upstream, Gate) {
+    let idp = Idp::start().await;
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{extra}\n{MAPPING}",
+            idp.metadata_url()
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    (idp, up, gate)
+}
+
+#[tokio::test]
+async fn a_groups_overage_refuses_the_sign_in_with_what_the_idp_admin_must_change() {
+    support::audit::install();
+    let (_idp, up, gate) = one_idp("").await;
+    for (user, nameid) in [
+        ("overage", "entra-object-id-2"),
+        ("overage_roles", "entra-object-id-3"),
+    ] {
+        let mut b = Browser::new(gate.addr);
+        let acs = sso_at(&mut b, "default", &format!("user={user}")).await;
+        let text = acs.text();
+        assert_eq!(acs.status, StatusCode::FORBIDDEN, "{user}: {text}");
+        for words in [
+            "more groups than your identity provider puts in a sign-in",
+            "150",
+            "groups assigned to the application",
+            "group filter",
+            "app roles",
+        ] {
+            assert!(text.contains(words), "{user}: {words:?} in {text}");
+        }
+        let id = acs
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("request id")
+            .to_string();
+        assert!(text.contains(&id), "{user}: the page shows the request id");
+        assert!(
+            acs.headers.get_all("set-cookie").iter().all(|c| {
+                let c = c.to_str().unwrap_or("");
+                !c.starts_with("authgate=") || c.contains("Max-Age=0")
+            }),
+            "{user}: no session"
+        );
+        assert!(!is_signed_in(&mut b).await, "{user}: not signed in");
+        let lines = support::audit::for_request(&id);
+        assert!(
+            lines.iter().any(|l| {
+                l.get("event").map(String::as_str) == Some("login_refused")
+                    && l.get("reason").map(String::as_str) == Some("groups_overage")
+                    && l.get("subject").map(String::as_str) == Some(nameid)
+            }),
+            "{user}: audit line: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| {
+                l.get("event").map(String::as_str) == Some("login_failure")
+                    && l.get("reason")
+                        .is_some_and(|r| r.contains("groups overage"))
+            }),
+            "{user}: failure line with the cause: {lines:?}"
+        );
+    }
+    // Nothing reached the upstream with a default role.
+    assert!(up.requests().is_empty(), "{:?}", up.requests().len());
+    // The same IdP, a user whose groups are sent, still signs in.
+    let mut b = Browser::new(gate.addr);
+    let acs = sso_at(&mut b, "default", "user=entra").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+}
+
+/// Two IdPs (A in `[saml]`, "beta" in `[[saml.idps]]`) in front of one
+/// gate with an SP key, so both can send LogoutRequests.
+async fn two_idps(extra: &str) -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
+    let (a, b) = (Idp::start().await, Idp::start().await);
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\n{MAPPING}",
+            a.metadata_url(),
+            key.display(),
+            cert.display(),
+            b.metadata_url()
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    a.register_sp(&md).await;
+    b.register_sp(&md).await;
+    (a, b, up, gate, dir)
+}
+
+/// An IdP-initiated logout from `idp` for `user` without SessionIndex;
+/// returns the IdP's verdict on our LogoutResponse.
+async fn logout_from(gate: &Gate, idp: &Idp, user: &str) -> String {
+    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let mut b = Browser::new(gate.addr);
+    let start = b
+        .get(&format!(
+            "{}/idp-logout?sp={sp}&user={user}&index=none",
+            idp.base
+        ))
+        .await;
+    assert_eq!(start.status, StatusCode::FOUND, "{}", start.text());
+    let at_gate = b.get(&start.location().expect("to the SP")).await;
+    assert_eq!(at_gate.status, StatusCode::FOUND, "{}", at_gate.text());
+    let back = at_gate.location().expect("to the IdP");
+    assert!(back.starts_with(&idp.base), "answered to that IdP: {back}");
+    b.get(&back).await.text()
+}
+
+#[tokio::test]
+async fn single_logout_without_session_index_ends_only_the_sessions_of_that_idp() {
+    let (a, beta, _up, gate, _dir) = two_idps("").await;
+    // The same NameID (sam@example.com) signed in at each IdP.
+    let mut at_a = Browser::new(gate.addr);
+    let acs = sso_at(&mut at_a, "default", "user=shared").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let mut at_a_too = Browser::new(gate.addr);
+    let acs = sso_at(&mut at_a_too, "default", "user=shared").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let mut at_beta = Browser::new(gate.addr);
+    let acs = sso_at(&mut at_beta, "beta", "user=shared").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+
+    // Beta ends its user's sessions: only the one signed in at beta.
+    let verdict = logout_from(&gate, &beta, "shared").await;
+    assert!(verdict.contains("verified=True"), "{verdict}");
+    assert!(verdict.contains("status:Success"), "{verdict}");
+    assert!(!is_signed_in(&mut at_beta).await, "beta's session ended");
+    assert!(
+        is_signed_in(&mut at_a).await,
+        "A's session survives beta's SLO"
+    );
+    assert!(is_signed_in(&mut at_a_too).await);
+
+    // A ends its own: both of A's, whatever browser.
+    let verdict = logout_from(&gate, &a, "shared").await;
+    assert!(verdict.contains("status:Success"), "{verdict}");
+    assert!(!is_signed_in(&mut at_a).await);
+    assert!(!is_signed_in(&mut at_a_too).await);
+}
+
+#[tokio::test]
+async fn the_sso_page_lists_every_idp_with_its_metadata_status_and_certificate_expiry() {
+    let (a, beta, _up, gate, _dir) = two_idps("").await;
+    let admin = gate
+        .login(identity(
+            "uid=root",
+            "owner@example.com",
+            Some("owner"),
+            &[],
+        ))
+        .await;
+    let page = get(
+        &gate.url("/_auth/admin/sso"),
+        &[("cookie", &admin), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    for (id, name, idp) in [("default", "Alpha", &a), ("beta", "Beta", &beta)] {
+        let head = format!("<h3 id=\"idp-{id}\">{name} (<code>{id}</code>)</h3>");
+        let i = html
+            .find(&head)
+            .unwrap_or_else(|| panic!("{head} in {html}"));
+        let table = &html[i..];
+        let table = &table[..table.find("</table>").expect("table end")];
+        assert!(
+            table.contains(&format!("id=\"metadata-status-{id}\"")),
+            "{table}"
+        );
+        assert!(table.contains(&idp.entity_id()), "{id}: {table}");
+        assert!(table.contains(&idp.metadata_url()), "{id}: {table}");
+        assert!(table.contains("loaded, current"), "{id}: {table}");
+        assert!(table.contains("Signing certificate"), "{id}: {table}");
+        assert!(table.contains("test idp main"), "{id}: {table}");
+        assert!(table.contains("— expires "), "{id}: {table}");
+    }
+    // Beta's metadata goes away: beta shows the failure, A does not.
+    drop(beta);
+    let state = gate.state.clone();
+    let _ = state.saml.as_ref().expect("saml").refresh().await;
+    let html = get(
+        &gate.url("/_auth/admin/sso"),
+        &[("cookie", &admin), ("accept", "text/html")],
+    )
+    .await
+    .text();
+    let beta_part = &html[html.find("id=\"idp-beta\"").expect("beta")..];
+    let alpha_part = &html[html.find("id=\"idp-default\"").expect("alpha")..];
+    let alpha_part = &alpha_part[..alpha_part.find("</table>").expect("end")];
+    assert!(beta_part.contains("the last refresh failed"), "{beta_part}");
+    assert!(alpha_part.contains("loaded, current"), "{alpha_part}");
+}
+
+/// The configuration's error, or the gate's build error, as text (the
+/// gate is not started).
+fn start_error(extra: &str, up: &Upstream) -> String {
+    let keys = Keys::new();
+    let text = config_text(&keys, &up.url(), extra);
+    let cfg = match authgate::config::load(&authgate::config::Sources {
+        config_file: None,
+        config_text: Some(("test.toml".into(), text)),
+        env: vec![],
+        env_file: None,
+    }) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    match authgate::App::build(cfg) {
+        Ok(_) => panic!("the gate started: {extra}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The IdP's certificate of `key` (`main`, `other`...), as its PEM file.
+fn idp_cert(idp: &Idp, key: &str) -> String {
+    idp.dir
+        .path()
+        .join(format!("{key}.crt"))
+        .display()
+        .to_string()
+}
+
+async fn readyz(gate: &Gate) -> serde_json::Value {
+    get(&gate.url("/_auth/readyz"), &[]).await.json()
+}
+
+async fn stale_metric(gate: &Gate, idp: &str) -> String {
+    let addr = gate.metrics_addr.expect("metrics listener");
+    let text = get(&format!("http://{addr}/metrics"), &[]).await.text();
+    let key = format!("authgate_saml_metadata_stale{{idp=\"{idp}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("{key} in {text}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn signed_metadata_is_verified_at_start_and_anything_else_is_refused_naming_the_key() {
+    let idp = Idp::start().await;
+    let up = Upstream::start().await;
+    let trust = idp_cert(&idp, "main");
+    let with = |query: &str| {
+        format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}?{query}\"\nmetadata_signing_cert = \"{trust}\"\n{MAPPING}",
+            idp.metadata_url()
+        )
+    };
+    for (query, words) in [
+        ("sign=none", "the IdP metadata is not signed"),
+        (
+            "sign=other",
+            "does not verify with the certificate(s) of saml.metadata_signing_cert",
+        ),
+        ("sign=main&tamper=1", "does not verify"),
+        ("sign_part=main", "does not cover the IdP's entity"),
+        ("sign=main&valid_until=past", "validUntil"),
+    ] {
+        let msg = start_error(&with(query), &up);
+        assert!(msg.contains(words), "{query}: {msg}");
+        if query != "sign=main&valid_until=past" {
+            assert!(msg.contains("saml.metadata_signing_cert"), "{query}: {msg}");
+        }
+    }
+
+    // Signed by the trusted key and current: it starts, sign-in works, and
+    // the SSO page says how the metadata was trusted.
+    let gate = Gate::start(&up.url(), &with("sign=main&valid_until=future")).await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    let mut b = Browser::new(gate.addr);
+    let acs = sso_at(&mut b, "default", "user=alice").await;
+    assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
+    let admin = gate
+        .login(identity(
+            "uid=root",
+            "owner@example.com",
+            Some("owner"),
+            &[],
+        ))
+        .await;
+    let html = get(
+        &gate.url("/_auth/admin/sso"),
+        &[("cookie", &admin), ("accept", "text/html")],
+    )
+    .await
+    .text();
+    assert!(
+        html.contains("verified with the certificate of saml.metadata_signing_cert"),
+        "{html}"
+    );
+    assert!(!html.contains("EXPIRED"), "{html}");
+
+    // A metadata file is checked by the configuration itself.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("idp.xml");
+    std::fs::write(&file, idp.metadata("").await).expect("write");
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\nmetadata_signing_cert = \"{trust}\"\n",
+            file.display()
+        ),
+        &up,
+    );
+    assert!(msg.contains("saml.metadata_signing_cert"), "{msg}");
+    assert!(msg.contains("not signed"), "{msg}");
+    // A certificate file that holds none.
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_file = \"{}\"\nmetadata_signing_cert = \"{}\"\n",
+            file.display(),
+            file.display()
+        ),
+        &up,
+    );
+    assert!(msg.contains("saml.metadata_signing_cert"), "{msg}");
+    assert!(msg.contains("holds no PEM certificate"), "{msg}");
+
+    // Each [[saml.idps]] with its own certificate, named by its own key.
+    let beta = Idp::start().await;
+    let msg = start_error(
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n\n[[saml.idps]]\nid = \"beta\"\nidp_metadata_url = \"{}?sign=main\"\nmetadata_signing_cert = \"{trust}\"\n",
+            idp.metadata_url(),
+            beta.metadata_url()
+        ),
+        &up,
+    );
+    assert!(
+        msg.contains("saml.idps.0.metadata_signing_cert"),
+        "signed by beta's key, checked with the first IdP's: {msg}"
+    );
+    let ok = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n\n[[saml.idps]]\nid = \"beta\"\nidp_metadata_url = \"{}?sign=main\"\nmetadata_signing_cert = \"{}\"\n",
+            idp.metadata_url(),
+            beta.metadata_url(),
+            idp_cert(&beta, "main")
+        ),
+    )
+    .await;
+    let sso = ok.state.saml.clone().expect("saml");
+    let signed: Vec<Option<String>> = sso
+        .providers()
+        .iter()
+        .map(|p| p.loaded().idp.signed_by.clone())
+        .collect();
+    assert_eq!(
+        signed,
+        vec![None, Some("saml.idps.0.metadata_signing_cert".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_refused_by_signature_or_validity_keeps_the_last_good_copy() {
+    let idp = Idp::start().await;
+    idp.set_metadata_options("sign=main").await;
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nmetadata_signing_cert = \"{}\"\n{MAPPING}",
+            idp.metadata_url(),
+            idp_cert(&idp, "main")
+        ),
+    )
+    .await;
+    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
+    idp.register_sp(&md).await;
+    let sso = gate.state.saml.clone().expect("saml");
+    sso.refresh().await.expect("signed by the trusted key");
+    assert_eq!(stale_metric(&gate, "default").await, "0");
+    assert!(readyz(&gate).await.get("degraded").is_none());
+
+    for (options, words) in [
+        ("sign=other", "does not verify"),
+        ("", "is not signed"),
+        ("sign=main&tamper=1", "does not verify"),
+        ("sign=main&valid_until=past", "validUntil"),
+    ] {
+        idp.set_metadata_options(options).await;
+        let err = sso.refresh().await.expect_err(options);
+        assert!(err.is_metadata_trust(), "{options}: {err}");
+        assert!(err.to_string().contains(words), "{options}: {err}");
+        // The last good copy signs people in.
+        let mut b = Browser::new(gate.addr);
+        let acs = sso_at(&mut b, "default", "user=alice").await;
+        assert_eq!(
+            acs.status,
+            StatusCode::SEE_OTHER,
+            "{options}: {}",
+            acs.text()
+        );
+        let ready = readyz(&gate).await;
+        assert_eq!(ready["ready"], true, "{options}: {ready}");
+        assert_eq!(ready["degraded"], true, "{options}: {ready}");
+        assert!(
+            ready["checks"]["saml_idps"]["default"]
+                .as_str()
+                .is_some_and(|s| s.contains("last good copy") && s.contains(words)),
+            "{options}: {ready}"
+        );
+        assert_eq!(stale_metric(&gate, "default").await, "1", "{options}");
+    }
+    // The IdP publishes good metadata again.
+    idp.set_metadata_options("sign=main").await;
+    sso.refresh().await.expect("good again");
+    assert!(readyz(&gate).await.get("degraded").is_none());
+    assert_eq!(stale_metric(&gate, "default").await, "0");
+}
+
+#[tokio::test]
+async fn a_cache_duration_shorter_than_metadata_refresh_is_honoured() {
+    let idp = Idp::start().await;
+    idp.set_metadata_options("sign=main&cache=PT1S").await;
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nmetadata_refresh = \"1h\"\nmetadata_signing_cert = \"{}\"\n",
+            idp.metadata_url(),
+            idp_cert(&idp, "main")
+        ),
+    )
+    .await;
+    let sso = gate.state.saml.clone().expect("saml");
+    assert_eq!(sso.refresh_interval(), std::time::Duration::from_secs(1));
+    assert_eq!(sso.loaded().idp.certs.len(), 1);
+    // The IdP starts listing a second certificate; the running gate's own
+    // refresh task picks it up within seconds, not the hour configured.
+    idp.set_metadata_variant("rollover").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sso.loaded().idp.certs.len() != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refreshed by cacheDuration"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
