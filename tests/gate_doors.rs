@@ -451,8 +451,11 @@ impl Doors {
 
 /// A forwarded request's verdict, from the identity headers it carries
 /// (upstream side for the proxy, the 200 answer for forward-auth).
+/// An empty value carries no identity (forward-auth answers to Traefik and
+/// Caddy name every identity header, empty when there is none).
 fn forwarded(h: &http::HeaderMap) -> String {
-    match (h.get("x-identity-assertion"), h.get("x-forwarded-user")) {
+    let given = |name: &str| h.get(name).filter(|v| !v.is_empty());
+    match (given("x-identity-assertion"), given("x-forwarded-user")) {
         (None, None) => FORWARD_ANON.into(),
         (Some(_), Some(user)) => format!("forward as {}", user.to_str().expect("ascii")),
         other => panic!("half an identity: {other:?}"),

@@ -575,7 +575,9 @@ async fn traefik_forward_auth_check() {
     assert_eq!(got.status, StatusCode::FORBIDDEN);
     assert_eq!(got.json()["error"], "managed_by_directory");
 
-    // Public path: 200 without identity, session or not.
+    // Public path: 200 without identity, session or not: each identity
+    // header named with an empty value (Traefik replaces the request's
+    // copies with it; Caddy 2.6 would otherwise copy its placeholder text).
     for c in ["", cookie.as_str()] {
         let got = check(
             &gate,
@@ -588,7 +590,8 @@ async fn traefik_forward_auth_check() {
         .await;
         assert_eq!(got.status, StatusCode::OK);
         for name in IDENTITY_NAMES {
-            assert!(got.headers.get(name).is_none(), "public: {name}");
+            let v = got.headers.get(name);
+            assert!(v.is_some_and(|v| v.is_empty()), "public: {name}: {v:?}");
         }
     }
     assert_eq!(up.count(), 0, "the check never calls the app");

@@ -397,6 +397,22 @@ async fn check(
     let verdict = gate::decide(state, &inbound).await?;
     *user = verdict.session().cloned();
     let mut r = Response::new(full(""));
+    if traefik {
+        // Every identity header a front proxy is told to copy is in every
+        // 2xx answer, empty when there is no such value (no session, no
+        // email...): Caddy before 2.7 (Debian 12 ships 2.6) copies a field
+        // missing from the answer as its literal placeholder text
+        // ("{http.reverse_proxy.header.X-Forwarded-User}") onto the request.
+        // nginx-style callers never forward empty values.
+        let out = r.headers_mut();
+        out.insert(
+            state.config.identity.header.clone(),
+            HeaderValue::from_static(""),
+        );
+        for name in state.header_names.iter() {
+            out.insert(name.clone(), HeaderValue::from_static(""));
+        }
+    }
     let session = match verdict {
         // Allowed without identity: 200 and nothing else.
         Verdict::Forward(Access::Public | Access::UpstreamToken) => return Ok(r),

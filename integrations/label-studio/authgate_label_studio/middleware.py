@@ -64,7 +64,9 @@ class AuthgateMiddleware:
         if authorization[:6].lower() == "token " or authorization[:7].lower() == "bearer ":
             return self.get_response(request)
         token: Optional[str] = request.META.get(HEADER)
-        if token is None:
+        # Empty = absent: forward-auth answers name the header with an empty
+        # value when there is no identity (so front proxies copy nothing).
+        if token is None or not token.strip():
             self._end_provisioned_session(request)
             return self.get_response(request)
         try:
