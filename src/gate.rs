@@ -261,7 +261,19 @@ pub async fn refuse(state: &State, ctx: &RequestCtx, req: &Inbound<'_>, refusal:
                 .rule(rule)
                 .map_or("", |r| r.family());
             let reason = format!("role_required:{needed}:{family}:route[{rule}]");
-            audit(ctx, req, session.as_deref(), "role_denied", &reason);
+            // The role decided with (an upstream token's is annotator, with or without a session).
+            let id = session.as_deref().map(|s| &s.identity);
+            crate::telemetry::Audit {
+                event: "role_denied",
+                subject: id.map(|i| i.subject.as_str()),
+                role: role.as_deref(),
+                method: req.method.as_str(),
+                path: req.path,
+                client: ctx.client,
+                reason: &reason,
+                request_id: Some(&ctx.id),
+            }
+            .emit();
             Error::RoleRequired { needed, role }
         }
     }
