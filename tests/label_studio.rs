@@ -818,6 +818,69 @@ async fn on_label_studio_community_an_annotator_labels_and_cannot_administer() {
     );
     assert_eq!(snapshot(&ls), before);
 
+    // Chromium through the annotator's pages: they load, no API they call on load is refused,
+    // no console error comes from a refusal; the settings page says which role it needs.
+    let shots = repo("target/tmp/label-studio-roles");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let gate_url = format!("http://{}", gate.addr);
+    let shots_dir = shots.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(repo("tests/browser/label_studio_roles.mjs"))
+            .current_dir(repo("tests/browser"))
+            .env("GATE_URL", gate_url)
+            .env("LOGIN_USER", "annotator1")
+            .env("LOGIN_PASSWORD", PASSWORD)
+            .env("PROJECT", project.to_string())
+            .env("SHOTS", shots_dir)
+            .output()
+            .expect("node (Debian package nodejs) must be installed")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
+    eprintln!("annotator pages: {seen:#}");
+    for page in seen["pages"].as_array().expect("pages") {
+        let name = page["name"].as_str().unwrap_or("");
+        let refused = page["refused"].as_array().expect("refused");
+        let console: Vec<&str> = page["console"]
+            .as_array()
+            .expect("console")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if name == "settings-refused" {
+            assert_eq!(page["status"], 403, "{page}");
+            assert!(
+                page["text"].as_str().unwrap_or("").contains("manager"),
+                "the refusal page names the role: {page}"
+            );
+            continue;
+        }
+        assert_eq!(page["status"], 200, "{page}");
+        assert!(
+            refused.is_empty(),
+            "{name} calls refused APIs on load: {page}"
+        );
+        assert!(
+            !console.iter().any(|c| c.contains("403")),
+            "{name}: console error from a refusal: {page}"
+        );
+        assert!(shots.join(format!("annotator-{name}.png")).exists());
+    }
+    assert_eq!(
+        snapshot(&ls),
+        before,
+        "the annotator's pages changed nothing"
+    );
+
     // --- manager --------------------------------------------------------
     let (status, cookie, page) = ldap_login(&gate, "manager1").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");

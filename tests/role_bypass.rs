@@ -48,10 +48,18 @@ fn instantiate(template: &str) -> String {
 }
 
 fn row_methods(desc: &str) -> Vec<String> {
-    if desc.starts_with('*') {
+    if let Some(rest) = desc.strip_prefix('*') {
+        let except: Vec<&str> = rest
+            .trim()
+            .strip_prefix("except")
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         return ["GET", "POST", "PUT", "PATCH", "DELETE"]
+            .into_iter()
+            .filter(|m| !except.contains(m))
             .map(String::from)
-            .to_vec();
+            .collect();
     }
     desc.split_whitespace()
         .map(|m| m.trim_matches(|c| c == '(' || c == ')' || c == '+'))

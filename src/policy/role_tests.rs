@@ -20,10 +20,18 @@ fn instantiate(template: &str) -> String {
 
 /// The methods a row names; for `*`, a spread including an extension method.
 fn row_methods(desc: &str) -> Vec<String> {
-    if desc.starts_with('*') {
+    if let Some(rest) = desc.strip_prefix('*') {
+        let except: Vec<&str> = rest
+            .trim()
+            .strip_prefix("except")
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         return ["GET", "POST", "PUT", "PATCH", "DELETE", "PROPFIND"]
+            .into_iter()
+            .filter(|m| !except.contains(m))
             .map(String::from)
-            .to_vec();
+            .collect();
     }
     desc.split_whitespace()
         .map(|m| m.trim_matches(|c| c == '(' || c == ')' || c == '+'))
@@ -35,8 +43,20 @@ fn m(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).expect("method token")
 }
 
-fn decide(t: &RoleTable, method: &str, path: &str, role: Option<&str>) -> RoleDecision {
-    t.decide(&Request::new(&m(method), path), role)
+/// `target` is a path with an optional `?query`, as the proxy splits it.
+fn decide(t: &RoleTable, method: &str, target: &str, role: Option<&str>) -> RoleDecision {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let method = m(method);
+    t.decide(
+        &Request {
+            query,
+            ..Request::new(&method, path)
+        },
+        role,
+    )
 }
 
 const NOT_ROLES: [Option<&str>; 5] = [
@@ -76,7 +96,13 @@ fn every_row_decides_its_own_path_for_every_role() {
         for path in &paths {
             for method in row_methods(&r.methods()) {
                 let req_m = m(&method);
-                let req = Request::new(&req_m, path);
+                let query = r
+                    .query_condition()
+                    .map(|(k, v)| format!("{k}={}", v.first().map_or("", String::as_str)));
+                let req = Request {
+                    query: query.as_deref(),
+                    ..Request::new(&req_m, path)
+                };
                 let (needed, by) = t
                     .required(&req)
                     .unwrap_or_else(|| panic!("route[{i}] {r}: {method} {path} matches no row"));
@@ -273,6 +299,8 @@ fn the_roles_mean_what_label_studio_enterprise_says() {
         ("POST", "/api/dm/views/"),
         ("GET", "/api/dm/actions/"),
         ("GET", "/api/dm/columns/"),
+        ("GET", "/api/ml/?project=3"),
+        ("GET", "/api/ml"),
         ("GET", "/api/current-user/whoami"),
         ("GET", "/user/account/"),
         ("PATCH", "/api/users/2/"),
@@ -296,6 +324,8 @@ fn the_roles_mean_what_label_studio_enterprise_says() {
         ("GET", "/api/storages/s3/?project=3"),
         ("POST", "/api/storages/export/localfiles"),
         ("POST", "/api/ml/"),
+        ("POST", "/api/ml/4/train"),
+        ("DELETE", "/api/ml/4"),
         ("POST", "/api/webhooks/"),
         ("POST", "/api/dm/actions/?id=delete_tasks&project=3"),
         ("DELETE", "/api/tasks/5/"),
@@ -333,6 +363,37 @@ fn the_roles_mean_what_label_studio_enterprise_says() {
         refused("administrator", method, path, Role::Owner);
         allowed("owner", method, path);
     }
+    // The labeling stream's next task is a data manager action: only that one is open.
+    allowed(
+        "annotator",
+        "POST",
+        "/api/dm/actions/?id=next_task&project=3",
+    );
+    allowed(
+        "annotator",
+        "POST",
+        "/api/dm/actions?project=3&id=next_task",
+    );
+    for q in [
+        "id=delete_tasks&project=3",
+        "id=next_task&id=delete_tasks",
+        "id=next_task&%69d=delete_tasks",
+        "id=next_task;id=delete_tasks",
+        "project=3",
+    ] {
+        refused(
+            "annotator",
+            "POST",
+            &format!("/api/dm/actions/?{q}"),
+            Role::Manager,
+        );
+    }
+    refused(
+        "annotator",
+        "POST",
+        "/api/dm/actions/next_task/form/?id=next_task",
+        Role::Manager,
+    );
     // No row: every role.
     allowed("annotator", "GET", "/");
     allowed("annotator", "GET", "/static/js/main.js");

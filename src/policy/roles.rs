@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::matcher::{Segments, Verb};
+use super::matcher::{self, Segments, Verb};
 use super::routes::{self, Check, Error, MatchKind, MethodSet, Segment};
 use super::{for_each_verb, Request};
 
@@ -80,6 +80,9 @@ pub struct RoleRule {
     basis: String,
     source: String,
     notes: String,
+    /// `query_param` and `query_values`: the row applies only when the query's parameter (as
+    /// Django reads it) has one of the values.
+    query: Option<(String, Vec<String>)>,
     rank: (bool, usize, usize),
 }
 
@@ -117,17 +120,30 @@ impl RoleRule {
     pub fn notes(&self) -> &str {
         &self.notes
     }
-    fn matches(&self, segs: &Segments<'_>, verb: Verb<'_>) -> bool {
+    /// The query condition, if any: (parameter, values).
+    pub fn query_condition(&self) -> Option<(&str, &[String])> {
+        self.query.as_ref().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+    fn matches(&self, segs: &Segments<'_>, verb: Verb<'_>, query: Option<&str>) -> bool {
         self.methods.matches(verb).is_some()
             && routes::path_matches(&self.segments, self.kind, segs)
+            && self
+                .query
+                .as_ref()
+                .is_none_or(|(k, v)| matcher::query_param_is(query, k, v))
     }
 }
 
 impl fmt::Display for RoleRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query = self
+            .query
+            .as_ref()
+            .map(|(k, v)| format!("?{k}={}", v.join("|")))
+            .unwrap_or_default();
         write!(
             f,
-            "{} {} [{}] needs {}",
+            "{} {}{query} [{}] needs {}",
             self.match_kind(),
             self.path,
             self.methods.describe(),
@@ -143,7 +159,7 @@ pub struct RoleTable {
     rules: Vec<RoleRule>,
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 12] = [
     "methods",
     "except_methods",
     "path",
@@ -154,6 +170,8 @@ const KEYS: [&str; 10] = [
     "basis",
     "source",
     "notes",
+    "query_param",
+    "query_values",
 ];
 
 const BASES: [&str; 3] = ["documented", "inferred", "source"];
@@ -238,7 +256,7 @@ impl RoleTable {
         let segs = Segments::split(req.path);
         let mut out: Option<(Role, usize)> = None;
         for_each_verb(req, |verb| {
-            if let Some((index, rule)) = self.winner(&segs, verb) {
+            if let Some((index, rule)) = self.winner(&segs, verb, req.query) {
                 if out.is_none_or(|(r, _)| rule.role > r) {
                     out = Some((rule.role, index));
                 }
@@ -286,7 +304,7 @@ impl RoleTable {
             let _ = writeln!(out, "\n{verb}:");
             let mut any = false;
             for (index, rule) in self.rules.iter().enumerate() {
-                if rule.matches(&segs, verb) {
+                if rule.matches(&segs, verb, req.query) {
                     any = true;
                     let _ = writeln!(out, "  route[{index}] {rule}");
                     let _ = writeln!(
@@ -305,7 +323,7 @@ impl RoleTable {
             if !any {
                 let _ = writeln!(out, "  no role row matches {verb} on this path");
             }
-            match self.winner(&segs, verb) {
+            match self.winner(&segs, verb, req.query) {
                 Some((index, rule)) => {
                     let _ = writeln!(
                         out,
@@ -335,10 +353,15 @@ impl RoleTable {
 
     /// The most specific row matching `verb` on the path; on a tie the higher role, then file
     /// order.
-    fn winner(&self, segs: &Segments<'_>, verb: Verb<'_>) -> Option<(usize, &RoleRule)> {
+    fn winner(
+        &self,
+        segs: &Segments<'_>,
+        verb: Verb<'_>,
+        query: Option<&str>,
+    ) -> Option<(usize, &RoleRule)> {
         let mut best: Option<(usize, &RoleRule)> = None;
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.matches(segs, verb) {
+            if !rule.matches(segs, verb, query) {
                 continue;
             }
             let better = best.is_none_or(|(_, b)| (rule.rank, rule.role) > (b.rank, b.role));
@@ -430,6 +453,39 @@ fn read_row(i: usize, row: &toml::Value, check: &mut Check) -> Option<RoleRule> 
     let edition = check.string(t, loc, "edition", false).unwrap_or_default();
     let source = check.string(t, loc, "source", false).unwrap_or_default();
     let notes = check.string(t, loc, "notes", false).unwrap_or_default();
+    let query_param = check.string(t, loc, "query_param", false);
+    let query_values = check.strings(t, loc, "query_values").unwrap_or_default();
+    let query = match (query_param, query_values.is_empty()) {
+        (None, true) => None,
+        (Some(k), false) if !k.is_empty() => Some((k, query_values)),
+        (Some(k), true) if !k.is_empty() => {
+            check.push(
+                loc,
+                "query_values",
+                "missing: the values query_param must have",
+            );
+            None
+        }
+        (Some(_), _) => {
+            check.push(loc, "query_param", "must not be empty");
+            None
+        }
+        (None, false) => {
+            check.push(
+                loc,
+                "query_param",
+                "missing: query_values needs the parameter's name",
+            );
+            None
+        }
+    };
+    if query.is_some() && role == Some(Role::Owner) {
+        check.push(
+            loc,
+            "query_param",
+            "a query condition narrows a row to open an exception; an owner row opens nothing",
+        );
+    }
     if check.problems.len() != before {
         return None;
     }
@@ -451,5 +507,6 @@ fn read_row(i: usize, row: &toml::Value, check: &mut Check) -> Option<RoleRule> 
         basis: basis?,
         source,
         notes,
+        query,
     })
 }
