@@ -1150,6 +1150,12 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     if let Err(e) = routes.check_overrides(&p.switches) {
         c.fail("policy.switches", e.to_string());
     }
+    let enforce_roles = p.enforce_roles.unwrap_or(!p.manual_role_management);
+    if enforce_roles && p.manual_role_management && raw.mapping.default_role.trim().is_empty() {
+        warnings.push(
+            "policy.enforce_roles = true while policy.manual_role_management = true: a person in no mapped group carries no role claim and is refused every route of the role table (set mapping.default_role, e.g. annotator, to give them one)".into(),
+        );
+    }
     let policy = Policy {
         public_paths,
         allow_upstream_tokens: p.allow_upstream_tokens,
@@ -1159,7 +1165,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         disable_signup_without_link: p.disable_signup_without_link,
         routes,
         switches: p.switches.clone(),
-        enforce_roles: p.enforce_roles.unwrap_or(!p.manual_role_management),
+        enforce_roles,
         role_routes,
     };
 
