@@ -52,8 +52,13 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = "certs/saml-sp.crt")]
         saml_cert: PathBuf,
     },
-    /// Print which route-table rule decides METHOD PATH, and why.
+    /// Print which route-table rule decides METHOD PATH, and why; with --role,
+    /// also which role-table row decides it for that organization role.
     ExplainPolicy {
+        /// An organization role (owner, administrator, manager, reviewer,
+        /// annotator, or anything else for "no role"): explain the role table too.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
         method: String,
         /// Path and optional query, e.g. /api/projects/1/members/?x=1
         path: String,
@@ -87,6 +92,15 @@ pub enum Command {
         /// The route table to probe (default: the embedded Label Studio table).
         #[arg(long, value_name = "PATH")]
         routes: Option<PathBuf>,
+        /// A signed-in session of an organization role, as ROLE=COOKIE (e.g.
+        /// annotator='authgate=...'); repeatable, one per role. The role table's
+        /// rows above ROLE are probed with it. Never printed. Also read from
+        /// AUTHGATE_SELFTEST_ROLE_COOKIE_<ROLE> (e.g. ..._ANNOTATOR).
+        #[arg(long = "role-cookie", value_name = "ROLE=COOKIE")]
+        role_cookies: Vec<String>,
+        /// The role table to probe (default: the embedded Label Studio role table).
+        #[arg(long, value_name = "PATH")]
+        role_routes: Option<PathBuf>,
         /// An extra CA certificate (PEM) to trust for an https URL.
         #[arg(long, value_name = "PATH")]
         ca_file: Option<PathBuf>,

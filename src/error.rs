@@ -28,6 +28,11 @@ pub enum Error {
     Unauthenticated,
     #[error("refused by policy: {reason}")]
     ManagedByDirectory { reason: String },
+    #[error("organization role {} needed, signed in as {}", .needed, .role.as_deref().unwrap_or("no role"))]
+    RoleRequired {
+        needed: crate::policy::Role,
+        role: Option<String>,
+    },
     #[error("account pending activation")]
     PendingActivation,
     #[error("account deactivated")]
@@ -63,6 +68,7 @@ impl Error {
             },
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::ManagedByDirectory { .. }
+            | Error::RoleRequired { .. }
             | Error::PendingActivation
             | Error::Deactivated
             | Error::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -88,6 +94,7 @@ impl Error {
             Error::Upstream(_) => "upstream_unavailable",
             Error::Unauthenticated => "unauthenticated",
             Error::ManagedByDirectory { .. } => "managed_by_directory",
+            Error::RoleRequired { .. } => "role_required",
             Error::PendingActivation => "pending_activation",
             Error::Deactivated => "deactivated",
             Error::Forbidden(_) => "forbidden",
@@ -113,6 +120,13 @@ impl Error {
             Error::Upstream(_) => "The application is not reachable right now. Try again in a moment.".into(),
             Error::Unauthenticated => "Sign in to continue.".into(),
             Error::ManagedByDirectory { .. } => "This change is managed by your organization's directory (SSO/LDAP groups). Ask your administrator to change your group membership instead.".into(),
+            Error::RoleRequired { needed, role } => format!(
+                "This needs the {needed} role (or higher); you are signed in as {}. Ask your administrator to add you to a group that grants the {needed} role, then sign in again.",
+                match role.as_deref() {
+                    Some(r) => format!("{} {r}", if r.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }),
+                    None => "someone without an organization role".to_string(),
+                }
+            ),
             Error::PendingActivation => "Your account is pending activation. Ask your administrator to add you to a group that grants access, then sign in again.".into(),
             Error::Deactivated => "Your account is deactivated. Contact your administrator if you think this is a mistake.".into(),
             Error::Forbidden(what) => format!("Access denied: {what}."),
@@ -152,6 +166,12 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
         });
         if let Error::ManagedByDirectory { reason } = err {
             body["reason"] = serde_json::Value::String(reason.clone());
+        }
+        if let Error::RoleRequired { needed, role } = err {
+            body["required_role"] = serde_json::Value::String(needed.name().to_string());
+            body["role"] = role.as_deref().map_or(serde_json::Value::Null, |r| {
+                serde_json::Value::String(r.into())
+            });
         }
         json(status, &body)
     };

@@ -13,7 +13,10 @@
 //! 2. public path?                   forward anonymously
 //! 3. session from the cookie        none → upstream API token? forward anonymously
 //!                                          otherwise refuse: sign in
-//! 4. role gates                     not_activated → pending activation; deactivated → refuse
+//! 4. role gates                     not_activated → pending activation; deactivated → refuse;
+//!                                   policy.enforce_roles: the role table's role for the route
+//!                                   (the same normalized path and methods as step 1) → 403
+//!                                   naming the role; an upstream API token counts as annotator
 //! 5. forward with the session's identity
 //! ```
 //!
@@ -101,6 +104,15 @@ pub enum Refusal {
     /// Signed in as `deactivated` (a session from before the role changed):
     /// 403.
     Deactivated(Arc<Session>),
+    /// `policy.enforce_roles`: the role (the session's, or annotator for a
+    /// request carrying the upstream's API token) is below `needed`, the role
+    /// of role-table row `rule`. 403 `role_required`.
+    RoleRequired {
+        needed: policy::Role,
+        rule: usize,
+        role: Option<String>,
+        session: Option<Arc<Session>>,
+    },
 }
 
 impl Verdict {
@@ -109,6 +121,9 @@ impl Verdict {
         match self {
             Verdict::Forward(Access::Session(s))
             | Verdict::Refuse(Refusal::PendingActivation(s) | Refusal::Deactivated(s)) => Some(s),
+            Verdict::Refuse(Refusal::RoleRequired {
+                session: Some(s), ..
+            }) => Some(s),
             _ => None,
         }
     }
@@ -119,17 +134,15 @@ impl Verdict {
 pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Error> {
     // 1. The route policy applies to every caller, tokens included, and runs
     // before the session is looked at.
-    let decision = {
-        let overrides = policy::override_methods(req.headers, req.query);
-        let preq = policy::Request {
-            method: req.method,
-            path: req.path,
-            query: req.query,
-            override_methods: &overrides,
-            form_body: is_form_post(req.method, req.headers),
-        };
-        state.config.policy.routes.decide(&preq, &state.switches)
+    let overrides = policy::override_methods(req.headers, req.query);
+    let preq = policy::Request {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        override_methods: &overrides,
+        form_body: is_form_post(req.method, req.headers),
     };
+    let decision = state.config.policy.routes.decide(&preq, &state.switches);
     match decision {
         Decision::Allow => {}
         Decision::Deny { reason, .. } => {
@@ -152,6 +165,9 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
     // 3. Session; without one, the upstream's own API token if allowed.
     let Some(session) = state.load_session(req.headers).await? else {
         if state.config.policy.allow_upstream_tokens && carries_upstream_token(req.headers) {
+            if let Some(refusal) = role_gate(state, &preq, Some(TOKEN_ROLE), None) {
+                return Ok(Verdict::Refuse(refusal));
+            }
             return Ok(Verdict::Forward(Access::UpstreamToken));
         }
         return Ok(Verdict::Refuse(Refusal::SignIn));
@@ -162,9 +178,49 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
     Ok(match session.identity.role.as_deref() {
         Some("not_activated") => Verdict::Refuse(Refusal::PendingActivation(session)),
         Some("deactivated") => Verdict::Refuse(Refusal::Deactivated(session)),
-        // 5. Forward with identity.
-        _ => Verdict::Forward(Access::Session(session)),
+        role => {
+            // The upstream acts as the token's owner, whom authgate cannot see: no
+            // more than an annotator, whatever the session says.
+            let role = if carries_upstream_token(req.headers) {
+                role.and_then(policy::Role::parse)
+                    .map(|r| r.min(policy::Role::Annotator).name())
+            } else {
+                role
+            };
+            match role_gate(state, &preq, role, Some(&session)) {
+                Some(refusal) => Verdict::Refuse(refusal),
+                // 5. Forward with identity.
+                None => Verdict::Forward(Access::Session(session)),
+            }
+        }
     })
+}
+
+/// The role a request carrying the upstream's own API token is decided as.
+const TOKEN_ROLE: &str = "annotator";
+
+/// `policy.enforce_roles`: the role table's decision for `role`, as a refusal.
+fn role_gate(
+    state: &State,
+    preq: &policy::Request<'_>,
+    role: Option<&str>,
+    session: Option<&Arc<Session>>,
+) -> Option<Refusal> {
+    if !state.config.policy.enforce_roles {
+        return None;
+    }
+    match state.config.policy.role_routes.decide(preq, role) {
+        policy::RoleDecision::Allow => None,
+        policy::RoleDecision::Refuse { needed, rule } => {
+            state.metrics.role_denials.inc();
+            Some(Refusal::RoleRequired {
+                needed,
+                rule,
+                role: role.map(str::to_owned),
+                session: session.cloned(),
+            })
+        }
+    }
 }
 
 /// Audits a refusal of `req` (except [`Refusal::SignIn`], which is not an
@@ -191,6 +247,34 @@ pub async fn refuse(state: &State, ctx: &RequestCtx, req: &Inbound<'_>, refusal:
         Refusal::Deactivated(s) => {
             audit(ctx, req, Some(&s), "access_refused", "deactivated");
             Error::Deactivated
+        }
+        Refusal::RoleRequired {
+            needed,
+            rule,
+            role,
+            session,
+        } => {
+            let family = state
+                .config
+                .policy
+                .role_routes
+                .rule(rule)
+                .map_or("", |r| r.family());
+            let reason = format!("role_required:{needed}:{family}:route[{rule}]");
+            // The role decided with (an upstream token's is annotator, with or without a session).
+            let id = session.as_deref().map(|s| &s.identity);
+            crate::telemetry::Audit {
+                event: "role_denied",
+                subject: id.map(|i| i.subject.as_str()),
+                role: role.as_deref(),
+                method: req.method.as_str(),
+                path: req.path,
+                client: ctx.client,
+                reason: &reason,
+                request_id: Some(&ctx.id),
+            }
+            .emit();
+            Error::RoleRequired { needed, role }
         }
     }
 }

@@ -106,8 +106,13 @@ fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// `authgate explain-policy METHOD PATH[?QUERY]`.
-pub fn explain_policy(cfg: &Config, method: &str, target: &str) -> Result<String, String> {
+/// `authgate explain-policy [--role ROLE] METHOD PATH[?QUERY]`.
+pub fn explain_policy(
+    cfg: &Config,
+    method: &str,
+    target: &str,
+    role: Option<&str>,
+) -> Result<String, String> {
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("invalid method {method:?}"))?;
     let (p, q) = match target.split_once('?') {
@@ -124,8 +129,21 @@ pub fn explain_policy(cfg: &Config, method: &str, target: &str) -> Result<String
         override_methods: &[],
         form_body: false,
     };
-    Ok(format!(
+    let mut out = format!(
         "{method} {target}\nnormalized path: {normalized}\n{}",
         cfg.policy.routes.explain(&req, &state_switches)
-    ))
+    );
+    if let Some(role) = role {
+        out.push_str(&format!(
+            "\norganization roles: policy.enforce_roles = {}{}\n{}",
+            cfg.policy.enforce_roles,
+            if cfg.policy.enforce_roles {
+                ""
+            } else {
+                " (the role decision below is NOT applied: every signed-in role passes)"
+            },
+            cfg.policy.role_routes.explain(&req, Some(role))
+        ));
+    }
+    Ok(out)
 }

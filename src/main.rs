@@ -79,12 +79,12 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::ExplainPolicy { method, path } => {
+        Command::ExplainPolicy { method, path, role } => {
             let cfg = match load(&sources) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match authgate::explain_policy(&cfg, &method, &path) {
+            match authgate::explain_policy(&cfg, &method, &path, role.as_deref()) {
                 Ok(text) => {
                     println!("{text}");
                     ExitCode::SUCCESS
@@ -104,18 +104,47 @@ fn main() -> ExitCode {
             prefix,
             headers,
             routes,
+            role_cookies,
+            role_routes,
             ca_file,
             timeout,
-        } => selftest(authgate::selftest::Options {
-            url,
-            cookie,
-            path,
-            prefix,
-            headers,
-            routes,
-            ca_file,
-            timeout,
-        }),
+        } => {
+            let mut pairs = Vec::new();
+            for rc in role_cookies {
+                match rc.split_once('=') {
+                    Some((role, cookie)) if !role.is_empty() && !cookie.is_empty() => {
+                        pairs.push((role.to_ascii_lowercase(), cookie.to_string()))
+                    }
+                    _ => {
+                        eprintln!("selftest could not run: --role-cookie takes ROLE=COOKIE");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            for role in ["annotator", "reviewer", "manager", "administrator", "owner"] {
+                let var = format!(
+                    "AUTHGATE_SELFTEST_ROLE_COOKIE_{}",
+                    role.to_ascii_uppercase()
+                );
+                if let Ok(cookie) = std::env::var(&var) {
+                    if !cookie.is_empty() && !pairs.iter().any(|(r, _)| r == role) {
+                        pairs.push((role.to_string(), cookie));
+                    }
+                }
+            }
+            selftest(authgate::selftest::Options {
+                url,
+                cookie,
+                path,
+                prefix,
+                headers,
+                routes,
+                role_cookies: pairs,
+                role_routes,
+                ca_file,
+                timeout,
+            })
+        }
     }
 }
 

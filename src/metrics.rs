@@ -23,6 +23,8 @@ pub struct Metrics {
     pub upstream_timeouts: Counter,
     pub upstream_other_errors: Counter,
     pub policy_denials: Counter,
+    /// Requests refused because the session's role is below the role table's.
+    pub role_denials: Counter,
     pub logins_ok: Counter,
     pub logins_failed: Counter,
     pub sessions: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -93,6 +95,13 @@ impl Metrics {
             policy_denials.clone(),
         );
 
+        let role_denials = Counter::default();
+        registry.register(
+            "role_denials",
+            "Requests refused because the person's organization role is below what the route needs (policy.enforce_roles)",
+            role_denials.clone(),
+        );
+
         let logins = Family::<Labels, Counter<u64, AtomicU64>>::default();
         registry.register("logins", "Login attempts, by result", logins.clone());
         let logins_ok = logins.get_or_create(&vec![("result", "success")]).clone();
@@ -138,6 +147,7 @@ impl Metrics {
             upstream_timeouts,
             upstream_other_errors,
             policy_denials,
+            role_denials,
             logins_ok,
             logins_failed,
             sessions,

@@ -23,6 +23,11 @@
 //!   percent-encoding, case, `;param`, format suffix, method case, PUT for
 //!   PATCH, HEAD for GET, method-override headers, `_method` in the query and
 //!   in a form body) must be refused too.
+//! - **role probes** (with `--role-cookie ROLE=COOKIE`, one per role): for
+//!   every row of the role table (the embedded Label Studio role table, or
+//!   `--role-routes`) that needs a role above ROLE, the canonical request and
+//!   its disguises (the same spellings and method channels) with ROLE's
+//!   cookie must be refused (403 `role_required`, or `managed_by_directory`).
 //!
 //! Write requests carry no body (or only `_method=...`) and name the id `0`;
 //! nothing is sent to `{prefix}/logout`, so a `--cookie` session survives.
@@ -62,6 +67,11 @@ pub struct Options {
     pub headers: Vec<String>,
     /// A route table file; `None` = the embedded Label Studio table.
     pub routes: Option<PathBuf>,
+    /// Signed-in sessions per organization role: (role, `Cookie` header value;
+    /// never printed). Each is probed against the role table.
+    pub role_cookies: Vec<(String, String)>,
+    /// A role table file; `None` = the embedded Label Studio role table.
+    pub role_routes: Option<PathBuf>,
     /// An extra CA certificate (PEM) to trust for https URLs.
     pub ca_file: Option<PathBuf>,
     /// Per-request timeout.
@@ -91,6 +101,7 @@ pub enum Category {
     Headers,
     Redirects,
     Routes,
+    Roles,
 }
 
 impl Category {
@@ -99,6 +110,7 @@ impl Category {
             Category::Headers => "forged identity headers",
             Category::Redirects => "open redirects (rd / RelayState)",
             Category::Routes => "policy-route variants",
+            Category::Roles => "role-gated routes (per --role-cookie)",
         }
     }
 }
@@ -115,7 +127,7 @@ pub struct Finding {
 pub struct Report {
     pub url: String,
     /// Requests sent per category.
-    pub sent: [usize; 3],
+    pub sent: [usize; 4],
     pub findings: Vec<Finding>,
     /// Plain-words remarks (what could not be checked and why).
     pub notes: Vec<String>,
@@ -134,9 +146,14 @@ impl Report {
     /// The text printed to the operator.
     pub fn render(&self) -> String {
         let mut out = format!("authgate selftest of {}\n", self.url);
-        for (i, c) in [Category::Headers, Category::Redirects, Category::Routes]
-            .into_iter()
-            .enumerate()
+        for (i, c) in [
+            Category::Headers,
+            Category::Redirects,
+            Category::Routes,
+            Category::Roles,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let hits: Vec<&Finding> = self.findings.iter().filter(|f| f.category == c).collect();
             let verdict = if hits.is_empty() {
@@ -557,6 +574,72 @@ fn variants(method: &str, path: &str) -> Vec<RouteRequest> {
     out
 }
 
+#[derive(Debug, Deserialize)]
+struct RoleFile {
+    #[serde(default)]
+    route: Vec<RoleRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleRow {
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    except_methods: Vec<String>,
+    path: String,
+    role: String,
+}
+
+/// Role names, lowest first (the role table's hierarchy).
+const ROLE_ORDER: [&str; 5] = ["annotator", "reviewer", "manager", "administrator", "owner"];
+
+fn role_rank(role: &str) -> Option<usize> {
+    ROLE_ORDER.iter().position(|r| *r == role)
+}
+
+/// The probes of a role table for a session of `role`: one per row (and method) that needs a
+/// higher role than `role`. An unknown `role` is below every row.
+///
+/// # Errors
+///
+/// The table is not TOML of the role-table shape.
+pub fn role_probes(table: &str, role: &str) -> Result<Vec<RouteProbe>, String> {
+    let file: RoleFile = toml::from_str(table).map_err(|e| e.message().to_string())?;
+    let have = role_rank(role);
+    let mut out = Vec::new();
+    for (i, row) in file.route.iter().enumerate() {
+        let Some(need) = role_rank(&row.role) else {
+            return Err(format!("route[{i}]: unknown role {:?}", row.role));
+        };
+        if have.is_some_and(|h| h >= need) {
+            continue;
+        }
+        let path = concrete_path(&row.path);
+        let mut methods: Vec<String> = Vec::new();
+        for m in &row.methods {
+            let m = m.to_ascii_uppercase();
+            if m == "*" {
+                if let Some(pick) = ["GET", "POST", "PATCH", "DELETE"]
+                    .iter()
+                    .find(|s| !row.except_methods.iter().any(|e| e.eq_ignore_ascii_case(s)))
+                {
+                    methods.push((*pick).to_string());
+                }
+            } else if m != "OPTIONS" && m != "HEAD" && !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        for m in methods {
+            out.push(RouteProbe {
+                rule: format!("role route[{i}] {m} {} (needs {})", row.path, row.role),
+                canonical: plain(&m, &path, "canonical"),
+                variants: variants(&m, &path),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// How a deployment answered a route probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -572,7 +655,10 @@ pub enum Outcome {
 /// counts as the rule's refusal.
 pub fn classify(method: &str, status: StatusCode, body: &str) -> Outcome {
     match status.as_u16() {
-        403 if body.contains("managed_by_directory") || method.eq_ignore_ascii_case("HEAD") => {
+        403 if body.contains("managed_by_directory")
+            || body.contains("role_required")
+            || method.eq_ignore_ascii_case("HEAD") =>
+        {
             Outcome::Refused
         }
         400 | 405 | 414 | 431 => Outcome::Rejected,
@@ -680,12 +766,26 @@ impl Prober {
         form: Option<&str>,
         title_case: bool,
     ) -> Result<Answer, String> {
+        self.send_as(None, method, target, headers, form, title_case)
+            .await
+    }
+
+    /// [`Prober::send`] with another session's cookie (`None`: `--cookie`).
+    async fn send_as(
+        &self,
+        cookie: Option<&HeaderValue>,
+        method: &str,
+        target: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        form: Option<&str>,
+        title_case: bool,
+    ) -> Result<Answer, String> {
         let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let url = format!("{}{target}", self.base);
         let mut b = Request::builder().method(method).uri(&url);
         b = b.header(http::header::ACCEPT, "application/json");
         b = b.header(http::header::USER_AGENT, "authgate-selftest");
-        if let Some(c) = &self.cookie {
+        if let Some(c) = cookie.or(self.cookie.as_ref()) {
             b = b.header(http::header::COOKIE, c.clone());
         }
         for (k, v) in headers {
@@ -961,10 +1061,111 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
             probes.len()
         ));
     }
+
+    // --- Role-gated routes, per role cookie. -----------------------------
+    if opts.role_cookies.is_empty() {
+        report.notes.push(
+            "no --role-cookie given: role-gated routes were not checked (pass one signed-in session per role, e.g. --role-cookie annotator='authgate=...')".into(),
+        );
+    } else {
+        let role_table = match &opts.role_routes {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| Error::Routes {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            None => include_str!("../config/label-studio-role-routes.toml").to_string(),
+        };
+        let role_table_name = opts.role_routes.as_ref().map_or_else(
+            || "the embedded Label Studio role table".to_string(),
+            |p| p.display().to_string(),
+        );
+        for (role, cookie) in &opts.role_cookies {
+            let cookie = HeaderValue::from_str(cookie).map_err(|_| {
+                Error::Url(format!(
+                    "--role-cookie {role}=... is not a valid header value"
+                ))
+            })?;
+            let probes = role_probes(&role_table, role).map_err(|reason| Error::Routes {
+                path: role_table_name.clone(),
+                reason,
+            })?;
+            role_checks(&prober, &mut report, role, &cookie, &probes).await;
+        }
+    }
     Ok(report)
 }
 
+/// Sends the role probes of one role: every canonical request must be refused (the role is
+/// below the row's), and so must every disguise of it.
+async fn role_checks(
+    prober: &Prober,
+    report: &mut Report,
+    role: &str,
+    cookie: &HeaderValue,
+    probes: &[RouteProbe],
+) {
+    let mut refused_any = false;
+    let mut through = Vec::new();
+    for probe in probes {
+        let c = &probe.canonical;
+        report.sent[3] += 1;
+        let canonical = match send_route_as(prober, Some(cookie), c).await {
+            Ok(o) => o,
+            Err(e) => {
+                report.notes.push(format!(
+                    "as {role}: {}: canonical request got no answer ({e})",
+                    probe.rule
+                ));
+                continue;
+            }
+        };
+        if canonical != Outcome::Refused {
+            through.push(format!(
+                "as {role}: {} {} was not refused ({:?})",
+                c.method, c.target, canonical
+            ));
+            continue;
+        }
+        refused_any = true;
+        for v in &probe.variants {
+            report.sent[3] += 1;
+            match send_route_as(prober, Some(cookie), v).await {
+                Ok(o) if variant_leaked(canonical, o) == Some(true) => report.found(
+                    Category::Roles,
+                    format!(
+                        "as {role}: {}: {} {} [{}] was not refused although {} {} is",
+                        probe.rule, v.method, v.target, v.label, c.method, c.target
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => report.notes.push(format!(
+                    "as {role}: {}: {} {} got no answer ({e})",
+                    probe.rule, v.method, v.target
+                )),
+            }
+        }
+    }
+    if refused_any || probes.is_empty() {
+        for t in through {
+            report.found(Category::Roles, t);
+        }
+    } else {
+        report.notes.push(format!(
+            "as {role}: none of the {} role-gated routes above {role} was refused: organization roles are not enforced here (policy.enforce_roles off), or the cookie is not a signed-in {role}",
+            probes.len()
+        ));
+    }
+}
+
 async fn send_route(prober: &Prober, r: &RouteRequest) -> Result<Outcome, String> {
+    send_route_as(prober, None, r).await
+}
+
+async fn send_route_as(
+    prober: &Prober,
+    cookie: Option<&HeaderValue>,
+    r: &RouteRequest,
+) -> Result<Outcome, String> {
     let mut hdrs = Vec::new();
     for (k, v) in &r.headers {
         let k = HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
@@ -972,7 +1173,14 @@ async fn send_route(prober: &Prober, r: &RouteRequest) -> Result<Outcome, String
         hdrs.push((k, v));
     }
     let a = prober
-        .send(&r.method, &r.target, &hdrs, r.form.as_deref(), false)
+        .send_as(
+            cookie,
+            &r.method,
+            &r.target,
+            &hdrs,
+            r.form.as_deref(),
+            false,
+        )
         .await?;
     Ok(classify(&r.method, a.status, &a.body))
 }

@@ -317,3 +317,93 @@ fn explain_policy_names_the_row_and_the_deny() {
     );
     assert!(text.contains("decision: deny by route[0]"), "{text}");
 }
+
+#[tokio::test]
+async fn a_role_refusal_is_an_audit_event_naming_the_role_and_the_row() {
+    let up = Upstream::start().await;
+    let keys = Keys::new();
+    let config = config_file(
+        &keys,
+        &up.url(),
+        "[policy]\nmanual_role_management = false\nallow_upstream_tokens = true\n",
+    );
+    let mut running = Running::start(&config);
+    let addr: SocketAddr = running.wait_for("start-up line", |v| {
+        v["listen"].as_str().and_then(|s| s.parse().ok())
+    });
+    // An upstream API token is decided as an annotator: creating a project needs a manager.
+    let got = send(
+        Request::post(format!("http://{addr}/api/projects/"))
+            .header("authorization", format!("Token {TOKEN}"))
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    assert_eq!(got.json()["error"], "role_required");
+    assert_eq!(up.count(), 0);
+    let line = running.wait_for("role_denied audit line", |v| {
+        (v["target"] == "authgate::audit" && v["event"] == "role_denied").then(|| v.clone())
+    });
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/api/projects/");
+    assert_eq!(line["role"], "annotator");
+    let reason = line["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("role_required:manager:project_create:route["),
+        "{reason}"
+    );
+    let all = running.stop().join("\n");
+    assert!(!all.contains(TOKEN), "the token appears in the log");
+}
+
+#[test]
+fn explain_policy_with_a_role_names_the_role_row() {
+    let keys = Keys::new();
+    let config = config_file(&keys, "http://127.0.0.1:9", "");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "explain-policy",
+            "--role",
+            "annotator",
+            "delete",
+            "//API/projects/./3",
+        ])
+        .env_clear()
+        .env("MANUAL_ROLE_MANAGEMENT", "0")
+        .output()
+        .expect("run authgate explain-policy");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "organization roles: policy.enforce_roles = true",
+        "role: annotator",
+        "exact /api/projects/{id}/ [PATCH DELETE (+PUT)] needs manager",
+        "basis documented",
+        "https://docs.humansignal.com/guide/admin_roles",
+        "role decision: refuse by route[",
+        "\"required_role\":\"manager\"",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "explain-policy",
+            "--role",
+            "manager",
+            "DELETE",
+            "/api/projects/3/",
+        ])
+        .env_clear()
+        .output()
+        .expect("run authgate explain-policy");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("policy.enforce_roles = false"), "{text}");
+    assert!(text.contains("NOT applied"), "{text}");
+    assert!(text.contains("role decision: allow: route["), "{text}");
+}

@@ -1263,3 +1263,74 @@ fn keygen_refuses_to_overwrite_without_force() {
     assert_ne!(std::fs::read(&key).expect("key"), k1, "replaced");
     assert_ne!(std::fs::read(&secret).expect("secret"), s1, "replaced");
 }
+
+#[test]
+fn enforce_roles_follows_role_management_unless_set_and_a_bad_role_table_is_one_error() {
+    let keys = Keys::new();
+    let base = base_toml(&keys);
+    let on = |cfg: &Config| cfg.policy.enforce_roles;
+    // The default: on exactly when the directory owns roles.
+    assert!(!on(&load_text(&base, &[], None).expect("defaults")));
+    assert!(on(&load_text(
+        &base,
+        &[("MANUAL_ROLE_MANAGEMENT", "0")],
+        None
+    )
+    .expect("directory roles")));
+    // Set explicitly, either way, in the file or the environment.
+    assert!(on(&load_text(
+        &format!("{base}\n[policy]\nenforce_roles = true\n"),
+        &[],
+        None
+    )
+    .expect("on")));
+    assert!(!on(&load_text(
+        &base,
+        &[
+            ("MANUAL_ROLE_MANAGEMENT", "0"),
+            ("AUTHGATE_POLICY__ENFORCE_ROLES", "false")
+        ],
+        None
+    )
+    .expect("off")));
+    let cfg = load_text(&base, &[], None).expect("defaults");
+    assert!(cfg.policy.role_routes.len() > 40);
+
+    // A replacement role table: every problem, with the file, the row and the field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = write(
+        dir.path(),
+        "roles.toml",
+        "[[route]]\nmethods = [\"POST\"]\npath = \"/api/x\"\nmatch = \"exact\"\nrole = \"boss\"\nfamily = \"x\"\nbasis = \"inferred\"\n",
+    );
+    let err = load_text(
+        &format!(
+            "{base}\n[policy]\nrole_routes_file = \"{}\"\n",
+            table.display()
+        ),
+        &[],
+        None,
+    )
+    .expect_err("bad role");
+    let line = only(&err);
+    assert!(line.contains("policy.role_routes_file"), "{line}");
+    assert!(
+        line.contains("route[0] (/api/x): field `role`: `boss`"),
+        "{line}"
+    );
+    let good = write(
+        dir.path(),
+        "good.toml",
+        "[[route]]\nmethods = [\"*\"]\npath = \"/secret\"\nmatch = \"prefix\"\nrole = \"owner\"\nfamily = \"x\"\nbasis = \"inferred\"\n",
+    );
+    let cfg = load_text(
+        &format!(
+            "{base}\n[policy]\nrole_routes_file = \"{}\"\n",
+            good.display()
+        ),
+        &[],
+        None,
+    )
+    .expect("replacement");
+    assert_eq!(cfg.policy.role_routes.len(), 1);
+}

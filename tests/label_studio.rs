@@ -462,3 +462,543 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     );
     assert!(shots.join("projects.png").exists());
 }
+
+/// The directory owns roles (`MANUAL_ROLE_MANAGEMENT=0`), so organization roles are enforced at
+/// the proxy (`policy.enforce_roles` defaults on): annotators, managers and administrators of the
+/// slapd directory, mapped by group, against the real Label Studio Community.
+fn roles_toml(s: &Slapd) -> String {
+    format!(
+        r#"
+[policy]
+manual_role_management = false
+[ldap]
+enabled = true
+server_uri = "{ldaps}"
+ca_file = "{ca}"
+bind_dn = "{SVC_DN}"
+bind_password = "{SVC_PW}"
+user_search_bases = ["{USERS_DN}"]
+user_query_field = "username"
+attr_username = "uid"
+group_search_base_dn = "dc=com"
+group_search_filter = "(objectClass=groupOfNames)"
+group_type = "member"
+timeout = "5s"
+[mapping.roles]
+administrator = ["cn=admins,{USERS_DN}"]
+manager = ["cn=managers,{USERS_DN}"]
+annotator = ["cn=annotators,{USERS_DN}"]
+[[mapping.projects]]
+project = "Roles Project"
+group = "cn=annotators,{USERS_DN}"
+role = "inherit"
+"#,
+        ldaps = s.ldaps_url(),
+        ca = s.ca.display(),
+    )
+}
+
+/// Django's CSRF check, passed the way Label Studio's own pages pass it: the `csrftoken` cookie
+/// and the same secret in `X-CSRFToken`.
+const CSRF: &str = "rolesrolesrolesrolesrolesroles12";
+
+/// A request through authgate as the signed-in person, JSON in and out.
+async fn as_person(gate: &Gate, cookie: &str, method: &str, path: &str, body: Value) -> Got {
+    let req = Request::builder()
+        .method(method)
+        .uri(gate.url(path))
+        .header("cookie", format!("{cookie}; csrftoken={CSRF}"))
+        .header("x-csrftoken", CSRF)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        })))
+        .expect("request");
+    send(req).await
+}
+
+/// authgate's own role refusal: 403 `role_required` naming the role needed.
+fn assert_role_refused(got: &Got, needed: &str, what: &str) {
+    assert_eq!(got.status, StatusCode::FORBIDDEN, "{what}: {}", got.text());
+    let body = got.json();
+    assert_eq!(body["error"], "role_required", "{what}: {body}");
+    assert_eq!(body["required_role"], needed, "{what}: {body}");
+}
+
+/// Refused by authgate: by the role table (naming `needed`), or by the route table first (the
+/// Django admin is the upstream's own login while authgate owns login; the organization record
+/// can set the invite token or the owner).
+fn assert_refused(got: &Got, needed: &str, what: &str) {
+    if got.json()["error"] == "managed_by_directory" {
+        assert_eq!(got.status, StatusCode::FORBIDDEN, "{what}");
+        return;
+    }
+    assert_role_refused(got, needed, what);
+}
+
+const LABEL_CONFIG: &str = r#"<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text"><Choice value="pos"/><Choice value="neg"/></Choices></View>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_label_studio_community_an_annotator_labels_and_cannot_administer() {
+    let slapd = Slapd::start();
+    let ls_port = free_port();
+    let keys = Keys::new();
+    let text = config_text(
+        &keys,
+        &format!("http://127.0.0.1:{ls_port}"),
+        &roles_toml(&slapd),
+    );
+    let env = vec![(
+        "AUTHGATE_UPSTREAM__RESPONSE_TIMEOUT".to_string(),
+        "120s".to_string(),
+    )];
+    let gate = Gate::start_with(keys, text, env).await;
+    assert!(
+        gate.state.config.policy.enforce_roles,
+        "enforce_roles defaults on with manual_role_management = false"
+    );
+    let ls = LabelStudio::start(ls_port, &gate.url("/_auth/jwks.json"), "http://gate.test").await;
+
+    // The administrator of Label Studio (its own token, straight to it) sets the scene.
+    let created = ls
+        .admin(
+            "POST",
+            "/api/projects/",
+            serde_json::json!({"title": "Roles Project", "label_config": LABEL_CONFIG}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let project = created.json()["id"].as_i64().expect("project id");
+    let imported = ls
+        .admin(
+            "POST",
+            &format!("/api/projects/{project}/import"),
+            serde_json::json!([{"text": "first"}, {"text": "second"}]),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.text());
+    let org = ls.sql("SELECT id FROM organization LIMIT 1", &[])[0][0]
+        .as_i64()
+        .expect("organization id");
+
+    // What the refusals must leave untouched.
+    let snapshot = |ls: &LabelStudio| {
+        (
+            ls.sql("SELECT count(*) FROM project", &[]),
+            ls.sql(
+                "SELECT title, label_config FROM project WHERE id = ?",
+                &[&project.to_string()],
+            ),
+            ls.sql("SELECT count(*) FROM task", &[]),
+            ls.sql(
+                "SELECT count(*) FROM io_storages_localfilesimportstorage",
+                &[],
+            ),
+            ls.sql("SELECT count(*) FROM data_export_export", &[]),
+            ls.sql("SELECT count(*) FROM webhook", &[]),
+        )
+    };
+
+    // --- annotator ------------------------------------------------------
+    let (status, cookie, page) = ldap_login(&gate, "annotator1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let annotator = cookie.expect("session cookie");
+    // The pages and reads of the labeling stream.
+    for path in ["/projects/", &format!("/projects/{project}/data")] {
+        let got = get(
+            &gate.url(path),
+            &[("cookie", &annotator), ("accept", "text/html")],
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::OK, "GET {path}\n{}", ls.log());
+    }
+    for path in [
+        "/api/projects/".to_string(),
+        format!("/api/projects/{project}/"),
+        format!("/api/dm/views/?project={project}"),
+        "/api/current-user/whoami".to_string(),
+    ] {
+        let got = as_person(&gate, &annotator, "GET", &path, Value::Null).await;
+        assert_eq!(got.status, StatusCode::OK, "GET {path}: {}", got.text());
+    }
+    let next = as_person(
+        &gate,
+        &annotator,
+        "GET",
+        &format!("/api/projects/{project}/next/"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(next.status, StatusCode::OK, "next task: {}", next.text());
+    let task = next.json()["id"].as_i64().expect("task id");
+    let before = snapshot(&ls);
+    // Label the task and submit the annotation.
+    let annotation = as_person(
+        &gate,
+        &annotator,
+        "POST",
+        &format!("/api/tasks/{task}/annotations/?project={project}"),
+        serde_json::json!({
+            "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices",
+                        "value": {"choices": ["pos"]}}],
+            "lead_time": 1.5
+        }),
+    )
+    .await;
+    assert_eq!(
+        annotation.status,
+        StatusCode::CREATED,
+        "submit annotation: {}\n{}",
+        annotation.text(),
+        ls.log()
+    );
+    let stored = ls.sql(
+        "SELECT count(*) FROM task_completion c JOIN htx_user u ON u.id = c.completed_by_id \
+         WHERE u.email = 'annotator1@example.com' AND c.task_id = ?",
+        &[&task.to_string()],
+    );
+    assert_eq!(
+        stored[0][0], 1,
+        "the annotation is in Label Studio's database"
+    );
+
+    // Administration: refused by authgate, in the plain spelling and disguised.
+    let p = project;
+    let refused: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            "/api/projects/".into(),
+            serde_json::json!({"title": "Annotator's"}),
+            "manager",
+        ),
+        (
+            "DELETE",
+            format!("/api/projects/{p}/"),
+            Value::Null,
+            "manager",
+        ),
+        (
+            "DELETE",
+            format!("/API/Projects/{p}"),
+            Value::Null,
+            "manager",
+        ),
+        (
+            "DELETE",
+            format!("//api/./projects/x/../{p}/"),
+            Value::Null,
+            "manager",
+        ),
+        (
+            "DELETE",
+            format!("/api/%70rojects/{p}/"),
+            Value::Null,
+            "manager",
+        ),
+        (
+            "PATCH",
+            format!("/api/projects/{p}/"),
+            serde_json::json!({"label_config": "<View></View>"}),
+            "manager",
+        ),
+        (
+            "PUT",
+            format!("/api/projects/{p}/"),
+            serde_json::json!({"title": "renamed"}),
+            "manager",
+        ),
+        (
+            "POST",
+            format!("/api/projects/{p}/import"),
+            serde_json::json!([{"text": "third"}]),
+            "manager",
+        ),
+        (
+            "POST",
+            format!("/api/projects/{p}/import;x=1"),
+            serde_json::json!([{"text": "third"}]),
+            "manager",
+        ),
+        (
+            "GET",
+            format!("/api/projects/{p}/export?exportType=JSON"),
+            Value::Null,
+            "manager",
+        ),
+        (
+            "POST",
+            format!("/api/projects/{p}/exports/"),
+            serde_json::json!({}),
+            "manager",
+        ),
+        (
+            "POST",
+            "/api/storages/localfiles/".into(),
+            serde_json::json!({"project": p, "path": "/tmp", "title": "x"}),
+            "manager",
+        ),
+        (
+            "POST",
+            "/api/webhooks/".into(),
+            serde_json::json!({"project": p, "url": "http://127.0.0.1:9/x"}),
+            "manager",
+        ),
+        (
+            "DELETE",
+            format!("/api/tasks/{task}/"),
+            Value::Null,
+            "manager",
+        ),
+        ("GET", "/people/".into(), Value::Null, "administrator"),
+        ("GET", "/api/invite".into(), Value::Null, "administrator"),
+    ];
+    for (method, path, body, needed) in &refused {
+        let got = as_person(&gate, &annotator, method, path, body.clone()).await;
+        assert_role_refused(&got, needed, &format!("annotator {method} {path}"));
+    }
+    // Method overrides: a GET or POST that names DELETE is a DELETE.
+    let req = Request::builder()
+        .method("POST")
+        .uri(gate.url(&format!("/api/projects/{p}/")))
+        .header("cookie", format!("{annotator}; csrftoken={CSRF}"))
+        .header("x-csrftoken", CSRF)
+        .header("x-http-method-override", "DELETE")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert_role_refused(
+        &send(req).await,
+        "manager",
+        "X-HTTP-Method-Override: DELETE",
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri(gate.url(&format!("/api/projects/{p}/")))
+        .header("cookie", format!("{annotator}; csrftoken={CSRF}"))
+        .header("x-csrftoken", CSRF)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(b"_method=DELETE")))
+        .expect("request");
+    assert_role_refused(&send(req).await, "manager", "form _method=DELETE");
+    // A browser asking for the settings page gets a page that names the role.
+    let page = get(
+        &gate.url(&format!("/projects/{p}/settings/")),
+        &[("cookie", &annotator), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.text().contains("manager"), "{}", page.text());
+    assert_eq!(
+        snapshot(&ls),
+        before,
+        "Label Studio's database is unchanged by the refused requests"
+    );
+    // Label Studio's own API token does not lift the annotator: decided as an annotator.
+    let token = ls.sql(
+        "SELECT key FROM authtoken_token t JOIN htx_user u ON u.id = t.user_id WHERE u.email = 'admin@example.com'",
+        &[],
+    );
+    assert_eq!(token.len(), 1, "the administrator's token");
+    let req = Request::builder()
+        .method("DELETE")
+        .uri(gate.url(&format!("/api/projects/{p}/")))
+        .header("cookie", &annotator)
+        .header(
+            "authorization",
+            format!("Token {}", token[0][0].as_str().expect("key")),
+        )
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert_role_refused(
+        &send(req).await,
+        "manager",
+        "annotator's session + an API token",
+    );
+    assert_eq!(snapshot(&ls), before);
+
+    // Chromium through the annotator's pages: they load, no API they call on load is refused,
+    // no console error comes from a refusal; the settings page says which role it needs.
+    let shots = repo("target/tmp/label-studio-roles");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let gate_url = format!("http://{}", gate.addr);
+    let shots_dir = shots.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(repo("tests/browser/label_studio_roles.mjs"))
+            .current_dir(repo("tests/browser"))
+            .env("GATE_URL", gate_url)
+            .env("LOGIN_USER", "annotator1")
+            .env("LOGIN_PASSWORD", PASSWORD)
+            .env("PROJECT", project.to_string())
+            .env("SHOTS", shots_dir)
+            .output()
+            .expect("node (Debian package nodejs) must be installed")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
+    eprintln!("annotator pages: {seen:#}");
+    for page in seen["pages"].as_array().expect("pages") {
+        let name = page["name"].as_str().unwrap_or("");
+        let refused = page["refused"].as_array().expect("refused");
+        let console: Vec<&str> = page["console"]
+            .as_array()
+            .expect("console")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if name == "settings-refused" {
+            assert_eq!(page["status"], 403, "{page}");
+            assert!(
+                page["text"].as_str().unwrap_or("").contains("manager"),
+                "the refusal page names the role: {page}"
+            );
+            continue;
+        }
+        assert_eq!(page["status"], 200, "{page}");
+        assert!(
+            refused.is_empty(),
+            "{name} calls refused APIs on load: {page}"
+        );
+        assert!(
+            !console.iter().any(|c| c.contains("403")),
+            "{name}: console error from a refusal: {page}"
+        );
+        assert!(shots.join(format!("annotator-{name}.png")).exists());
+    }
+    assert_eq!(
+        snapshot(&ls),
+        before,
+        "the annotator's pages changed nothing"
+    );
+
+    // --- manager --------------------------------------------------------
+    let (status, cookie, page) = ldap_login(&gate, "manager1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let manager = cookie.expect("session cookie");
+    let made = as_person(
+        &gate,
+        &manager,
+        "POST",
+        "/api/projects/",
+        serde_json::json!({"title": "Manager's project", "label_config": LABEL_CONFIG}),
+    )
+    .await;
+    assert_eq!(
+        made.status,
+        StatusCode::CREATED,
+        "{}\n{}",
+        made.text(),
+        ls.log()
+    );
+    let people = get(
+        &gate.url("/people/"),
+        &[("cookie", &manager), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(people.status, StatusCode::FORBIDDEN);
+    assert!(people.text().contains("administrator"), "{}", people.text());
+    let admin_id = ls.sql(
+        "SELECT id FROM htx_user WHERE email = 'admin@example.com'",
+        &[],
+    )[0][0]
+        .as_i64()
+        .expect("id");
+    let mut by_route_table = 0;
+    for (method, path) in [
+        (
+            "DELETE",
+            format!("/api/organizations/{org}/memberships/{admin_id}/"),
+        ),
+        ("PATCH", format!("/api/organizations/{org}/memberships")),
+        ("GET", "/api/invite".to_string()),
+        ("POST", "/api/invite/reset-token".to_string()),
+        ("DELETE", format!("/api/users/{admin_id}/")),
+    ] {
+        let got = as_person(&gate, &manager, method, &path, serde_json::json!({})).await;
+        // Membership, role and invite changes are the directory's in the first place
+        // (MANUAL_ROLE_MANAGEMENT=0): the route table refuses them before any role.
+        if got.json()["error"] == "managed_by_directory" {
+            assert_eq!(got.status, StatusCode::FORBIDDEN);
+            by_route_table += 1;
+            continue;
+        }
+        assert_role_refused(&got, "administrator", &format!("manager {method} {path}"));
+    }
+    assert!(
+        by_route_table < 5,
+        "the role table refused some of them itself"
+    );
+    assert_eq!(
+        ls.sql(
+            "SELECT count(*) FROM organizations_organizationmember WHERE deleted_at IS NULL AND user_id = ?",
+            &[&admin_id.to_string()]
+        )[0][0],
+        1,
+        "the administrator is still a member"
+    );
+
+    // --- administrator: everything but the owner's ----------------------
+    let (status, cookie, page) = ldap_login(&gate, "admin1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let admin = cookie.expect("session cookie");
+    let renamed = as_person(
+        &gate,
+        &admin,
+        "PATCH",
+        &format!("/api/projects/{p}/"),
+        serde_json::json!({"title": "Renamed by admin1"}),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
+    let export = as_person(
+        &gate,
+        &admin,
+        "GET",
+        &format!("/api/projects/{p}/export?exportType=JSON"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text());
+    let people = get(
+        &gate.url("/people/"),
+        &[("cookie", &admin), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(people.status, StatusCode::OK);
+    let invite = as_person(&gate, &admin, "GET", "/api/invite", Value::Null).await;
+    assert_eq!(invite.status, StatusCode::OK, "{}", invite.text());
+    for (method, path) in [
+        ("GET", "/django-rq/".to_string()),
+        ("GET", "/admin/".to_string()),
+        ("PATCH", format!("/api/organizations/{org}")),
+    ] {
+        let got = as_person(
+            &gate,
+            &admin,
+            method,
+            &path,
+            serde_json::json!({"title": "x"}),
+        )
+        .await;
+        let what = format!("administrator {method} {path}");
+        if path == "/django-rq/" {
+            assert_role_refused(&got, "owner", &what);
+        } else {
+            assert_refused(&got, "owner", &what);
+        }
+    }
+    assert_eq!(
+        ls.sql("SELECT title FROM project WHERE id = ?", &[&p.to_string()])[0][0],
+        "Renamed by admin1"
+    );
+}

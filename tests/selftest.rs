@@ -111,6 +111,60 @@ async fn a_clean_deployment_passes_with_a_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_probes_with_a_cookie_per_role_find_nothing_on_a_deployment_that_enforces_roles() {
+    let up = Upstream::start().await;
+    // manual_role_management = false: policy.enforce_roles is on by default.
+    let gate = Gate::start(&up.url(), ARMED).await;
+    assert!(gate.state.config.policy.enforce_roles);
+    let who = |role: &str| {
+        identity(
+            &format!("uid={role},dc=x"),
+            &format!("{role}@example.com"),
+            Some(role),
+            &[],
+        )
+    };
+    let annotator = gate.login(who("annotator")).await;
+    let manager = gate.login(who("manager")).await;
+    let a = format!("annotator={annotator}");
+    let m = format!("manager={manager}");
+    let out = selftest(&[&gate.url(""), "--role-cookie", &a, "--role-cookie", &m]).await;
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("PASS: nothing got through."), "{text}");
+    assert!(sent(&text, "role-gated routes") > 500, "{text}");
+    assert!(!text.contains("not enforced here"), "{text}");
+    for c in [&annotator, &manager] {
+        let secret = c.split_once('=').map(|(_, v)| v).unwrap_or(c);
+        assert!(!text.contains(secret), "a cookie was printed");
+    }
+    // Nothing the annotator may not do reached the upstream.
+    assert!(!up.requests().iter().any(|s| {
+        let t = s.target.to_ascii_lowercase();
+        t.contains("/storages") || t.contains("/export") || t.contains("/django-rq")
+    }));
+    gate.shutdown().await;
+
+    // Roles not enforced: the run says so instead of passing silently.
+    let up = Upstream::start().await;
+    let gate = Gate::start(&up.url(), "[policy]\nenforce_roles = false\n").await;
+    let annotator = gate.login(who("annotator")).await;
+    let a = format!("annotator={annotator}");
+    let out = selftest(&[&gate.url(""), "--role-cookie", &a]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("organization roles are not enforced here"),
+        "{text}"
+    );
+    gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_deployment_passes_anonymously_and_says_what_it_could_not_check() {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), ARMED).await;

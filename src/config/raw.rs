@@ -277,6 +277,12 @@ pub struct Policy {
     pub disable_signup_without_link: bool,
     /// Route table file; empty = the embedded Label Studio table.
     pub routes_file: String,
+    /// Refuse a signed-in person whose organization role is below what the role table says a
+    /// route needs. Unset: on when `manual_role_management = false` (the directory owns roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce_roles: Option<bool>,
+    /// Role table file; empty = the embedded Label Studio role table.
+    pub role_routes_file: String,
     /// Decisions for the route rows whose action is "policy" or "intercept",
     /// keyed by the row's governed_by/family switch name (see the routes file).
     pub switches: BTreeMap<String, bool>,
@@ -292,6 +298,8 @@ impl Default for Policy {
             manual_project_member_management: true,
             disable_signup_without_link: false,
             routes_file: String::new(),
+            enforce_roles: None,
+            role_routes_file: String::new(),
             switches: BTreeMap::new(),
         }
     }

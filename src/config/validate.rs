@@ -19,7 +19,7 @@ use super::raw::{self, Raw};
 use super::{Errors, Origins, Problem, Secret};
 use crate::identity::keys::Algorithm;
 use crate::mapping::Mapping;
-use crate::policy::RouteTable;
+use crate::policy::{RoleTable, RouteTable};
 
 /// The whole typed configuration.
 #[derive(Debug)]
@@ -80,6 +80,26 @@ impl Config {
                 Some(_) => format!("session admin API (authgate sessions): on {addr}, every caller needs the bearer token of server.admin_token_file"),
             });
         }
+        let p = &self.policy;
+        out.push(format!(
+            "organization roles: {} (policy.enforce_roles = {}, from {}; role table {}, {} routes)",
+            if p.enforce_roles {
+                "enforced at the proxy"
+            } else {
+                "not enforced at the proxy"
+            },
+            p.enforce_roles,
+            if self.raw.policy.enforce_roles.is_none() {
+                format!(
+                    "the default: on when policy.manual_role_management = false, which is {}",
+                    p.manual_role_management
+                )
+            } else {
+                self.origins.of("policy.enforce_roles")
+            },
+            p.role_routes.source_name(),
+            p.role_routes.len()
+        ));
         out
     }
 }
@@ -201,6 +221,10 @@ pub struct Policy {
     pub disable_signup_without_link: bool,
     pub routes: RouteTable,
     pub switches: std::collections::BTreeMap<String, bool>,
+    /// `policy.enforce_roles`, its default resolved: on when `manual_role_management` is false.
+    pub enforce_roles: bool,
+    /// The role table (`policy.role_routes_file`, or the embedded one).
+    pub role_routes: RoleTable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1134,8 +1158,35 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             }
         }
     };
+    let role_routes = if p.role_routes_file.trim().is_empty() {
+        RoleTable::embedded()
+    } else {
+        let path = p.role_routes_file.trim();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match RoleTable::parse(&text, path) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.fail("policy.role_routes_file", e.to_string());
+                    RoleTable::embedded()
+                }
+            },
+            Err(e) => {
+                c.fail(
+                    "policy.role_routes_file",
+                    format!("cannot read {path:?}: {e}"),
+                );
+                RoleTable::embedded()
+            }
+        }
+    };
     if let Err(e) = routes.check_overrides(&p.switches) {
         c.fail("policy.switches", e.to_string());
+    }
+    let enforce_roles = p.enforce_roles.unwrap_or(!p.manual_role_management);
+    if enforce_roles && p.manual_role_management && raw.mapping.default_role.trim().is_empty() {
+        warnings.push(
+            "policy.enforce_roles = true while policy.manual_role_management = true: a person in no mapped group carries no role claim and is refused every route of the role table (set mapping.default_role, e.g. annotator, to give them one)".into(),
+        );
     }
     let policy = Policy {
         public_paths,
@@ -1146,6 +1197,8 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         disable_signup_without_link: p.disable_signup_without_link,
         routes,
         switches: p.switches.clone(),
+        enforce_roles,
+        role_routes,
     };
 
     // Settings of a feature that is off do nothing: say so, key by key.

@@ -259,6 +259,28 @@ pub(super) fn query_param_nonempty(query: Option<&str>, name: &str) -> bool {
     found
 }
 
+/// Does the query carry parameter `name` whose value, as Django's `request.GET.get` reads it (the
+/// last occurrence; keys and values form-decoded; keys compared exactly), is one of `values`
+/// (compared exactly)? Used only to *relax* a rule (a role-table row for one data manager action),
+/// so any spelling Django might read differently fails to match.
+pub(super) fn query_param_is(query: Option<&str>, name: &str, values: &[String]) -> bool {
+    let Some(query) = query else {
+        return false;
+    };
+    let mut last: Option<&str> = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decoded_eq(key, name.as_bytes()) {
+            last = Some(value);
+        }
+    }
+    last.is_some_and(|v| {
+        values
+            .iter()
+            .any(|want| form_decoded_eq(v, want.as_bytes()))
+    })
+}
+
 /// `application/x-www-form-urlencoded` decoding of `raw` equals `want`.
 fn form_decoded_eq(raw: &str, want: &[u8]) -> bool {
     // A raw `+` is a space, while `%2B` stays `+`: decide per raw byte.
@@ -359,6 +381,42 @@ mod tests {
         assert_eq!(verb("HEAD"), Verb::Known(GET));
         assert_eq!(verb("PROPFIND"), Verb::Other("PROPFIND"));
         assert_eq!(Verb::Known(GET).to_string(), "GET");
+    }
+
+    #[test]
+    fn a_query_value_is_read_as_django_reads_it() {
+        let next = ["next_task".to_string()];
+        assert!(query_param_is(Some("id=next_task&project=3"), "id", &next));
+        assert!(query_param_is(
+            Some("project=3&%69d=next%5Ftask"),
+            "id",
+            &next
+        ));
+        assert!(query_param_is(
+            Some("id=delete_tasks&id=next_task"),
+            "id",
+            &next
+        ));
+        assert!(!query_param_is(
+            Some("id=next_task&id=delete_tasks"),
+            "id",
+            &next
+        ));
+        assert!(!query_param_is(
+            Some("id=next_task&%69d=delete_tasks"),
+            "id",
+            &next
+        ));
+        assert!(!query_param_is(
+            Some("id=next_task;id=delete_tasks"),
+            "id",
+            &next
+        ));
+        assert!(!query_param_is(Some("id=Next_Task"), "id", &next));
+        assert!(!query_param_is(Some("ID=next_task"), "id", &next));
+        assert!(!query_param_is(Some("id=next_task+"), "id", &next));
+        assert!(!query_param_is(Some("id"), "id", &next));
+        assert!(!query_param_is(None, "id", &next));
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! carries a form body ([`is_form_content_type`]).
 
 mod matcher;
+#[cfg(test)]
+mod role_tests;
+mod roles;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -30,6 +33,7 @@ use std::fmt::{self, Write as _};
 use matcher::{Segments, Verb, DELETE, PATCH, POST, PUT};
 use routes::{Action, Compiled, Governor, Via};
 
+pub use roles::{Role, RoleDecision, RoleRule, RoleTable};
 pub use routes::{Error, Problem, Rule};
 
 /// The switches that arm route rows, taken from the configuration at start.

@@ -233,7 +233,7 @@ impl MethodSet {
         !self.any && self.other.is_empty() && self.known & !(GET | OPTIONS) == 0
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         fn list(bits: u16, other: &[Box<str>]) -> Vec<String> {
             (0..16)
                 .map(|i| 1u16 << i)
@@ -339,16 +339,25 @@ impl Rule {
     }
 
     pub(super) fn path_matches(&self, segs: &matcher::Segments<'_>) -> bool {
-        let n = self.segments.len();
-        let fits = match self.kind {
-            MatchKind::Exact => segs.len() == n,
-            MatchKind::Prefix => segs.len() >= n,
-        };
-        fits && self.segments.iter().enumerate().all(|(i, seg)| match seg {
-            Segment::Literal(lit) => matcher::literal_eq(segs.get(i), lit, segs.is_last(i)),
-            Segment::Param => true,
-        })
+        path_matches(&self.segments, self.kind, segs)
     }
+}
+
+/// Does a compiled template match the request's segments?
+pub(super) fn path_matches(
+    segments: &[Segment],
+    kind: MatchKind,
+    segs: &matcher::Segments<'_>,
+) -> bool {
+    let n = segments.len();
+    let fits = match kind {
+        MatchKind::Exact => segs.len() == n,
+        MatchKind::Prefix => segs.len() >= n,
+    };
+    fits && segments.iter().enumerate().all(|(i, seg)| match seg {
+        Segment::Literal(lit) => matcher::literal_eq(segs.get(i), lit, segs.is_last(i)),
+        Segment::Param => true,
+    })
 }
 
 impl fmt::Display for Rule {
@@ -447,12 +456,12 @@ const ROUTE_KEYS: [&str; 15] = [
 ];
 
 /// Collects problems while one table is read.
-struct Check {
-    problems: Vec<Problem>,
+pub(super) struct Check {
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Check {
-    fn push(&mut self, location: &str, field: &str, message: impl Into<String>) {
+    pub(super) fn push(&mut self, location: &str, field: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             location: location.to_string(),
             field: field.to_string(),
@@ -460,7 +469,13 @@ impl Check {
         });
     }
 
-    fn string(&mut self, t: &toml::Table, loc: &str, key: &str, required: bool) -> Option<String> {
+    pub(super) fn string(
+        &mut self,
+        t: &toml::Table,
+        loc: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<String> {
         match t.get(key) {
             Some(toml::Value::String(s)) => Some(s.clone()),
             Some(other) => {
@@ -479,7 +494,7 @@ impl Check {
         }
     }
 
-    fn strings(&mut self, t: &toml::Table, loc: &str, key: &str) -> Option<Vec<String>> {
+    pub(super) fn strings(&mut self, t: &toml::Table, loc: &str, key: &str) -> Option<Vec<String>> {
         match t.get(key) {
             None => Some(Vec::new()),
             Some(toml::Value::Array(items)) => {
@@ -910,7 +925,7 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn read_methods(
+pub(super) fn read_methods(
     t: &toml::Table,
     loc: &str,
     action: Option<Action>,
@@ -985,7 +1000,7 @@ fn read_methods(
 }
 
 /// `/api/projects/{id}/members/` → [api, projects, {id}, members]; errors say what is wrong.
-fn compile_path(path: &str) -> Result<Vec<Segment>, String> {
+pub(super) fn compile_path(path: &str) -> Result<Vec<Segment>, String> {
     if !path.starts_with('/') {
         return Err(format!("`{path}` must start with `/`"));
     }

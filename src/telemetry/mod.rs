@@ -135,7 +135,7 @@ impl std::fmt::Debug for RequestId {
 #[derive(Debug, Clone, Copy)]
 pub struct Audit<'a> {
     /// `login_success`, `login_failure`, `login_refused`, `access_refused`,
-    /// `policy_denied`, `logout`.
+    /// `policy_denied`, `role_denied`, `logout`.
     pub event: &'static str,
     pub subject: Option<&'a str>,
     pub role: Option<&'a str>,
