@@ -456,6 +456,37 @@ impl Doors {
     }
 }
 
+impl Doors {
+    /// Door 3: Envoy `ext_authz` (HTTP service, `path_prefix: /_auth/check`):
+    /// the original method, `/_auth/check` + the original path and query,
+    /// the client's headers the filter is told to pass (all of them here).
+    async fn envoy(&self, c: &Case) -> String {
+        let gate = self.gate(c);
+        let method = Method::from_bytes(c.method.as_bytes()).expect("method");
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("http://{}/_auth/check{}", gate.addr, c.target));
+        for (k, v) in self.headers(c) {
+            b = b.header(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(&v).expect("value"),
+            );
+        }
+        let before = self.up.count();
+        let got = send(b.body(Full::new(Bytes::new())).expect("request")).await;
+        assert_eq!(self.up.count(), before, "the check never calls the app");
+        match got.status {
+            StatusCode::OK => forwarded(&got.headers),
+            StatusCode::FOUND => {
+                let loc = got.headers["location"].to_str().expect("ascii");
+                assert!(loc.starts_with("http://gate.test/_auth/login"), "{loc}");
+                SIGN_IN.into()
+            }
+            _ => refused(&got),
+        }
+    }
+}
+
 /// A forwarded request's verdict, from the identity headers it carries
 /// (upstream side for the proxy, the 200 answer for forward-auth).
 /// An empty value carries no identity (forward-auth answers to Traefik and
@@ -494,6 +525,7 @@ async fn proxy_and_forward_auth_reach_the_same_verdict() {
         let proxy = doors.proxy(c).await;
         let nginx = doors.check(c, false).await;
         let traefik = doors.check(c, true).await;
+        let envoy = doors.envoy(c).await;
         let auth = c
             .headers
             .iter()
@@ -505,9 +537,9 @@ async fn proxy_and_forward_auth_reach_the_same_verdict() {
             "{} {} as {:?} [{auth}] tokens {:?}",
             c.method, c.target, c.who, c.tokens
         );
-        if proxy != c.want || nginx != c.want || traefik != c.want {
+        if proxy != c.want || nginx != c.want || traefik != c.want || envoy != c.want {
             wrong.push(format!(
-                "{what}: want {:?}; proxy {proxy:?}, nginx check {nginx:?}, traefik check {traefik:?}",
+                "{what}: want {:?}; proxy {proxy:?}, nginx check {nginx:?}, traefik check {traefik:?}, envoy check {envoy:?}",
                 c.want
             ));
         }

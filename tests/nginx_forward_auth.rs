@@ -647,3 +647,114 @@ async fn nginx_style_check_answers_only_200_401_403() {
     .await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
 }
+
+// ---------------------------------------------------------------------------
+// /_auth/check/<original path> as Envoy's ext_authz HTTP service calls it
+// (no Envoy binary in Debian: the requests are shaped as Envoy sends them:
+// the original method, `path_prefix` + the original path and query, the
+// headers `allowed_headers` lets through, no body).
+
+async fn envoy(gate: &Gate, method: &str, target: &str, headers: &[(&str, &str)]) -> Got {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(gate.url(&format!("/_auth/check{target}")));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(Full::new(Bytes::new())).expect("req")).await
+}
+
+#[tokio::test]
+async fn envoy_ext_authz_check() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        "[policy]\nmanual_role_management = false\npublic_paths = [\"/static\"]\n",
+    )
+    .await;
+    // No session: APIs 401, browsers a 302 Envoy hands on (the public URL's login).
+    let got = envoy(
+        &gate,
+        "GET",
+        "/api/projects",
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    let got = envoy(&gate, "GET", "/Projects/1?tab=data", &[("accept", HTML)]).await;
+    assert_eq!(got.status, StatusCode::FOUND);
+    let loc = got.headers["location"].to_str().expect("ascii");
+    assert!(loc.starts_with("http://gate.test/_auth/login?rd="), "{loc}");
+    assert_eq!(
+        rd_of(loc.trim_start_matches("http://gate.test")).as_deref(),
+        Some("/Projects/1?tab=data"),
+        "the original path keeps its case"
+    );
+
+    // Signed in: 200 with the identity headers and a JWT PyJWT accepts.
+    let cookie = gate.login(jane()).await;
+    let got = envoy(
+        &gate,
+        "GET",
+        "/api/projects?page=2",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_identity(&got.headers, &gate.url("/_auth/jwks.json"), "envoy").await;
+
+    // The original method is what is checked: a directory-managed change is
+    // refused, by method, override header or a client's forged pair.
+    let got = envoy(
+        &gate,
+        "PATCH",
+        "/api/organizations/1/memberships",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    assert_eq!(got.json()["error"], "managed_by_directory");
+    let got = envoy(
+        &gate,
+        "POST",
+        "/api/organizations/1/memberships",
+        &[
+            ("cookie", cookie.as_str()),
+            ("x-http-method-override", "PATCH"),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    let got = envoy(
+        &gate,
+        "PATCH",
+        "/api/organizations/1/memberships",
+        &[
+            ("cookie", cookie.as_str()),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/static/app.js"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        got.status,
+        StatusCode::FORBIDDEN,
+        "a forged pair never wins"
+    );
+
+    // Public path: 200, every identity header named and empty (Envoy's
+    // allowed_upstream_headers then replaces a client's copies).
+    let got = envoy(
+        &gate,
+        "GET",
+        "/static/app.js",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    for name in IDENTITY_NAMES {
+        let v = got.headers.get(name);
+        assert!(v.is_some_and(|v| v.is_empty()), "public: {name}: {v:?}");
+    }
+    assert_eq!(up.count(), 0, "the check never calls the app");
+}

@@ -38,6 +38,15 @@ pub async fn dispatch(
     let sub = sub.trim_end_matches('/');
     let m = req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
+    // Envoy `ext_authz` (HTTP service, `path_prefix: <prefix>/check`): the
+    // original request's method and path, under the prefix (case kept).
+    if path[prefix.len()..]
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("/check/"))
+    {
+        let original = &path[prefix.len() + "/check".len()..];
+        return check(state, ctx, &req, user, Some(original)).await;
+    }
     match sub {
         "/healthz" if get => Ok(text(StatusCode::OK, "ok\n")),
         "/readyz" if get => Ok(readyz(state).await),
@@ -67,7 +76,7 @@ pub async fn dispatch(
             ldap_login::maybe_refresh(state, &s);
             Ok(userinfo(&s))
         }
-        "/check" if get || m == Method::POST => check(state, ctx, &req, user).await,
+        "/check" if get || m == Method::POST => check(state, ctx, &req, user, None).await,
         "/healthz" | "/readyz" | "/jwks.json" | "/login" | "/logout" | "/userinfo" | "/check"
         | "/ldap/login" => Err(Error::MethodNotAllowed),
         _ => Err(Error::NotFound),
@@ -342,6 +351,45 @@ impl Original {
     }
 }
 
+impl Original {
+    /// Envoy's `ext_authz` HTTP service sends the original method and
+    /// `path_prefix` + the original path and query. Copies of the nginx or
+    /// Traefik headers a client added must agree with it (as those proxies'
+    /// pairs must agree with each other); its answers go to the browser as
+    /// Traefik's do.
+    fn envoy(
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        h: &http::HeaderMap,
+    ) -> Result<Original, Error> {
+        let target = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        if let Some(m) = agreed(h, "x-original-method", "x-forwarded-method", |a, b| {
+            a.eq_ignore_ascii_case(b)
+        })? {
+            if !m.eq_ignore_ascii_case(method.as_str()) {
+                return Err(Error::Forbidden("conflicting original request headers"));
+            }
+        }
+        if let Some(u) = agreed(h, "x-original-uri", "x-forwarded-uri", |a, b| a == b)? {
+            if u != target {
+                return Err(Error::Forbidden("conflicting original request headers"));
+            }
+        }
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|_| Error::Forbidden("unparseable request target"))?;
+        Ok(Original {
+            method: method.clone(),
+            uri,
+            traefik: true,
+        })
+    }
+}
+
 /// The one value every non-empty copy of headers `a` and `b` carries
 /// (`None` when there is none); an error when two copies differ.
 fn agreed<'h>(
@@ -368,20 +416,26 @@ fn agreed<'h>(
     Ok(found)
 }
 
-/// Forward-auth for nginx `auth_request` (X-Original-Method / X-Original-URI)
-/// and Traefik ForwardAuth (X-Forwarded-Method / X-Forwarded-Uri).
+/// Forward-auth for nginx `auth_request` (X-Original-Method / X-Original-URI),
+/// Traefik ForwardAuth and Caddy `forward_auth` (X-Forwarded-Method /
+/// X-Forwarded-Uri), and Envoy `ext_authz` (`envoy`: the original path,
+/// after `<prefix>/check`, with the original method).
 async fn check(
     state: &Arc<State>,
     ctx: &RequestCtx,
     req: &Request<Incoming>,
     user: &mut Option<Arc<Session>>,
+    envoy: Option<&str>,
 ) -> Result<Response<Body>, Error> {
     let h = req.headers();
     let Original {
         method,
         uri,
         traefik,
-    } = Original::read(h)?;
+    } = match envoy {
+        None => Original::read(h)?,
+        Some(path) => Original::envoy(req.method(), path, req.uri().query(), h)?,
+    };
     // An ambiguous original path is refused, never guessed at.
     let p = path::normalize(uri.path()).map_err(|_| Error::Forbidden("ambiguous request path"))?;
     let navigation = crate::proxy::context::is_navigation(&method, h);
