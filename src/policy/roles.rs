@@ -374,29 +374,9 @@ impl RoleTable {
 }
 
 fn read_row(i: usize, row: &toml::Value, check: &mut Check) -> Option<RoleRule> {
-    let toml::Value::Table(t) = row else {
-        check.push(
-            &format!("route[{i}]"),
-            "",
-            format!("must be a table, not {}", row.type_str()),
-        );
-        return None;
-    };
-    let shown = match t.get("path") {
-        Some(toml::Value::String(p)) => format!("route[{i}] ({p})"),
-        _ => format!("route[{i}]"),
-    };
+    let (t, shown) = routes::row_table(i, row, &KEYS, check)?;
     let loc = shown.as_str();
     let before = check.problems.len();
-    for key in t.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            check.push(
-                loc,
-                key,
-                format!("unknown field (expected one of {})", KEYS.join(", ")),
-            );
-        }
-    }
     let path = check.string(t, loc, "path", true);
     let segments = path.as_deref().and_then(|p| match routes::compile_path(p) {
         Ok(s) => Some(s),

@@ -690,29 +690,9 @@ fn read_route(
     switches: &[SwitchDef],
     check: &mut Check,
 ) -> Option<Rule> {
-    let toml::Value::Table(t) = row else {
-        check.push(
-            &format!("route[{i}]"),
-            "",
-            format!("must be a table, not {}", row.type_str()),
-        );
-        return None;
-    };
-    let shown = match t.get("path") {
-        Some(toml::Value::String(p)) => format!("route[{i}] ({p})"),
-        _ => format!("route[{i}]"),
-    };
+    let (t, shown) = row_table(i, row, &ROUTE_KEYS, check)?;
     let loc = shown.as_str();
     let before = check.problems.len();
-    for key in t.keys() {
-        if !ROUTE_KEYS.contains(&key.as_str()) {
-            check.push(
-                loc,
-                key,
-                format!("unknown field (expected one of {})", ROUTE_KEYS.join(", ")),
-            );
-        }
-    }
 
     let path = check.string(t, loc, "path", true);
     let segments = path.as_deref().and_then(|p| match compile_path(p) {
@@ -1071,4 +1051,36 @@ pub(super) fn check_overrides(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// Row `i` of a route table (this one or the role table) as a TOML table,
+/// and how problems name it (`route[i] (path)`); unknown keys are reported.
+pub(crate) fn row_table<'a>(
+    i: usize,
+    row: &'a toml::Value,
+    keys: &[&str],
+    check: &mut Check,
+) -> Option<(&'a toml::map::Map<String, toml::Value>, String)> {
+    let toml::Value::Table(t) = row else {
+        check.push(
+            &format!("route[{i}]"),
+            "",
+            format!("must be a table, not {}", row.type_str()),
+        );
+        return None;
+    };
+    let shown = match t.get("path") {
+        Some(toml::Value::String(p)) => format!("route[{i}] ({p})"),
+        _ => format!("route[{i}]"),
+    };
+    for key in t.keys() {
+        if !keys.contains(&key.as_str()) {
+            check.push(
+                &shown,
+                key,
+                format!("unknown field (expected one of {})", keys.join(", ")),
+            );
+        }
+    }
+    Some((t, shown))
 }
