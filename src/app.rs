@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpListener;
@@ -19,8 +19,8 @@ use crate::identity::jwt::Signer;
 use crate::identity::{Identity, Principal};
 use crate::metrics::Metrics;
 use crate::policy::Switches;
-use crate::proxy::headers::Protected;
-use crate::proxy::upstream;
+use crate::request::headers::Protected;
+use crate::upstream;
 use crate::session::cookie::CookieConfig;
 use crate::session::{self, HeaderNames, Keys, MemoryStore, Session, Store};
 use crate::telemetry::RequestIds;
@@ -73,12 +73,7 @@ pub enum BuildError {
     Store(#[source] crate::session::StoreError),
 }
 
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_unix;
 
 impl State {
     /// The state of `config` with the SSO page's saved settings (under
@@ -107,7 +102,7 @@ impl State {
 
     fn build(config: Config) -> Result<State, BuildError> {
         let protected = Protected::new(
-            crate::proxy::protected_names(&config)
+            protected_names(&config)
                 .iter()
                 .map(String::as_str),
         )
@@ -569,4 +564,44 @@ impl Bound {
             let _ = t.await;
         }
     }
+}
+
+/// The names authgate sets on forwarded requests; every inbound copy of
+/// these (any case, `_` spelling) is removed first.
+fn protected_names(state_cfg: &crate::config::Config) -> Vec<String> {
+    let h = &state_cfg.identity.headers;
+    let mut names: Vec<String> = vec![
+        state_cfg.identity.header.as_str().to_string(),
+        h.user.as_str().to_string(),
+        h.email.as_str().to_string(),
+        h.preferred_username.as_str().to_string(),
+        h.groups.as_str().to_string(),
+        h.role.as_str().to_string(),
+        // The default names stay protected when others are configured: an
+        // upstream still reading one of them must not be spoofable.
+        "x-identity-assertion".into(),
+        "x-forwarded-user".into(),
+        "x-forwarded-email".into(),
+        "x-forwarded-preferred-username".into(),
+        "x-forwarded-groups".into(),
+        "x-forwarded-role".into(),
+        "x-forwarded-for".into(),
+        "x-forwarded-proto".into(),
+        "x-forwarded-host".into(),
+        "x-real-ip".into(),
+        "forwarded".into(),
+        "x-request-id".into(),
+        // Spellings other auth proxies use that upstreams are often told to trust.
+        "x-auth-request-user".into(),
+        "x-auth-request-email".into(),
+        "x-auth-request-groups".into(),
+        "x-auth-request-preferred-username".into(),
+        "x-remote-user".into(),
+        "remote-user".into(),
+        "x-forwarded-access-token".into(),
+        "x-pomerium-jwt-assertion".into(),
+    ];
+    names.sort();
+    names.dedup();
+    names
 }

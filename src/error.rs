@@ -7,12 +7,14 @@
 //! the request id; the log gets the cause chain. Nothing secret is ever put
 //! in either.
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::http::{html, json};
 use crate::pages;
-use crate::proxy::context::RequestCtx;
-use crate::proxy::{path, upstream, Body};
+use crate::request::context::RequestCtx;
+use crate::http::Body;
+use crate::request::path;
+use crate::upstream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,6 +57,17 @@ pub enum Error {
     Throttled { retry_after: u64 },
     #[error("login form CSRF token missing or not bound to this browser")]
     CsrfMismatch,
+}
+
+impl From<crate::http::BodyError> for Error {
+    fn from(e: crate::http::BodyError) -> Error {
+        use crate::http::BodyError;
+        match e {
+            BodyError::TooLarge => Error::BodyTooLarge,
+            BodyError::Slow => Error::BadRequest("request body not received in time"),
+            BodyError::Unreadable => Error::BadRequest("unreadable body"),
+        }
+    }
 }
 
 impl Error {
@@ -289,32 +302,3 @@ pub fn cause_chain(err: &dyn std::error::Error) -> String {
     s
 }
 
-pub fn html(status: StatusCode, page: String) -> Response<Body> {
-    let mut resp = Response::new(crate::proxy::full(Bytes::from(page)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    resp
-}
-
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(crate::proxy::full(Bytes::from(body)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}

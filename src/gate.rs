@@ -35,7 +35,7 @@ use http::{header, HeaderMap, Method};
 use crate::app::State;
 use crate::error::Error;
 use crate::policy::{self, Decision};
-use crate::proxy::context::RequestCtx;
+use crate::request::context::RequestCtx;
 use crate::session::Session;
 
 /// The request a door asks about, as that door read it.

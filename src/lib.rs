@@ -15,10 +15,12 @@
 pub mod admin_cli;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod gate;
+pub mod http;
 pub mod identity;
 pub mod ldap;
 pub mod mapping;
@@ -26,12 +28,15 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod request;
+pub mod secret;
 pub mod saml;
 pub mod selftest;
 pub mod server;
 pub mod session;
 pub mod settings;
 pub mod telemetry;
+pub mod upstream;
 
 /// Entry points for the fuzz targets in `fuzz/` into parsers that are
 /// private to their module. Not an API: nothing else may use it.
@@ -113,13 +118,13 @@ pub fn explain_policy(
     target: &str,
     role: Option<&str>,
 ) -> Result<String, String> {
-    let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+    let method = ::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("invalid method {method:?}"))?;
     let (p, q) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let normalized = proxy::path::normalize(p)
+    let normalized = request::path::normalize(p)
         .map_err(|e| format!("{target:?} is refused with 400 before any rule: {e}"))?;
     let state_switches = app::State::new_switches(cfg);
     let req = policy::Request {

@@ -183,7 +183,7 @@ async fn deactivated_users_are_refused_at_login() {
         http::header::ACCEPT,
         http::HeaderValue::from_static("text/html"),
     )]);
-    let ctx = authgate::proxy::context::RequestCtx::new(
+    let ctx = authgate::request::context::RequestCtx::new(
         "req-1".into(),
         &http::Method::GET,
         &nav,
@@ -200,7 +200,7 @@ async fn deactivated_users_are_refused_at_login() {
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("Your account is deactivated"), "{body}");
     assert!(body.contains("Contact your administrator"), "{body}");
-    let ctx = authgate::proxy::context::RequestCtx::new(
+    let ctx = authgate::request::context::RequestCtx::new(
         "req-2".into(),
         &http::Method::POST,
         &http::HeaderMap::new(),

@@ -6,8 +6,8 @@
 use authgate::config::raw;
 use authgate::mapping::dn;
 use authgate::mapping::{Mapping, Resolved, Role};
-use authgate::proxy::headers::{strip_protected, Protected};
-use authgate::proxy::path::normalize;
+use authgate::request::headers::{strip_protected, Protected};
+use authgate::request::path::normalize;
 use authgate::session::cookie::{open, seal, Keys};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

@@ -163,7 +163,7 @@ async fn redis_keys_expire_with_their_sessions() {
     let server = RedisServer::start();
     let redis = server.handle("ttl:");
     let store = RedisStore::new(Arc::clone(&redis), HeaderNames::default(), Duration::ZERO);
-    let now = authgate::app::now_unix();
+    let now = authgate::clock::now_unix();
     let s = session("jane", None, now, 120);
     store.insert(Arc::clone(&s)).await.expect("insert");
     let ttl: i64 = redis
@@ -312,7 +312,7 @@ async fn a_saml_assertion_consumed_on_one_replica_is_a_replay_on_the_other() {
         authgate::saml::RedisReplayCache::new(a),
         authgate::saml::RedisReplayCache::new(b),
     );
-    let now = authgate::app::now_unix();
+    let now = authgate::clock::now_unix();
     assert!(ca
         .first_use("_assertion-1", now + 300, now)
         .await
@@ -786,7 +786,7 @@ async fn listing_reads_indexes_and_indexes_older_sessions_once() {
         HeaderNames::default(),
         Duration::from_secs(600),
     );
-    let now = authgate::app::now_unix();
+    let now = authgate::clock::now_unix();
     let s = session("uid=jane", None, now, 3600);
     store.insert(Arc::clone(&s)).await.expect("insert");
     let old = old_style_session(&redis, "idx:", "Old@Example.com", now).await;

@@ -430,7 +430,7 @@ async fn rediss_refuses_a_server_certificate_from_another_ca_and_wrong_credentia
         Some(&pki.path("ca.pem")),
         "other:",
     );
-    let now = authgate::app::now_unix();
+    let now = authgate::clock::now_unix();
     let e = outside
         .first_use("id", now + 60, now)
         .await
@@ -813,7 +813,7 @@ async fn the_store_suite_passes_on_a_redis_cluster_and_keys_spread_over_its_prim
     // Many sessions: spread over every primary, counted across all of them.
     let redis = cluster.handle("spread:");
     let store = RedisStore::new(Arc::clone(&redis), HeaderNames::default(), Duration::ZERO);
-    let now = authgate::app::now_unix();
+    let now = authgate::clock::now_unix();
     let mut ids = Vec::new();
     for i in 0..60 {
         let s = suite::session(&format!("user{i}"), None, now, 600);

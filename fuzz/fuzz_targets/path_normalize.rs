@@ -1,9 +1,9 @@
-//! `proxy::path::normalize`: never panics; idempotent; the output is one
+//! `request::path::normalize`: never panics; idempotent; the output is one
 //! canonical absolute path with no empty or dot segments and no encoded
 //! separator.
 #![no_main]
 
-use authgate::proxy::path::normalize;
+use authgate::request::path::normalize;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! `policy::RouteTable::decide` behind `proxy::path::normalize`: a path the
+//! `policy::RouteTable::decide` behind `request::path::normalize`: a path the
 //! shipped table refuses (or sends to login, or intercepts) is decided the
 //! same way in every spelling the normalizer maps to it — percent-encoded
 //! unreserved characters, `./`, `x/../`, doubled slashes, case changes.
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use authgate::policy::{Decision, Request, RouteTable, Switches};
-use authgate::proxy::path::normalize;
+use authgate::request::path::normalize;
 use libfuzzer_sys::fuzz_target;
 
 const METHODS: [&str; 7] = [

@@ -1,5 +1,5 @@
 //! The SAML pre-checks in front of samael: the body size cap of the ACS
-//! endpoint (`proxy::read_body` with a cap: refused exactly when the body
+//! endpoint (`http::read_body` with a cap: refused exactly when the body
 //! is larger, however it is chunked), and the pre-scan of the Response
 //! (never panics; any DOCTYPE or ENTITY declaration, in any case, is
 //! refused). IdP metadata gets the same DOCTYPE refusal.
@@ -59,13 +59,13 @@ fuzz_target!(|data: &[u8]| {
             .map(Bytes::copy_from_slice)
             .collect();
         let total: usize = chunks.iter().map(Bytes::len).sum();
-        let got = block_on(authgate::proxy::read_body(Chunks(chunks), cap));
+        let got = block_on(authgate::http::read_body(Chunks(chunks), cap));
         match got {
             Ok(b) => {
                 assert!(total <= cap, "{total} bytes read under a {cap}-byte cap");
                 assert_eq!(b.len(), total);
             }
-            Err(authgate::error::Error::BodyTooLarge) => assert!(total > cap),
+            Err(authgate::http::BodyError::TooLarge) => assert!(total > cap),
             Err(e) => panic!("unexpected {e:?}"),
         }
     }

@@ -14,7 +14,7 @@ pub mod dotenv;
 pub mod lse_env;
 pub mod raw;
 pub mod saml;
-pub mod secret;
+
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ use figment::providers::Format;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
-pub use secret::Secret;
+pub use crate::secret::Secret;
 pub use validate::Config;
 
 /// Where to read configuration from.

@@ -20,6 +20,7 @@ use super::{Errors, Origins, Problem, Secret};
 use crate::identity::keys::Algorithm;
 use crate::mapping::Mapping;
 use crate::policy::{RoleTable, RouteTable};
+use crate::upstream::Settings as Upstream;
 
 /// The whole typed configuration.
 #[derive(Debug)]
@@ -131,19 +132,6 @@ pub struct Server {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub authority: Authority,
-    pub pass_host_header: bool,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub pool_idle_timeout: Duration,
-    pub pool_max_idle: usize,
-    pub max_body: Option<u64>,
-    /// `upstream.state_sync_path`; `None` = off.
-    pub state_sync_path: Option<http::uri::PathAndQuery>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1132,7 +1120,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let p = &raw.policy;
     let mut public_paths = Vec::new();
     for (i, path) in p.public_paths.iter().enumerate() {
-        match crate::proxy::path::normalize(path.trim()) {
+        match crate::request::path::normalize(path.trim()) {
             Ok(n) => public_paths.push(n),
             Err(e) => c.fail(
                 &format!("policy.public_paths.{i}"),

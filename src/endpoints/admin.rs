@@ -28,14 +28,15 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::{now_unix, State};
+use crate::app::State;
+use crate::clock::now_unix;
 use crate::config::raw::ProjectRule;
-use crate::error::{self, Error};
+use crate::error::Error;
 use crate::mapping::explain::{Explanation, Grant, RoleFrom};
 use crate::pages::escape;
 use crate::pages::sso as page;
-use crate::proxy::context::RequestCtx;
-use crate::proxy::{full, Body};
+use crate::request::context::RequestCtx;
+use crate::http::{full, Body};
 use crate::session::control::{self, Selector};
 use crate::session::{cookie, Session, Summary};
 use crate::settings::{self, Metadata, Problem, RoleRow, Saved, WorkspaceRow};
@@ -112,7 +113,7 @@ async fn admin_session(
     user: &mut Option<Arc<Session>>,
 ) -> Result<Result<Arc<Session>, Response<Body>>, Error> {
     let Some(s) = state.load_session(req.headers()).await? else {
-        if crate::proxy::context::is_navigation(req.method(), req.headers()) {
+        if crate::request::context::is_navigation(req.method(), req.headers()) {
             return Ok(Err(super::redirect_to_login(
                 state,
                 &format!("{}/admin/sso", state.config.server.prefix),
@@ -207,7 +208,7 @@ async fn read_form(req: Request<Incoming>) -> Result<Form, Error> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let body = crate::proxy::read_body(req.into_body(), MAX_FORM).await?;
+    let body = crate::http::read_body(req.into_body(), MAX_FORM).await?;
     if ct
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded")
@@ -957,7 +958,7 @@ fn render(state: &State, s: &Session, v: View) -> Response<Body> {
     } else {
         v.status
     };
-    let mut r = error::html(status, body);
+    let mut r = crate::http::html(status, body);
     use base64::Engine as _;
     let hash = base64::engine::general_purpose::STANDARD
         .encode(openssl::sha::sha256(page::STYLE.as_bytes()));

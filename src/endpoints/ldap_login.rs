@@ -34,14 +34,15 @@ use hyper::body::Incoming;
 
 use super::throttle::{Limiter, RedisLimiter, Throttle};
 use super::{form_value, query_param, redirect};
-use crate::app::{now_unix, State};
+use crate::app::State;
+use crate::clock::now_unix;
 use crate::config::Config;
-use crate::error::{self, Error};
+use crate::error::Error;
 use crate::identity::{random_bytes, Method};
 use crate::ldap::{self, Directory};
 use crate::pages;
-use crate::proxy::context::RequestCtx;
-use crate::proxy::Body;
+use crate::request::context::RequestCtx;
+use crate::http::Body;
 use crate::session::cookie::{self, CookieConfig};
 use crate::session::Session;
 
@@ -137,7 +138,7 @@ pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body
     let rd = redirect::local_target(&rd).to_string();
     let Some(l) = state.ldap.as_ref() else {
         let body = "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>";
-        return error::html(StatusCode::OK, pages::frame("Sign in", body));
+        return crate::http::html(StatusCode::OK, pages::frame("Sign in", body));
     };
     // Only a directory already known to be down is probed again (cached).
     let down = l.directory.last_health() == Some(false) && !l.directory.reachable().await;
@@ -172,7 +173,7 @@ fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Re
         username_label: l.directory.login_label(),
         error: v.error,
     };
-    let mut r = error::html(
+    let mut r = crate::http::html(
         v.status,
         super::saml::with_sso(state, v.rd, pages::login(&form)),
     );
@@ -192,7 +193,7 @@ pub async fn submit(
         return Err(Error::NotFound);
     };
     let (parts, body) = req.into_parts();
-    let body = crate::proxy::read_body(body, MAX_FORM).await?;
+    let body = crate::http::read_body(body, MAX_FORM).await?;
     let field = |name: &str| form_value(&body, name).unwrap_or_default();
     let (username, password, csrf) = (field("username"), field("password"), field("csrf"));
     let rd = field("rd");
@@ -263,7 +264,7 @@ pub async fn submit(
                 tracing::warn!(request_id = %ctx.id, error = %e, "clearing the login throttle failed");
             }
             let (_session, set_cookie) = state.sign_in(principal, ctx.client).await?;
-            let mut r = Response::new(crate::proxy::full(""));
+            let mut r = Response::new(crate::http::full(""));
             *r.status_mut() = StatusCode::SEE_OTHER;
             let h = r.headers_mut();
             h.insert(

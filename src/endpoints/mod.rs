@@ -20,8 +20,9 @@ use crate::app::State;
 use crate::error::{self, Error};
 use crate::gate::{self, Access, Refusal, Verdict};
 use crate::pages;
-use crate::proxy::context::{ConnInfo, RequestCtx};
-use crate::proxy::{full, path, Body};
+use crate::request::context::{ConnInfo, RequestCtx};
+use crate::http::{full, Body};
+use crate::request::path;
 use crate::session::Session;
 
 /// Routes a request whose normalized path is under the prefix.
@@ -154,7 +155,7 @@ async fn readyz(state: &State) -> Response<Body> {
             status = StatusCode::SERVICE_UNAVAILABLE;
         }
     }
-    error::json(status, &body)
+    crate::http::json(status, &body)
 }
 
 fn jwks(state: &State) -> Response<Body> {
@@ -268,7 +269,7 @@ pub async fn logout(
     let mut r = if let Some(r) = to_idp {
         r
     } else if browser {
-        error::html(
+        crate::http::html(
             StatusCode::OK,
             pages::frame(
                 "Signed out",
@@ -279,7 +280,7 @@ pub async fn logout(
             ),
         )
     } else {
-        error::json(
+        crate::http::json(
             StatusCode::OK,
             &serde_json::json!({ "signed_out": subject.is_some() }),
         )
@@ -305,7 +306,7 @@ fn userinfo(s: &Session) -> Response<Body> {
         "amr": [match id.method { crate::identity::Method::Saml => "saml", crate::identity::Method::Ldap => "ldap" }],
         "session_expires": s.expires,
     });
-    error::json(StatusCode::OK, &body)
+    crate::http::json(StatusCode::OK, &body)
 }
 
 /// The request a front proxy asks `/_auth/check` about.
@@ -438,7 +439,7 @@ async fn check(
     };
     // An ambiguous original path is refused, never guessed at.
     let p = path::normalize(uri.path()).map_err(|_| Error::Forbidden("ambiguous request path"))?;
-    let navigation = crate::proxy::context::is_navigation(&method, h);
+    let navigation = crate::request::context::is_navigation(&method, h);
 
     // The access decision the proxy makes too, about the original request.
     let inbound = gate::Inbound {

@@ -29,8 +29,8 @@ use super::{form_value, query_param};
 use crate::app::State;
 use crate::error::{self, Error};
 use crate::pages::{self, escape};
-use crate::proxy::context::RequestCtx;
-use crate::proxy::{full, Body};
+use crate::request::context::RequestCtx;
+use crate::http::{full, Body};
 use crate::saml::{self, Pending, Sso};
 use crate::session::cookie::{self, CookieConfig};
 use crate::session::Session;
@@ -116,7 +116,7 @@ pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd);
     let body = format!("<h1>Sign in</h1>{}", sso_block(state, rd));
-    error::html(StatusCode::OK, pages::frame("Sign in", &body))
+    crate::http::html(StatusCode::OK, pages::frame("Sign in", &body))
 }
 
 /// GET `{prefix}/saml/login?rd=PATH`: 302 to the IdP with a fresh
@@ -211,7 +211,7 @@ fn post_form(action: &str, saml_request: &str, relay: &str) -> Result<Response<B
         escape(saml_request),
         escape(relay)
     );
-    let mut r = error::html(StatusCode::OK, pages::frame("Signing in", &body));
+    let mut r = crate::http::html(StatusCode::OK, pages::frame("Signing in", &body));
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_str(&csp).map_err(|_| Error::BadRequest("IdP URL"))?,
@@ -268,9 +268,9 @@ async fn acs(
         error::respond(&e, &page_ctx)
     };
     let headers = req.headers().clone();
-    let body = match crate::proxy::read_body(req.into_body(), saml::MAX_BODY).await {
+    let body = match crate::http::read_body(req.into_body(), saml::MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return Ok(refuse(e)),
+        Err(e) => return Ok(refuse(e.into())),
     };
     let Some(response) = form_value(&body, "SAMLResponse") else {
         return Ok(refuse(Error::Saml(saml::Error::MissingResponse)));
@@ -311,7 +311,7 @@ async fn acs(
     }
     let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
         Ok(x) => x,
-        Err(e) => return Ok(error::respond(&e, &page_ctx)),
+        Err(e) => return Ok(error::respond(&e.into(), &page_ctx)),
     };
     let mut r = Response::new(full(""));
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -338,7 +338,7 @@ fn cause(e: &Error) -> String {
 }
 
 fn saml_now() -> u64 {
-    crate::app::now_unix()
+    crate::clock::now_unix()
 }
 
 /// One started sign-in.
@@ -431,7 +431,7 @@ async fn test_report(
         matches!(state.load_session(headers).await, Ok(Some(s)) if super::admin::is_admin(&s));
     if !admin {
         let e = Error::Forbidden("the test sign-in report is for owners and administrators");
-        return error::html(e.status(), pages::frame("Forbidden", "<h1>Forbidden</h1><p>The test sign-in report is for owners and administrators.</p>"));
+        return crate::http::html(e.status(), pages::frame("Forbidden", "<h1>Forbidden</h1><p>The test sign-in report is for owners and administrators.</p>"));
     }
     let row = |k: &str, v: &str| {
         format!(
@@ -476,7 +476,7 @@ async fn test_report(
         "<p><a href=\"{}/admin/sso\">Back to the SSO settings</a></p>",
         escape(&state.config.server.prefix)
     ));
-    error::html(StatusCode::OK, pages::frame("Test sign-in", &b))
+    crate::http::html(StatusCode::OK, pages::frame("Test sign-in", &b))
 }
 
 /// Puts the "Sign in with SSO" block above the directory form of the LDAP
@@ -546,9 +546,9 @@ async fn slo(
     };
     let headers = req.headers().clone();
     if req.method() == Method::POST {
-        let body = match crate::proxy::read_body(req.into_body(), saml::MAX_BODY).await {
+        let body = match crate::http::read_body(req.into_body(), saml::MAX_BODY).await {
             Ok(b) => b,
-            Err(e) => return Ok(error::respond(&e, &page_ctx)),
+            Err(e) => return Ok(error::respond(&e.into(), &page_ctx)),
         };
         let Some(request) = form_value(&body, "SAMLRequest") else {
             return Ok(refuse(saml::Error::MissingResponse));
@@ -695,7 +695,7 @@ async fn idp_logout(
 }
 
 fn signed_out_page(state: &State, extra: &str) -> Response<Body> {
-    let mut r = error::html(
+    let mut r = crate::http::html(
         StatusCode::OK,
         pages::frame(
             "Signed out",

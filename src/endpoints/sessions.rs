@@ -24,10 +24,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::app::{now_unix, State};
+use crate::app::State;
+use crate::clock::now_unix;
 use crate::config::Secret;
-use crate::error;
-use crate::proxy::Body;
+use crate::http::Body;
 use crate::session::control::{self, Selector, Summary};
 
 /// The API's path prefix on the metrics listener.
@@ -138,7 +138,7 @@ pub fn audited(done: &[Summary], sel: &Selector, by: &By<'_>) {
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response<Body> {
-    error::json(status, &serde_json::json!({ "error": message }))
+    crate::http::json(status, &serde_json::json!({ "error": message }))
 }
 
 /// Serves `PATH*` on the metrics listener for `peer`.
@@ -186,7 +186,7 @@ pub async fn api(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) ->
         (Method::GET, PATH) => {
             let user = super::query_param(&req, "user");
             match control::list(state.sessions.as_ref(), user.as_deref(), now).await {
-                Ok(list) => error::json(
+                Ok(list) => crate::http::json(
                     StatusCode::OK,
                     &serde_json::json!({ "store": store, "now": now, "sessions": list }),
                 ),
@@ -194,7 +194,7 @@ pub async fn api(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) ->
             }
         }
         (Method::POST, p) if p == format!("{PATH}/revoke") => {
-            let body = match crate::proxy::read_body(req.into_body(), MAX_BODY).await {
+            let body = match crate::http::read_body(req.into_body(), MAX_BODY).await {
                 Ok(b) => b,
                 Err(_) => return json_error(StatusCode::BAD_REQUEST, "unreadable body"),
             };
@@ -221,7 +221,7 @@ pub async fn api(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) ->
                     if done.is_empty() && matches!(sel, Selector::Sid(_)) {
                         return json_error(StatusCode::NOT_FOUND, "no live session has that sid");
                     }
-                    error::json(
+                    crate::http::json(
                         StatusCode::OK,
                         &serde_json::json!({ "store": store, "revoked": done.len(), "sessions": done }),
                     )

@@ -21,17 +21,13 @@
 //! others); the decisions themselves live in `gate`, `policy`, `session` and
 //! `identity`.
 
-pub mod context;
-pub mod headers;
-pub mod path;
-pub mod upstream;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -39,59 +35,16 @@ use crate::app::State;
 use crate::error::{self, Error};
 use crate::gate::{self, Access, Refusal, Verdict};
 use crate::session::Session;
-use context::{ConnInfo, RequestCtx};
+use crate::http::{full, Body};
+use crate::request::context::{ConnInfo, RequestCtx};
+use crate::request::{headers, path};
+use crate::upstream;
 
-/// Every response body: the upstream's streamed body or one of ours.
-pub type Body = Either<upstream::UpstreamBody, Full<Bytes>>;
-
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Either::Right(Full::new(b.into()))
-}
 
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
-
-/// The names authgate sets on forwarded requests; every inbound copy of
-/// these (any case, `_` spelling) is removed first.
-pub fn protected_names(state_cfg: &crate::config::Config) -> Vec<String> {
-    let h = &state_cfg.identity.headers;
-    let mut names: Vec<String> = vec![
-        state_cfg.identity.header.as_str().to_string(),
-        h.user.as_str().to_string(),
-        h.email.as_str().to_string(),
-        h.preferred_username.as_str().to_string(),
-        h.groups.as_str().to_string(),
-        h.role.as_str().to_string(),
-        // The default names stay protected when others are configured: an
-        // upstream still reading one of them must not be spoofable.
-        "x-identity-assertion".into(),
-        "x-forwarded-user".into(),
-        "x-forwarded-email".into(),
-        "x-forwarded-preferred-username".into(),
-        "x-forwarded-groups".into(),
-        "x-forwarded-role".into(),
-        "x-forwarded-for".into(),
-        "x-forwarded-proto".into(),
-        "x-forwarded-host".into(),
-        "x-real-ip".into(),
-        "forwarded".into(),
-        "x-request-id".into(),
-        // Spellings other auth proxies use that upstreams are often told to trust.
-        "x-auth-request-user".into(),
-        "x-auth-request-email".into(),
-        "x-auth-request-groups".into(),
-        "x-auth-request-preferred-username".into(),
-        "x-remote-user".into(),
-        "remote-user".into(),
-        "x-forwarded-access-token".into(),
-        "x-pomerium-jwt-assertion".into(),
-    ];
-    names.sort();
-    names.dedup();
-    names
-}
 
 /// Entry point for every request on the main listener.
 pub async fn handle(
@@ -526,26 +479,6 @@ fn body_limit_hit(e: &upstream::Error) -> bool {
         cur = err.source();
     }
     false
-}
-
-/// How long a small body authgate reads itself may take to arrive: a
-/// client trickling a login form one byte at a time (slowloris) is cut
-/// with 400 instead of holding the connection for ever.
-pub const SMALL_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Reads a small request body (login forms, SAML posts) with a hard cap on
-/// its size and on the time it takes ([`SMALL_BODY_TIMEOUT`]).
-pub async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Error>
-where
-    B: http_body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    match tokio::time::timeout(SMALL_BODY_TIMEOUT, Limited::new(body, max).collect()).await {
-        Err(_) => Err(Error::BadRequest("request body not received in time")),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge),
-        Ok(Err(_)) => Err(Error::BadRequest("unreadable body")),
-    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
-use crate::proxy::context::ConnInfo;
-use crate::proxy::Body;
+use crate::request::context::ConnInfo;
+use crate::http::Body;
 use drain::{Drain, Watch};
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets
@@ -349,7 +349,7 @@ pub async fn serve_metrics(
                                 }
                             }
                         }
-                        let mut r = Response::new(crate::proxy::full(st.metrics.render()));
+                        let mut r = Response::new(crate::http::full(st.metrics.render()));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,
                             http::HeaderValue::from_static(
@@ -358,7 +358,7 @@ pub async fn serve_metrics(
                         );
                         r
                     } else {
-                        let mut r = Response::new(crate::proxy::full("not found\n"));
+                        let mut r = Response::new(crate::http::full("not found\n"));
                         *r.status_mut() = http::StatusCode::NOT_FOUND;
                         r
                     };

@@ -796,7 +796,7 @@ impl RedisStore {
         expires: u64,
         now: u64,
     ) -> Result<(), StoreError> {
-        let index_ttl = expires.saturating_sub(crate::app::now_unix()).max(60);
+        let index_ttl = expires.saturating_sub(crate::clock::now_unix()).max(60);
         let _: i64 = self
             .redis
             .invoke(
@@ -833,7 +833,7 @@ impl RedisStore {
     /// replica, and only when someone lists.
     async fn backfill(&self, now: u64) -> Result<(), StoreError> {
         const EVERY: u64 = 3600;
-        let wall = crate::app::now_unix();
+        let wall = crate::clock::now_unix();
         let last = self.backfilled.load(Ordering::Relaxed);
         if last != 0 && wall.saturating_sub(last) < EVERY {
             return Ok(());
@@ -1044,7 +1044,7 @@ impl RedisStore {
                 REVOKE
                     .key(self.session_key(id))
                     .key(self.tombstone_key(id))
-                    .arg(crate::app::now_unix()),
+                    .arg(crate::clock::now_unix()),
             )
             .await?;
         Ok(r == 1)

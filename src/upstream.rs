@@ -30,7 +30,20 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use crate::config::validate::Upstream as UpstreamConfig;
+
+#[derive(Debug, Clone)]
+/// `[upstream]`: where requests go and how long they may take.
+pub struct Settings {
+    pub authority: http::uri::Authority,
+    pub pass_host_header: bool,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+    pub max_body: Option<u64>,
+    /// `upstream.state_sync_path`; `None` = off.
+    pub state_sync_path: Option<http::uri::PathAndQuery>,
+}
 
 /// Request bodies sent upstream: the client's body, length-limited or not.
 pub type UpBody = http_body_util::Either<Incoming, http_body_util::Limited<Incoming>>;
@@ -94,7 +107,7 @@ fn slot() -> usize {
 }
 
 impl Client {
-    pub fn new(cfg: &UpstreamConfig) -> Client {
+    pub fn new(cfg: &Settings) -> Client {
         let target = match cfg.authority.port_u16() {
             Some(_) => cfg.authority.as_str().to_string(),
             None => format!("{}:80", cfg.authority.host()),
