@@ -12,8 +12,8 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use authgate::config::validate::LogFormat;
 use authgate::telemetry::access::{self, Line};
+use authgate::telemetry::LogFormat;
 
 /// Process CPU time so far (user + system, all threads), in µs.
 fn process_cpu_us() -> f64 {

@@ -20,10 +20,10 @@ use crate::identity::{Identity, Principal};
 use crate::metrics::Metrics;
 use crate::policy::Switches;
 use crate::request::headers::Protected;
-use crate::upstream;
 use crate::session::cookie::CookieConfig;
 use crate::session::{self, HeaderNames, Keys, MemoryStore, Session, Store};
 use crate::telemetry::RequestIds;
+use crate::upstream;
 
 /// Everything a request handler needs, shared by all connections.
 pub struct State {
@@ -101,12 +101,8 @@ impl State {
     }
 
     fn build(config: Config) -> Result<State, BuildError> {
-        let protected = Protected::new(
-            protected_names(&config)
-                .iter()
-                .map(String::as_str),
-        )
-        .map_err(|e| BuildError::Headers(e.to_string()))?;
+        let protected = Protected::new(protected_names(&config).iter().map(String::as_str))
+            .map_err(|e| BuildError::Headers(e.to_string()))?;
         let id = &config.identity;
         let signer = Signer::new(
             id.signing_key.expose(),
@@ -134,8 +130,8 @@ impl State {
         };
         let switches = State::new_switches(&config);
         let redis = match &config.session.store {
-            crate::config::validate::Store::Memory => None,
-            crate::config::validate::Store::Redis(r) => Some(Arc::new(
+            crate::session::StoreKind::Memory => None,
+            crate::session::StoreKind::Redis(r) => Some(Arc::new(
                 session::Redis::connect(r.target.expose().clone(), r.timeout, &r.prefix)
                     .map_err(BuildError::Store)?,
             )),
@@ -196,8 +192,8 @@ impl State {
         s.metrics = Arc::clone(&prev.metrics);
         s.seen = Arc::clone(&prev.seen);
         let (a, b) = (&prev.config.session, &s.config.session);
-        let same_memory = matches!(a.store, crate::config::validate::Store::Memory)
-            && matches!(b.store, crate::config::validate::Store::Memory)
+        let same_memory = matches!(a.store, crate::session::StoreKind::Memory)
+            && matches!(b.store, crate::session::StoreKind::Memory)
             && a.idle_timeout == b.idle_timeout
             && prev.header_names == s.header_names;
         if same_memory {

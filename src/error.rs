@@ -9,10 +9,10 @@
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::http::Body;
 use crate::http::{html, json};
 use crate::pages;
 use crate::request::context::RequestCtx;
-use crate::http::Body;
 use crate::request::path;
 use crate::upstream;
 
@@ -301,4 +301,3 @@ pub fn cause_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
-

@@ -30,7 +30,6 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-
 #[derive(Debug, Clone)]
 /// `[upstream]`: where requests go and how long they may take.
 pub struct Settings {

@@ -22,8 +22,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use authgate::config::validate::{QueryField, RequireCert};
 use authgate::config::{self, Config, Errors, Sources};
+use authgate::ldap::{QueryField, RequireCert};
 use authgate::mapping::Role;
 use common::Keys;
 

@@ -32,11 +32,11 @@ use crate::app::State;
 use crate::clock::now_unix;
 use crate::config::raw::ProjectRule;
 use crate::error::Error;
+use crate::http::{full, Body};
 use crate::mapping::explain::{Explanation, Grant, RoleFrom};
 use crate::pages::escape;
 use crate::pages::sso as page;
 use crate::request::context::RequestCtx;
-use crate::http::{full, Body};
 use crate::session::control::{self, Selector};
 use crate::session::{cookie, Session, Summary};
 use crate::settings::{self, Metadata, Problem, RoleRow, Saved, WorkspaceRow};
@@ -1069,8 +1069,8 @@ fn metadata_status(state: &State) -> String {
 /// The configuration key that sets `p`'s metadata, for "Set by".
 fn metadata_key(state: &State, p: &crate::saml::Provider) -> String {
     let leaf = match p.settings.metadata {
-        crate::config::saml::MetadataSource::Url(_) => "idp_metadata_url",
-        crate::config::saml::MetadataSource::File(_) => "idp_metadata_file",
+        crate::saml::settings::MetadataSource::Url(_) => "idp_metadata_url",
+        crate::saml::settings::MetadataSource::File(_) => "idp_metadata_file",
     };
     let raw = &state.config.raw.saml;
     match raw.idps.iter().position(|e| e.id.trim() == p.id) {

@@ -38,11 +38,11 @@ use crate::app::State;
 use crate::clock::now_unix;
 use crate::config::Config;
 use crate::error::Error;
+use crate::http::Body;
 use crate::identity::{random_bytes, Method};
 use crate::ldap::{self, Directory};
 use crate::pages;
 use crate::request::context::RequestCtx;
-use crate::http::Body;
 use crate::session::cookie::{self, CookieConfig};
 use crate::session::Session;
 

@@ -19,9 +19,9 @@ use hyper::body::Incoming;
 use crate::app::State;
 use crate::error::{self, Error};
 use crate::gate::{self, Access, Refusal, Verdict};
+use crate::http::{full, Body};
 use crate::pages;
 use crate::request::context::{ConnInfo, RequestCtx};
-use crate::http::{full, Body};
 use crate::request::path;
 use crate::session::Session;
 

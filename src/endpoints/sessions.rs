@@ -178,8 +178,8 @@ pub async fn api(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) ->
         }
     }
     let store = match state.config.session.store {
-        crate::config::validate::Store::Memory => "memory",
-        crate::config::validate::Store::Redis(_) => "redis",
+        crate::session::StoreKind::Memory => "memory",
+        crate::session::StoreKind::Redis(_) => "redis",
     };
     let now = now_unix();
     match (req.method().clone(), path.as_str()) {

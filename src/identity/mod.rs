@@ -12,6 +12,9 @@
 
 pub mod jwt;
 pub mod keys;
+pub mod settings;
+
+pub use settings::{PlainHeaderNames, Settings};
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! LDAP: finding a user, checking their password, reading their attributes
 //! and groups, and re-reading them later (refresh). Knows ldap3, never hyper.
 //!
-//! A [`Directory`] is built once at start from `config::validate::Ldap`
+//! A [`Directory`] is built once at start from `ldap::Settings`
 //! (TLS trust loaded, filters prepared) and shared. Two ways to find the
 //! user, as django-auth-ldap (the library behind the Label Studio
 //! Enterprise variables) does:
@@ -40,8 +40,10 @@ use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use rustls::ClientConfig;
 use tracing::instrument;
 
-pub use crate::config::validate::GroupType;
-use crate::config::validate::{Ldap as Settings, QueryField};
+pub mod settings;
+
+pub use settings::{GroupType, QueryField, RequireCert, Settings};
+
 use crate::config::Secret;
 use crate::identity::{Method, Principal};
 use crate::mapping::dn;

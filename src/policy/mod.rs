@@ -24,6 +24,7 @@ mod matcher;
 mod role_tests;
 mod roles;
 mod routes;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ use routes::{Action, Compiled, Governor, Via};
 
 pub use roles::{Role, RoleDecision, RoleRule, RoleTable};
 pub use routes::{Error, Problem, Rule};
+pub use settings::Settings;
 
 /// The switches that arm route rows, taken from the configuration at start.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,6 @@
 //! others); the decisions themselves live in `gate`, `policy`, `session` and
 //! `identity`.
 
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -34,12 +33,11 @@ use hyper_util::rt::TokioIo;
 use crate::app::State;
 use crate::error::{self, Error};
 use crate::gate::{self, Access, Refusal, Verdict};
-use crate::session::Session;
 use crate::http::{full, Body};
 use crate::request::context::{ConnInfo, RequestCtx};
 use crate::request::{headers, path};
+use crate::session::Session;
 use crate::upstream;
-
 
 static X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");

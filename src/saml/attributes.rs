@@ -1,6 +1,6 @@
 //! The verified assertion's user: NameID → subject, attributes → email,
 //! names and groups, looked up by the configured name first and then by the
-//! built-in aliases of common IdPs (`config::saml::aliases`).
+//! built-in aliases of common IdPs (`saml::settings::aliases`).
 //!
 //! Names compare exactly (Name or FriendlyName); groups are collected from
 //! every matching attribute, in order, without duplicates (Entra ID sends
@@ -15,8 +15,8 @@
 use samael::schema::Assertion;
 
 use super::Error;
-use crate::config::saml::Saml as Settings;
 use crate::identity::{Method, Principal};
+use crate::saml::settings::Settings;
 
 /// Builds the principal, refusing a missing email or a domain outside
 /// `saml.allowed_email_domains`.

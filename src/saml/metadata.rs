@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 
 use super::{Error, SignatureAlgorithm};
-use crate::config::saml::MetadataTrust;
+use crate::saml::settings::MetadataTrust;
 
 /// Largest metadata document downloaded.
 const MAX_METADATA: usize = 4 * 1024 * 1024;

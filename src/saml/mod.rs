@@ -23,16 +23,18 @@ pub mod metadata;
 pub mod replay;
 pub mod request;
 pub mod response;
+pub mod settings;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::config::saml::{MetadataSource, Saml as Settings};
+use crate::saml::settings::MetadataSource;
 
 pub use metadata::IdpMetadata;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use request::AuthnRedirect;
 pub use response::{Pending, Verified};
+pub use settings::Settings;
 
 /// Largest SAMLResponse form body accepted (before base64 decoding).
 /// Real responses are a few KB; samael needs ~0.5 s and 65 MB per MB of XML.

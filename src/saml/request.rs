@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use super::response::Loaded;
 use super::Error;
-use crate::config::saml::Saml as Settings;
+use crate::saml::settings::Settings;
 
 /// An AuthnRequest ready to send: its ID (to remember for InResponseTo)
 /// and the IdP URL: with the HTTP-Redirect binding it carries

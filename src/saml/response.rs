@@ -30,8 +30,8 @@ use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProvide
 use super::attributes;
 use super::metadata::{contains_ci, IdpMetadata};
 use super::{chrono_duration, Error, SignatureAlgorithm};
-use crate::config::saml::Saml as Settings;
 use crate::identity::Principal;
+use crate::saml::settings::Settings;
 
 const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";

@@ -22,8 +22,8 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::Live;
-use crate::request::context::ConnInfo;
 use crate::http::Body;
+use crate::request::context::ConnInfo;
 use drain::{Drain, Watch};
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then lets

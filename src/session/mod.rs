@@ -19,6 +19,7 @@ pub mod control;
 pub mod cookie;
 pub mod memory;
 pub mod redis;
+pub mod settings;
 
 use std::fmt;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use control::Summary;
 pub use cookie::{CookieConfig, Keys};
 pub use memory::MemoryStore;
 pub use redis::{Redis, RedisStore};
+pub use settings::{RedisSettings, Settings, StoreKind};
 
 /// Errors of session handling. Messages never contain cookie values,
 /// session ids or secrets.

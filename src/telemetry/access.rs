@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::validate::LogFormat;
+use crate::telemetry::LogFormat;
 
 /// The writer thread wakes at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);

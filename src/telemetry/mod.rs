@@ -5,13 +5,16 @@
 //! a password, a SAML message or a JWT: callers log only named fields.
 
 pub mod access;
+mod settings;
+
+pub use settings::{LogFormat, Settings};
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::validate::{Log, LogFormat};
+use settings::Settings as Log;
 
 /// Installs the global subscriber and, when `log.level` lets access lines
 /// through, the access log's writer thread ([`access`]); a second call is a
