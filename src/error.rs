@@ -148,10 +148,10 @@ impl Error {
             Error::SessionStore(_) => "Sign-in is temporarily unavailable. Try again in a moment.".into(),
             Error::Identity(_) => "Something went wrong on our side.".into(),
             Error::Saml(e) => saml_message(e),
-            Error::Ldap(e) if e.is_credentials() => crate::endpoints::ldap_login::INVALID.into(),
-            Error::Ldap(_) => crate::endpoints::ldap_login::UNAVAILABLE.into(),
-            Error::Throttled { .. } => crate::endpoints::ldap_login::THROTTLED.into(),
-            Error::CsrfMismatch => crate::endpoints::ldap_login::EXPIRED.into(),
+            Error::Ldap(e) if e.is_credentials() => crate::ldap::login::INVALID.into(),
+            Error::Ldap(_) => crate::ldap::login::UNAVAILABLE.into(),
+            Error::Throttled { .. } => crate::ldap::login::THROTTLED.into(),
+            Error::CsrfMismatch => crate::ldap::login::EXPIRED.into(),
         }
     }
 }

@@ -172,7 +172,7 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
         }
         return Ok(Verdict::Refuse(Refusal::SignIn));
     };
-    crate::endpoints::ldap_login::maybe_refresh(state, &session);
+    crate::app::maybe_refresh(state, &session);
 
     // 4. Role gates.
     Ok(match session.identity.role.as_deref() {

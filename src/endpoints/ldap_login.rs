@@ -1,6 +1,7 @@
-//! LDAP sign-in over HTTP: the login form, `POST {prefix}/ldap/login`, its
-//! CSRF token, the failed-login throttle, and the background refresh of
-//! signed-in LDAP users.
+//! LDAP sign-in over HTTP: the login form and `POST {prefix}/ldap/login`.
+//! The sign-in service itself (directory, CSRF cookie, throttle, refresh
+//! bookkeeping) is [`crate::ldap::login::LdapLogin`]; the background
+//! refresh of signed-in users is `app::refresh`.
 //!
 //! - **CSRF**: the form carries a random token; the same token travels in a
 //!   short-lived pre-login cookie sealed with the session keys
@@ -22,107 +23,24 @@
 //! Must not: log passwords or tokens; answer differently for unknown users
 //! and wrong passwords.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::throttle::{Limiter, RedisLimiter, Throttle};
 use super::{form_value, query_param, redirect};
 use crate::app::State;
-use crate::clock::now_unix;
-use crate::config::Config;
 use crate::error::Error;
 use crate::http::Body;
-use crate::identity::{random_bytes, Method};
-use crate::ldap::{self, Directory};
+use crate::ldap;
+use crate::ldap::login::{LdapLogin, EXPIRED, INVALID, THROTTLED, UNAVAILABLE};
 use crate::pages;
 use crate::request::context::RequestCtx;
-use crate::session::cookie::{self, CookieConfig};
-use crate::session::Session;
 
 /// Largest login form body read (100 KB usernames still get the generic
 /// answer rather than a 413).
 const MAX_FORM: usize = 512 * 1024;
-/// Lifetime of the pre-login CSRF cookie.
-const CSRF_TTL: Duration = Duration::from_secs(3600);
-const CSRF_PREFIX: &str = "login-csrf:";
-/// Keys each throttle tracks at most.
-const THROTTLE_CAPACITY: usize = 100_000;
-
-pub const INVALID: &str = "Invalid username or password.";
-pub const UNAVAILABLE: &str =
-    "The directory is unavailable right now, so sign-in cannot be checked. Try again in a moment.";
-pub const EXPIRED: &str = "Your sign-in form expired. Please sign in again.";
-pub const THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes and try again.";
-
-/// LDAP sign-in state shared by all requests (in `State::ldap`).
-pub struct LdapLogin {
-    pub directory: Arc<Directory>,
-    per_user: Box<dyn Limiter>,
-    per_client: Box<dyn Limiter>,
-    csrf_cookie: CookieConfig,
-    /// Sessions whose refresh is in flight (one at a time per session).
-    refreshing: Mutex<HashSet<String>>,
-}
-
-impl LdapLogin {
-    /// `None` when LDAP is off. Fails on unreadable TLS trust material.
-    /// With `redis`, the throttle counts are shared by every replica.
-    pub fn new(
-        config: &Config,
-        redis: Option<&Arc<crate::session::Redis>>,
-    ) -> Result<Option<LdapLogin>, ldap::Error> {
-        let l = &config.ldap;
-        if !l.enabled {
-            return Ok(None);
-        }
-        let directory = Arc::new(Directory::new(l)?);
-        let base = CookieConfig::new(&config.session.cookie_name, config.server.https);
-        let base = base.name.trim_start_matches("__Host-");
-        Ok(Some(LdapLogin {
-            directory,
-            per_user: limiter(redis, l.max_failures, l.throttle_window),
-            per_client: limiter(redis, l.max_failures_per_client, l.throttle_window),
-            csrf_cookie: CookieConfig::new(&format!("{base}_login"), config.server.https),
-            refreshing: Mutex::new(HashSet::new()),
-        }))
-    }
-
-    /// The CSRF token bound to the request's pre-login cookie, if valid.
-    fn csrf_from(&self, state: &State, headers: &HeaderMap) -> Option<String> {
-        let now = now_unix();
-        self.csrf_cookie.find_all(headers).find_map(|v| {
-            let (payload, issued) = cookie::open(&state.keys, v)?;
-            let token = payload.strip_prefix(CSRF_PREFIX)?;
-            let fresh = issued <= now + 60 && now.saturating_sub(issued) < CSRF_TTL.as_secs();
-            fresh.then(|| token.to_string())
-        })
-    }
-
-    /// A new token and the Set-Cookie that binds it to this browser.
-    fn new_csrf(&self, state: &State) -> (String, HeaderValue) {
-        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-        let sealed = cookie::seal(&state.keys, &format!("{CSRF_PREFIX}{token}"), now_unix());
-        (token, self.csrf_cookie.set_header(&sealed, CSRF_TTL))
-    }
-}
-
-fn limiter(
-    redis: Option<&Arc<crate::session::Redis>>,
-    max: u32,
-    window: Duration,
-) -> Box<dyn Limiter> {
-    match redis {
-        Some(r) => Box::new(RedisLimiter::new(Arc::clone(r), max, window)),
-        None => Box::new(Throttle::new(max, window, THROTTLE_CAPACITY)),
-    }
-}
 
 /// What the login page shows besides the form.
 struct View<'a> {
@@ -157,10 +75,10 @@ pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body
 
 /// The page with the form; reuses the browser's CSRF cookie when valid.
 fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Response<Body> {
-    let (token, set_cookie) = match l.csrf_from(state, headers) {
+    let (token, set_cookie) = match l.csrf_from(&state.keys, headers) {
         Some(t) => (t, None),
         None => {
-            let (t, c) = l.new_csrf(state);
+            let (t, c) = l.new_csrf(&state.keys);
             (t, Some(c))
         }
     };
@@ -211,7 +129,7 @@ pub async fn submit(
     };
 
     // CSRF: the form's token must equal the one sealed in this browser's cookie.
-    let bound = l.csrf_from(state, &parts.headers);
+    let bound = l.csrf_from(&state.keys, &parts.headers);
     let ok = bound.as_deref().is_some_and(|t| {
         aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), csrf.as_bytes()).is_ok()
     });
@@ -292,73 +210,4 @@ pub async fn submit(
             Ok(page(Error::Ldap(e).status(), UNAVAILABLE))
         }
     }
-}
-
-/// Called with every loaded session: LDAP sessions whose identity is older
-/// than `ldap.refresh_interval` get re-read in the background. The cost on
-/// the request path is one comparison (plus a set insert when due).
-pub fn maybe_refresh(state: &Arc<State>, s: &Arc<Session>) {
-    if s.identity.method != Method::Ldap {
-        return;
-    }
-    let Some(l) = state.ldap.as_ref() else {
-        return;
-    };
-    let due = s
-        .identity_at
-        .saturating_add(state.config.ldap.refresh_interval.as_secs());
-    if now_unix() < due {
-        return;
-    }
-    let first = l
-        .refreshing
-        .lock()
-        .map(|mut r| r.insert(s.id.clone()))
-        .unwrap_or(false);
-    if !first {
-        return;
-    }
-    let state = Arc::clone(state);
-    let s = Arc::clone(s);
-    tokio::spawn(async move {
-        refresh(&state, &s).await;
-        if let Some(l) = state.ldap.as_ref() {
-            if let Ok(mut r) = l.refreshing.lock() {
-                r.remove(&s.id);
-            }
-        }
-    });
-}
-
-async fn refresh(state: &State, s: &Session) {
-    let Some(l) = state.ldap.as_ref() else {
-        return;
-    };
-    let subject = s.identity.subject.as_str();
-    let revoke = |reason: &'static str| async move {
-        let _ = state.sessions.revoke(&s.id).await;
-        crate::audit!("session_revoked", subject = %subject, method = "ldap", reason = reason);
-    };
-    let identity = match l.directory.refresh(subject).await {
-        Ok(None) => return revoke("deleted_from_directory").await,
-        Ok(Some(p)) => {
-            let id = p.into_identity(&state.config.mapping, state.config.identity.all_groups);
-            if id.role.as_deref() == Some("deactivated") {
-                state.sync_state(&id, &s.id).await;
-                return revoke("deactivated").await;
-            }
-            if id.role.as_deref() == Some("not_activated") && id.role != s.identity.role {
-                state.sync_state(&id, &s.id).await;
-            }
-            id
-        }
-        Err(e) => {
-            // Directory down: keep the identity, try again after the interval.
-            tracing::warn!(subject = %subject, error = %ldap::chain(&e), "ldap refresh failed; identity kept");
-            (*s.identity).clone()
-        }
-    };
-    let next = s.with_identity(Arc::new(identity), &state.header_names, now_unix());
-    // Revoked meanwhile (logout): stays revoked.
-    let _ = state.sessions.insert(Arc::new(next)).await;
 }

@@ -8,7 +8,6 @@ pub mod ldap_login;
 pub mod redirect;
 pub mod saml;
 pub mod sessions;
-pub mod throttle;
 
 use std::sync::Arc;
 
@@ -74,7 +73,7 @@ pub async fn dispatch(
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             *user = Some(s.clone());
-            ldap_login::maybe_refresh(state, &s);
+            crate::app::maybe_refresh(state, &s);
             Ok(userinfo(&s))
         }
         "/check" if get || m == Method::POST => check(state, ctx, &req, user, None).await,

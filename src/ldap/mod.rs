@@ -40,7 +40,9 @@ use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use rustls::ClientConfig;
 use tracing::instrument;
 
+pub mod login;
 pub mod settings;
+pub mod throttle;
 
 pub use settings::{GroupType, QueryField, RequireCert, Settings};
 

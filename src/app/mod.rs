@@ -5,6 +5,10 @@
 //! and binds nothing. `App::bind` opens the sockets (port 0 works: tests read
 //! the real address back); `Bound::serve` runs until shutdown.
 
+mod refresh;
+
+pub use refresh::maybe_refresh;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +48,7 @@ pub struct State {
     /// SAML SSO (IdP metadata, SP, replay cache); `None` when SAML is off.
     pub saml: Option<Arc<crate::saml::Sso>>,
     /// LDAP sign-in (directory, throttle); `None` when LDAP is off.
-    pub ldap: Option<crate::endpoints::ldap_login::LdapLogin>,
+    pub ldap: Option<crate::ldap::login::LdapLogin>,
     /// The SSO page's saved settings (laid over `config`) and the
     /// configuration as loaded without them.
     pub sso: crate::settings::Handle,
@@ -154,8 +158,13 @@ impl State {
                 config.session.idle_timeout,
             )),
         };
-        let ldap = crate::endpoints::ldap_login::LdapLogin::new(&config, redis.as_ref())
-            .map_err(BuildError::Ldap)?;
+        let ldap = crate::ldap::login::LdapLogin::new(
+            &config.ldap,
+            &config.session.cookie_name,
+            config.server.https,
+            redis.as_ref(),
+        )
+        .map_err(BuildError::Ldap)?;
         let metrics = Arc::new(Metrics::new());
         for p in saml.iter().flat_map(|s| s.providers()) {
             metrics.set_saml_metadata_stale(&p.id, p.stale(std::time::SystemTime::now()));
