@@ -36,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 /// Entry points for the fuzz targets in `fuzz/` into parsers that are
@@ -59,8 +60,8 @@ pub mod fuzzing {
     }
 }
 
-pub use app::App;
 pub use config::Config;
+pub use server::App;
 
 use std::path::Path;
 

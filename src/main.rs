@@ -9,9 +9,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use authgate::app::{App, BuildError};
+use authgate::app::BuildError;
 use authgate::cli::{Cli, Command};
 use authgate::config::{self, Config, Errors, Problem, Sources};
+use authgate::App;
 
 /// jemalloc, not glibc's malloc: a doubly signed SAML response verified
 /// 965 → 1,150 times per CPU-second with it (bench/README.md); the Rust

@@ -31,8 +31,8 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 use slapd::*;
 
-use authgate::app::App;
 use authgate::config::{self, Sources};
+use authgate::App;
 
 /// The directory most cases share (they do not change it, except for the
 /// users only the refresh case uses).

@@ -16,9 +16,10 @@ use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use authgate::app::{App, State};
+use authgate::app::State;
 use authgate::config::{self, Sources};
 use authgate::identity::{Method, Principal};
+use authgate::App;
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use authgate::app::{App, Live};
+use authgate::app::Live;
 use authgate::config::{self, Config, Sources};
+use authgate::App;
 use common::{config_text, get, identity, Keys, Upstream};
 
 fn load(text: &str) -> Result<Config, String> {

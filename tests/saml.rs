@@ -1151,7 +1151,7 @@ async fn idp_and_sp_certificates_roll_over_and_a_reload_keeps_sessions() {
             env_file: None,
         })
     };
-    let bound = authgate::app::App::build(load(&text).expect("config"))
+    let bound = authgate::App::build(load(&text).expect("config"))
         .expect("build")
         .bind()
         .expect("bind");

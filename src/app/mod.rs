@@ -6,16 +6,14 @@
 //! the real address back); `Bound::serve` runs until shutdown.
 
 mod refresh;
+pub mod sso;
 
 pub use refresh::maybe_refresh;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -51,7 +49,7 @@ pub struct State {
     pub ldap: Option<crate::ldap::login::LdapLogin>,
     /// The SSO page's saved settings (laid over `config`) and the
     /// configuration as loaded without them.
-    pub sso: crate::settings::Handle,
+    pub sso: sso::Handle,
     /// The Redis connection of `session.store = "redis"`.
     pub redis: Option<Arc<session::Redis>>,
     /// Groups of recent sign-ins by email (the SSO page's explain box);
@@ -66,7 +64,7 @@ pub enum BuildError {
     #[error("session: {0}")]
     Session(#[source] crate::session::Error),
     #[error("server.tls_cert/tls_key: {0}")]
-    Tls(#[source] crate::server::tls::Error),
+    Tls(#[source] crate::tls::Error),
     #[error("header names: {0}")]
     Headers(String),
     #[error("saml: {0}")]
@@ -85,7 +83,7 @@ impl State {
     /// saved metadata URL is unreachable at start) the configuration as
     /// loaded is used and the page says why.
     pub fn new(config: Config) -> Result<State, BuildError> {
-        let (overlaid, mut sso) = crate::settings::live::apply(&config);
+        let (overlaid, mut sso) = sso::apply(&config);
         if let Some(c) = overlaid {
             match State::build(c) {
                 Ok(mut s) => {
@@ -183,7 +181,7 @@ impl State {
             header_names,
             switches,
             saml,
-            sso: crate::settings::Handle::unsaved(&config),
+            sso: sso::Handle::unsaved(&config),
             redis,
             seen: Arc::default(),
             config,
@@ -426,148 +424,6 @@ impl Live {
         next.sso.attach(self);
         self.replace(Arc::new(next));
         Ok(())
-    }
-}
-
-pub struct App {
-    pub state: Arc<State>,
-    tls: Option<TlsAcceptor>,
-}
-
-pub struct Bound {
-    app: App,
-    live: Arc<Live>,
-    listener: TcpListener,
-    metrics: Option<TcpListener>,
-    pub addr: SocketAddr,
-    pub metrics_addr: Option<SocketAddr>,
-}
-
-impl App {
-    pub fn build(config: Config) -> Result<App, BuildError> {
-        let tls = match &config.server.tls {
-            Some(files) => Some(
-                crate::server::tls::acceptor(&files.cert, &files.key).map_err(BuildError::Tls)?,
-            ),
-            None => None,
-        };
-        Ok(App {
-            state: Arc::new(State::new(config)?),
-            tls,
-        })
-    }
-
-    pub fn bind(self) -> std::io::Result<Bound> {
-        let listener = crate::server::bind(self.state.config.server.listen)?;
-        let addr = listener.local_addr()?;
-        let metrics = match self.state.config.server.metrics_listen {
-            Some(a) => Some(crate::server::bind(a)?),
-            None => None,
-        };
-        let metrics_addr = match &metrics {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
-        Ok(Bound {
-            live: Live::shared(Arc::clone(&self.state)),
-            app: self,
-            listener,
-            metrics,
-            addr,
-            metrics_addr,
-        })
-    }
-}
-
-impl Bound {
-    /// The state in force now.
-    pub fn state(&self) -> Arc<State> {
-        self.live.current()
-    }
-
-    /// The handle a reload (SIGHUP) goes through.
-    pub fn live(&self) -> Arc<Live> {
-        Arc::clone(&self.live)
-    }
-
-    /// Runs until `shutdown` resolves, then drains; every connection on the
-    /// calling runtime.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.serve_on(Vec::new(), shutdown).await
-    }
-
-    /// As [`Bound::serve`], with connections spread round-robin over the
-    /// calling runtime and `workers` (see [`crate::server::runtime`]).
-    pub async fn serve_on(
-        self,
-        workers: Vec<tokio::runtime::Handle>,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let live = self.live.clone();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let housekeeping = {
-            let live = live.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(30));
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {
-                            let state = live.current();
-                            state.sessions.purge(now_unix()).await;
-                            state.metrics.sessions.set(state.sessions.len().await as i64);
-                        }
-                        _ = stop.changed() => return,
-                    }
-                }
-            })
-        };
-        // The IdP metadata of the configuration in force, refreshed at its
-        // own interval.
-        let saml_refresh = {
-            let live = live.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                loop {
-                    // saml.metadata_refresh, or a shorter cacheDuration.
-                    let every = live
-                        .current()
-                        .saml
-                        .as_ref()
-                        .map(|s| s.refresh_interval())
-                        .unwrap_or(Duration::from_secs(60));
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {
-                            let state = live.current();
-                            let Some(sso) = state.saml.clone() else { continue };
-                            // Each IdP logs its own failure (ERROR when its
-                            // metadata was refused).
-                            let _ = sso.refresh().await;
-                            for p in sso.providers() {
-                                state.metrics.set_saml_metadata_stale(&p.id, p.stale(std::time::SystemTime::now()));
-                            }
-                        }
-                        _ = stop.changed() => return,
-                    }
-                }
-            })
-        };
-        let settings_sync =
-            tokio::spawn(crate::settings::live::poll(live.clone(), stop_rx.clone()));
-        let metrics_task = self.metrics.map(|l| {
-            let mut stop = stop_rx.clone();
-            tokio::spawn(crate::server::serve_metrics(live.clone(), l, async move {
-                let _ = stop.changed().await;
-            }))
-        });
-        crate::server::serve(live, self.listener, self.app.tls, workers, shutdown).await;
-        let _ = stop_tx.send(true);
-        let _ = housekeeping.await;
-        let _ = saml_refresh.await;
-        let _ = settings_sync.await;
-        if let Some(t) = metrics_task {
-            let _ = t.await;
-        }
     }
 }
 

@@ -478,12 +478,18 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         workers: s.workers,
         state_dir: match s.state_dir.trim() {
             "" => None,
-            dir => match crate::settings::store::prepare_dir(std::path::Path::new(dir)) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    c.fail("server.state_dir", format!("{dir:?}: {e}"));
+            // Only looked at: the directory is created (and its
+            // writability probed) when serving starts, `App::bind`.
+            dir => match std::fs::metadata(dir) {
+                Ok(m) if !m.is_dir() => {
+                    c.fail("server.state_dir", format!("{dir:?}: not a directory"));
                     None
                 }
+                Ok(m) if m.permissions().readonly() => {
+                    c.fail("server.state_dir", format!("{dir:?}: not writable"));
+                    None
+                }
+                _ => Some(PathBuf::from(dir)),
             },
         },
     };

@@ -15,7 +15,7 @@
 //! Every form carries a CSRF token: the session's id (hashed) sealed with
 //! the session keys (`session::cookie::seal`, as the login form's token),
 //! so a token works only with the session it was made for. Saving goes
-//! through `settings::live::save` (state file, Redis, reload) and is an
+//! through `crate::app::sso::save` (state file, Redis, reload) and is an
 //! audit event naming who and what changed. Nothing secret is rendered:
 //! no keys, no metadata XML, no cookies.
 
@@ -77,7 +77,7 @@ pub async fn dispatch(
     match sub {
         "/admin/sso" if get => {
             // A save on another replica shows at once.
-            let state = settings::live::sync(state).await;
+            let state = crate::app::sso::sync(state).await;
             let notice = super::query_param(&req, "saved").map(|v| match v.as_str() {
                 "unchanged" => "Nothing changed.".to_string(),
                 v => format!("Saved (version {v}). New sign-ins use it now; signed-in users keep their sessions."),
@@ -286,7 +286,7 @@ async fn commit(
     if changed.is_empty() {
         return Ok(see_other(&format!("{prefix}/admin/sso?saved=unchanged")));
     }
-    let saved = settings::live::save(state, new)
+    let saved = crate::app::sso::save(state, new)
         .await
         .map_err(|e| Problem {
             field: "save".into(),

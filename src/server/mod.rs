@@ -2,10 +2,12 @@
 //! TLS) and the metrics listener. Knows connections and shutdown, nothing
 //! about authentication.
 
+mod app;
 pub mod drain;
 pub mod runtime;
 pub mod timer;
-pub mod tls;
+
+pub use app::{App, Bound};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -6,11 +6,11 @@
 //! ([`overlay`]: only where the file and the environment leave a key at its
 //! default, so settings managed as code cannot be overridden from a
 //! browser), and what a save changed ([`changes`], for the audit event).
-//! `store` keeps the document on disk; `live` puts it in force.
+//! `store` keeps the document on disk; `app::sso` puts it in force.
 //!
-//! Must not: do I/O here (store.rs and live.rs do), or know about HTTP.
+//! Must not: do I/O here (store.rs does), know about HTTP, or about the
+//! running app.
 
-pub mod live;
 pub mod seen;
 pub mod store;
 
@@ -22,8 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::raw::{self, ProjectRule};
 use crate::config::Origins;
 use crate::mapping::{self, dn, ProjectRole, Role};
-
-pub use live::Handle;
 
 /// The settings the page saved; `None` fields leave the configuration as
 /// it is.

@@ -17,8 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use authgate::app::{App, State};
+use authgate::app::State;
 use authgate::config::{self, Sources};
+use authgate::App;
 
 /// What the upstream saw.
 #[derive(Debug, Clone)]

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use authgate::app::{App, State};
+use authgate::app::State;
 use authgate::config::{self, Sources};
 use authgate::session::Store;
+use authgate::App;
 
 /// Identity headers as a client might forge them: every default name, in
 /// several cases, repeated, and in the `_` spelling WSGI/CGI servers merge

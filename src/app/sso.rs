@@ -1,4 +1,5 @@
-//! Puts saved settings in force, and shares them between replicas.
+//! Puts the SSO page's saved settings (`crate::settings`) in force, and
+//! shares them between replicas.
 //!
 //! At start (and on every reload) [`apply`] reads `state_dir/sso.json` and
 //! lays it over the configuration as loaded; a save rebuilds the whole
@@ -18,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use super::store::{self, Error};
-use super::{overlay, Locks, Saved};
-use crate::app::{Live, State};
+use super::{Live, State};
 use crate::config::{raw, Config, Origins};
+use crate::settings::store::{self, Error};
+use crate::settings::{overlay, Locks, Saved};
 
 /// How often a replica checks Redis for a newer save.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
