@@ -776,3 +776,7 @@ mod tests {
         assert_eq!(s.more_idps[0].attributes.email[0], "Email");
     }
 }
+
+#[cfg(test)]
+#[path = "saml_attribute_tests.rs"]
+mod attribute_tests;

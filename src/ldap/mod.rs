@@ -46,7 +46,7 @@ pub mod throttle;
 
 pub use settings::{GroupType, QueryField, RequireCert, Settings};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::identity::{Method, Principal};
 use crate::mapping::dn;
 

@@ -105,7 +105,7 @@ impl Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::raw;
+    use crate::mapping::raw;
     use serde_json::json;
 
     fn mapping() -> Mapping {

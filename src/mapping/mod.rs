@@ -15,6 +15,7 @@
 
 pub mod dn;
 pub mod explain;
+pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -237,10 +238,7 @@ impl Mapping {
     /// `roles_managed_by_directory` = !policy.manual_role_management. It decides the default role when
     /// `raw.default_role` is empty: deactivated when true, no role claim (None) when false.
     /// Mapping "owner" in `roles` is an error (owners come only from owner_email). Each error says which key.
-    pub fn compile(
-        raw: &crate::config::raw::Mapping,
-        roles_managed_by_directory: bool,
-    ) -> Result<Mapping, Error> {
+    pub fn compile(raw: &raw::Mapping, roles_managed_by_directory: bool) -> Result<Mapping, Error> {
         Mapping::compile_all(raw, roles_managed_by_directory).map_err(|mut errors| {
             // compile_all never fails with an empty list.
             errors.swap_remove(0)
@@ -250,7 +248,7 @@ impl Mapping {
     /// Like [`Mapping::compile`], but reports every error at once (in
     /// configuration order), for `config::validate`.
     pub fn compile_all(
-        raw: &crate::config::raw::Mapping,
+        raw: &raw::Mapping,
         roles_managed_by_directory: bool,
     ) -> Result<Mapping, Vec<Error>> {
         let mut errors = Vec::new();
@@ -527,7 +525,7 @@ fn is_plausible_email(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::raw;
+    use crate::mapping::raw;
     use serde_json::json;
 
     const ADMINS: &str = "cn=admins,ou=users,o=123abc,dc=example,dc=com ";
