@@ -350,15 +350,53 @@ fn redis_target(c: &mut Check<'_>, ss: &raw::Session) -> Option<crate::session::
 /// The shortest admin API token accepted.
 const ADMIN_TOKEN_MIN: usize = 16;
 
+/// Converts the whole configuration, one section at a time (each
+/// section's function below), collecting every problem with its key.
+/// Reads the files it names (keys, certificates, route tables) and writes
+/// nothing.
 pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let mut c = Check {
         origins: &origins,
         problems: Vec::new(),
     };
     let mut warnings = Vec::new();
+    let server = server(&mut c, &raw.server);
+    let upstream = upstream(&mut c, &raw.upstream);
+    let log = log(&mut c, &raw.log);
+    let session = session(&mut c, &raw.session);
+    let identity = identity(&mut c, &raw.identity);
+    let ldap = ldap(&mut c, &raw.ldap, &mut warnings);
+    let mapping = mapping(&mut c, &raw, ldap.organization_owner_email.clone());
+    let policy = policy(&mut c, &raw, &mut warnings);
+    warnings.extend(ignored_while_disabled(&raw, &origins));
+    let saml = super::saml::check(
+        &raw.saml,
+        &server.public_url,
+        &server.prefix,
+        &mut |k, m| c.fail(k, m),
+    );
 
-    // [server]
-    let s = &raw.server;
+    if !c.problems.is_empty() {
+        return Err(Errors(c.problems));
+    }
+    Ok(Config {
+        server,
+        upstream,
+        log,
+        session,
+        identity,
+        policy,
+        ldap,
+        mapping,
+        saml,
+        raw,
+        warnings,
+        origins,
+    })
+}
+
+/// `[server]`.
+fn server(c: &mut Check<'_>, s: &raw::Server) -> Server {
     let listen = c.addr("server.listen", &s.listen);
     let metrics_listen = if s.metrics_listen.trim().is_empty() {
         None
@@ -493,9 +531,11 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             },
         },
     };
+    server
+}
 
-    // [upstream]
-    let u = &raw.upstream;
+/// `[upstream]`.
+fn upstream(c: &mut Check<'_>, u: &raw::Upstream) -> Upstream {
     let authority = match u.url.trim().parse::<http::Uri>() {
         Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
             if uri.path() != "/" && !uri.path().is_empty() {
@@ -548,9 +588,12 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             },
         },
     };
+    upstream
+}
 
-    // [log]
-    let format = match raw.log.format.trim() {
+/// `[log]`.
+fn log(c: &mut Check<'_>, l: &raw::Log) -> Log {
+    let format = match l.format.trim() {
         "pretty" | "text" => LogFormat::Pretty,
         "json" => LogFormat::Json,
         other => {
@@ -561,24 +604,26 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             LogFormat::Pretty
         }
     };
-    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+    if tracing_subscriber::EnvFilter::try_new(&l.level).is_err() {
         c.fail(
             "log.level",
             format!(
                 "invalid filter {:?}; use e.g. \"info\" or \"authgate=debug,info\"",
-                raw.log.level
+                l.level
             ),
         );
     }
     let log = Log {
         format,
-        level: raw.log.level.clone(),
-        access_log: raw.log.access_log,
-        audit: raw.log.audit,
+        level: l.level.clone(),
+        access_log: l.access_log,
+        audit: l.audit,
     };
+    log
+}
 
-    // [session]
-    let ss = &raw.session;
+/// `[session]`.
+fn session(c: &mut Check<'_>, ss: &raw::Session) -> Session {
     let mut secrets: Vec<Secret<Vec<u8>>> = ss
         .secret
         .iter()
@@ -615,7 +660,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
     let redis_timeout = c.duration("session.redis_timeout", &ss.redis_timeout);
     let store = match ss.store.trim() {
         "memory" => Store::Memory,
-        "redis" => redis_target(&mut c, ss)
+        "redis" => redis_target(c, ss)
             .map(|target| {
                 Store::Redis(Box::new(RedisStore {
                     target: Secret::new(target),
@@ -639,9 +684,11 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         ttl: c.duration("session.ttl", &ss.ttl),
         idle_timeout: c.duration("session.idle_timeout", &ss.idle_timeout),
     };
+    session
+}
 
-    // [identity]
-    let id = &raw.identity;
+/// `[identity]`.
+fn identity(c: &mut Check<'_>, id: &raw::Identity) -> Identity {
     let algorithm = match Algorithm::parse(&id.algorithm) {
         Some(a) => a,
         None => {
@@ -695,9 +742,12 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             "must be at least 10s (tokens are re-signed at half their lifetime)",
         );
     }
+    identity
+}
 
-    // [ldap]
-    let l = &raw.ldap;
+/// `[ldap]` (most checks only while `ldap.enabled`: an env file may carry
+/// the whole LSE block with LDAP off).
+fn ldap(c: &mut Check<'_>, l: &raw::Ldap, warnings: &mut Vec<String>) -> Ldap {
     let user_query_field = match l.user_query_field.trim().to_ascii_lowercase().as_str() {
         "email" | "" => QueryField::Email,
         "username" => QueryField::Username,
@@ -786,7 +836,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
                 "ldap.require_cert = {:?} ({}, from {}): the directory's TLS certificate is NOT verified, so whoever answers on {uri} receives every LDAP password; use \"demand\" (or \"try\") with ldap.ca_file",
                 l.require_cert.trim(),
                 require_cert.as_str(),
-                origins.of("ldap.require_cert")
+                c.origins.of("ldap.require_cert")
             ));
         }
         if !l.bind_dn.trim().is_empty() && l.bind_password.expose().is_empty() {
@@ -838,7 +888,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         group_search_filter: l.group_search_filter.trim().to_string(),
         group_type: l.group_type.trim().to_string(),
         group_kind,
-        organization_owner_email: owner.clone(),
+        organization_owner_email: owner,
         ca_file,
         require_cert,
         timeout: c.duration("ldap.timeout", &l.timeout),
@@ -851,14 +901,18 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         max_failures_per_client: l.max_failures_per_client,
         throttle_window: c.duration("ldap.throttle_window", &l.throttle_window),
     };
+    ldap
+}
 
-    // [mapping]
+/// `[mapping]`; the organization owner defaults to
+/// `ldap.organization_owner_email` (`owner`).
+fn mapping(c: &mut Check<'_>, raw: &Raw, owner: Option<String>) -> Mapping {
     let mut raw_mapping: raw::Mapping = raw.mapping.clone();
     let owner_from_ldap = raw_mapping.owner_email.trim().is_empty();
     if owner_from_ldap {
         raw_mapping.owner_email = owner.unwrap_or_default();
     }
-    let mapping = match Mapping::compile_all(&raw_mapping, !raw.policy.manual_role_management) {
+    match Mapping::compile_all(&raw_mapping, !raw.policy.manual_role_management) {
         Ok(m) => m,
         Err(errors) => {
             for e in errors {
@@ -876,9 +930,11 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             }
             Mapping::default()
         }
-    };
+    }
+}
 
-    // [policy]
+/// `[policy]`: public paths, the route and role tables, the switches.
+fn policy(c: &mut Check<'_>, raw: &Raw, warnings: &mut Vec<String>) -> Policy {
     let p = &raw.policy;
     let mut public_paths = Vec::new();
     for (i, path) in p.public_paths.iter().enumerate() {
@@ -950,9 +1006,13 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
         enforce_roles,
         role_routes,
     };
+    policy
+}
 
-    // Settings of a feature that is off do nothing: say so, key by key.
-    if !l.enabled {
+/// Settings of a feature that is off do nothing: one warning per key set.
+fn ignored_while_disabled(raw: &Raw, origins: &Origins) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !raw.ldap.enabled {
         warnings.extend(ignored_while_off(
             "ldap",
             &raw.ldap,
@@ -980,32 +1040,7 @@ pub fn validate(raw: Raw, origins: Origins) -> Result<Config, Errors> {
             &[],
         ));
     }
-
-    // [saml]
-    let saml = super::saml::check(
-        &raw.saml,
-        &server.public_url,
-        &server.prefix,
-        &mut |k, m| c.fail(k, m),
-    );
-
-    if !c.problems.is_empty() {
-        return Err(Errors(c.problems));
-    }
-    Ok(Config {
-        server,
-        upstream,
-        log,
-        session,
-        identity,
-        policy,
-        ldap,
-        mapping,
-        saml,
-        raw,
-        warnings,
-        origins,
-    })
+    warnings
 }
 
 /// The URIs of `ldap.server_uri`: separated by spaces or commas, as
