@@ -9,8 +9,9 @@
 //! [`proxy`]. The access decision (route policy, public paths, session,
 //! role gates, the upstream API token rule) is [`gate::decide`], made the
 //! same way for the proxy and for forward-auth (`/_auth/check`).
-//! Dependencies point one way: `server` → `proxy`/`endpoints` → `gate` →
-//! `session`, `policy`, `identity`, `mapping` → `config`.
+//! Dependencies point one way, down the layers of ARCHITECTURE.md (leaves,
+//! then `identity` → `session` → `ldap`/`saml` → `config` → `app` → `gate`
+//! → `endpoints` → `proxy` → `server`); `tests/architecture.rs` checks it.
 
 pub mod admin_cli;
 pub mod app;
