@@ -25,29 +25,14 @@ use std::process::{Command, Output};
 use authgate::config::validate::{QueryField, RequireCert};
 use authgate::config::{self, Config, Errors, Sources};
 use authgate::mapping::Role;
-use common::Keys;
+use common::gate::{load_config, Keys, BIN};
+use common::pki::CA_PEM;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/lse-example.env"
 );
 const EXAMPLE_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/authgate.example.toml");
-const BIN: &str = env!("CARGO_BIN_EXE_authgate");
-
-/// Any well-formed PEM certificate will do as an LDAP CA bundle here.
-const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBujCCAWCgAwIBAgIUUUcMJC/vPU8q01mW2zbEuDlnAFcwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyOTE3Mzg1M1oXDTI2MTIwMTE3
-Mzg1M1owFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
-AQcDQgAEU0dDM/c2E0wv+XkhKwNjcvlYWvoDGVWxg4o76XlnzN4SewEedKQ/X4Yc
-Cy7IBajNBvDDX1FrI7dSupv0J8ydmaOBjzCBjDAdBgNVHQ4EFgQUhXT9KLHProa7
-l4Zq+rtkJeXa2fkwHwYDVR0jBBgwFoAUhXT9KLHProa7l4Zq+rtkJeXa2fkwGgYD
-VR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwCwYDVR0PBAQD
-AgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQCj84gA
-zHw5Ixpkq6sHDoC6pzdOgDExR5PXlfHiIFxJQQIgbgptZNMhsK+4+Z6+uRiN/gOd
-4IHFm98ZoBlteaThfLU=
------END CERTIFICATE-----
-";
 
 /// The smallest complete configuration: fresh keys, everything else default.
 fn base_toml(keys: &Keys) -> String {
@@ -66,12 +51,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn load_text(text: &str, env: &[(&str, &str)], env_file: Option<&Path>) -> Result<Config, Errors> {
-    config::load(&Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text.to_string())),
-        env: vars(env),
-        env_file: env_file.map(Path::to_path_buf),
-    })
+    load_config(text, vars(env), env_file.map(Path::to_path_buf))
 }
 
 /// The shipped example TOML plus the unchanged LSE fixture, keys from the
