@@ -17,20 +17,13 @@ use common::client::{get, raw_get, raw_status, send};
 use common::cookies::rd_of;
 use common::gate::{Gate, ISSUER};
 use common::headers::*;
-use common::process::{start_on_free_port, Proc};
+use common::process::{start_on_free_port, Proc, Server};
 use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
 const CADDY: &str = "/usr/bin/caddy";
 const DEPLOY_FILE: &str = "deploy/caddy/Caddyfile";
-
-/// A real Caddy running the deploy file; killed on drop.
-struct Caddy {
-    proc: Proc,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
 
 /// The deploy file with the site address and the two upstreams replaced;
 /// panics unless each original appears exactly as expected.
@@ -53,67 +46,52 @@ fn deploy_file(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Str
     format!("{{\n\tadmin off\n\tauto_https off\n}}\n{out}")
 }
 
-impl Caddy {
-    async fn start(authgate: SocketAddr, app: SocketAddr) -> Caddy {
-        assert!(
-            Path::new(CADDY).exists(),
-            "{CADDY} is missing: install Debian's caddy (scripts/test does)"
-        );
-        start_on_free_port(
-            "caddy",
-            "address already in use",
-            Duration::from_secs(20),
-            |listen| Caddy::spawn(authgate, app, listen),
-        )
-        .await
-    }
+/// A real Caddy running the deploy file; killed on drop.
+async fn start_caddy(authgate: SocketAddr, app: SocketAddr) -> Server {
+    assert!(
+        Path::new(CADDY).exists(),
+        "{CADDY} is missing: install Debian's caddy (scripts/test does)"
+    );
+    start_on_free_port(
+        "caddy",
+        "address already in use",
+        Duration::from_secs(20),
+        |listen| spawn_caddy(authgate, app, listen),
+    )
+    .await
+}
 
-    fn spawn(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Caddy {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("Caddyfile");
-        std::fs::write(&file, deploy_file(authgate, app, listen)).expect("write Caddyfile");
-        let log_path = dir.path().join("caddy.log");
-        let log = std::fs::File::create(&log_path).expect("log");
-        let proc = Proc::spawn(
-            Command::new(CADDY)
-                .args(["run", "--adapter", "caddyfile", "--config"])
-                .arg(&file)
-                // Caddy keeps state under HOME / XDG dirs: a private one.
-                .env("HOME", dir.path())
-                .env("XDG_DATA_HOME", dir.path())
-                .env("XDG_CONFIG_HOME", dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log),
-            "start caddy",
-        )
-        .with_log(log_path);
-        Caddy {
-            proc,
-            addr: listen,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> String {
-        self.proc.log()
+fn spawn_caddy(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("Caddyfile");
+    std::fs::write(&file, deploy_file(authgate, app, listen)).expect("write Caddyfile");
+    let log_path = dir.path().join("caddy.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let proc = Proc::spawn(
+        Command::new(CADDY)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            // Caddy keeps state under HOME / XDG dirs: a private one.
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log),
+        "start caddy",
+    )
+    .with_log(log_path);
+    Server {
+        proc,
+        addr: listen,
+        dir,
     }
 }
 
-impl AsMut<Proc> for Caddy {
-    fn as_mut(&mut self) -> &mut Proc {
-        &mut self.proc
-    }
-}
-
-async fn stack(extra: &str) -> (Upstream, Gate, Caddy) {
+async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
-    let caddy = Caddy::start(gate.addr, up.addr).await;
+    let caddy = start_caddy(gate.addr, up.addr).await;
     (up, gate, caddy)
 }
 

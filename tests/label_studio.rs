@@ -293,8 +293,7 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
         ),
     ];
     let gate = Gate::start_with(keys, text, env).await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
-    idp.register_sp(&md.text()).await;
+    idp.register_gate(&gate).await;
     let ls = LabelStudio::start(ls_port, &gate.url("/_auth/jwks.json"), "http://gate.test").await;
 
     // A project the annotators' group is granted, by title.

@@ -23,20 +23,15 @@ use common::client::{get, raw_get, raw_status, send, Got};
 use common::cookies::{is_local_path, rd_of};
 use common::gate::Gate;
 use common::headers::*;
-use common::process::{start_on_free_port, Proc};
+use common::process::{start_on_free_port, Proc, Server};
 use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
 const NGINX: &str = "/usr/sbin/nginx";
 const DEPLOY_CONF: &str = "deploy/nginx/authgate-auth-request.conf";
-
-/// A real nginx running the deploy file; killed (by its own pid) on drop.
-struct Nginx {
-    proc: Proc,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
+/// The `Host` browsers send to the deploy file's site.
+const SITE: &str = "labels.example.com";
 
 /// The deploy file with its two upstream servers and its listen address
 /// replaced; panics if any of the three lines is not there exactly once.
@@ -65,92 +60,77 @@ fn deploy_conf(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Str
     out
 }
 
-impl Nginx {
-    async fn start(authgate: SocketAddr, app: SocketAddr) -> Nginx {
-        assert!(
-            Path::new(NGINX).exists(),
-            "{NGINX} is missing: install Debian's nginx-light (scripts/test does)"
-        );
-        start_on_free_port(
-            "nginx",
-            "Address already in use",
-            Duration::from_secs(15),
-            |listen| Nginx::spawn(authgate, app, listen),
-        )
-        .await
-    }
-
-    fn spawn(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Nginx {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Worker processes run as an unprivileged user when started as root.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .expect("chmod");
-        }
-        let d = dir.path().display();
-        let conf = format!(
-            "worker_processes 1;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             access_log off;\n\
-             client_body_temp_path {d}/client_body;\n\
-             proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n\
-             uwsgi_temp_path {d}/uwsgi;\n\
-             scgi_temp_path {d}/scgi;\n\
-             {}\n\
-             }}\n",
-            deploy_conf(authgate, app, listen)
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let log_path = dir.path().join("stderr.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(NGINX);
-        cmd.arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-g")
-            // One process: killing it leaves no worker behind (a killed
-            // master's workers keep running, listening, for ever).
-            .arg(format!(
-                "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        Nginx {
-            proc: Proc::spawn(&mut cmd, "start nginx").with_log(log_path),
-            addr: listen,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> String {
-        self.proc.log()
-    }
+/// A real nginx running the deploy file; killed (by its own pid) on drop.
+async fn start_nginx(authgate: SocketAddr, app: SocketAddr) -> Server {
+    assert!(
+        Path::new(NGINX).exists(),
+        "{NGINX} is missing: install Debian's nginx-light (scripts/test does)"
+    );
+    start_on_free_port(
+        "nginx",
+        "Address already in use",
+        Duration::from_secs(15),
+        |listen| spawn_nginx(authgate, app, listen),
+    )
+    .await
 }
 
-impl AsMut<Proc> for Nginx {
-    fn as_mut(&mut self) -> &mut Proc {
-        &mut self.proc
+fn spawn_nginx(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Worker processes run as an unprivileged user when started as root.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let d = dir.path().display();
+    let conf = format!(
+        "worker_processes 1;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {d}/client_body;\n\
+         proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n\
+         {}\n\
+         }}\n",
+        deploy_conf(authgate, app, listen)
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(NGINX);
+    cmd.arg("-e")
+        .arg("stderr")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-g")
+        // One process: killing it leaves no worker behind (a killed
+        // master's workers keep running, listening, for ever).
+        .arg(format!(
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Server {
+        proc: Proc::spawn(&mut cmd, "start nginx").with_log(log_path),
+        addr: listen,
+        dir,
     }
 }
 
 /// authgate (auth backend), the recording application, and nginx in front.
-async fn stack(extra: &str) -> (Upstream, Gate, Nginx) {
+async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
-    let nginx = Nginx::start(gate.addr, up.addr).await;
+    let nginx = start_nginx(gate.addr, up.addr).await;
     (up, gate, nginx)
 }
 
@@ -205,7 +185,7 @@ async fn nginx_sends_browsers_to_login_and_apis_get_401() {
     // Browsers never get sent off this host, whatever the target.
     let resp = raw_get(
         nginx.addr,
-        "labels.example.com",
+        SITE,
         "//evil.com/x",
         &format!("Accept: {HTML}\r\n"),
     )
@@ -281,7 +261,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     // Signed in: ours, once each; nothing of the client's.
     let resp = raw_get(
         nginx.addr,
-        "labels.example.com",
+        SITE,
         "/api/projects",
         &format!("Cookie: {cookie}\r\nAccept: application/json\r\n{spoofed}"),
     )
@@ -300,13 +280,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     .await;
 
     // Public path, anonymous: no identity at all, nothing of the client's.
-    let resp = raw_get(
-        nginx.addr,
-        "labels.example.com",
-        "/public/logo.png",
-        &spoofed,
-    )
-    .await;
+    let resp = raw_get(nginx.addr, SITE, "/public/logo.png", &spoofed).await;
     assert_eq!(raw_status(&resp), 200, "{resp}");
     let seen = up.last();
     assert_eq!(seen.target, "/public/logo.png");
@@ -320,7 +294,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     let n = up.count();
     let resp = raw_get(
         nginx.addr,
-        "labels.example.com",
+        SITE,
         "/api/projects",
         "Accept: application/json\r\nX-Forwarded-Uri: /public/logo.png\r\nX-Forwarded-Method: GET\r\n",
     )
@@ -329,7 +303,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     assert_eq!(up.count(), n);
     let resp = raw_get(
         nginx.addr,
-        "labels.example.com",
+        SITE,
         "/api/projects",
         &format!("Accept: application/json\r\n{spoofed}"),
     )

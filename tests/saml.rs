@@ -10,7 +10,9 @@ use common::audit;
 use common::client::get;
 use common::cookies::enc;
 use common::gate::{config_text, load_config, Gate, Keys};
-use common::idp::{is_signed_in, sp_pair, sso_at, sso_href, Browser, Idp, Page};
+use common::idp::{
+    is_signed_in, saml_gate, sp_pair, sso_at, sso_href, two_idp_gate, Browser, Idp, Page,
+};
 use common::upstream::Upstream;
 use http::StatusCode;
 
@@ -49,15 +51,7 @@ impl Env {
     }
 
     async fn start_with(idp: Idp, saml: &str) -> Env {
-        let up = Upstream::start().await;
-        let extra = format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml}\n{MAPPING}",
-            idp.metadata_url()
-        );
-        let gate = Gate::start(&up.url(), &extra).await;
-        let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
-        assert_eq!(md.status, StatusCode::OK);
-        idp.register_sp(&md.text()).await;
+        let (up, gate) = saml_gate(&idp, saml, MAPPING).await;
         Env { idp, up, gate }
     }
 
@@ -1420,8 +1414,7 @@ async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decryp
         cert_a.display()
     ))
     .await;
-    let md = get(&before.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&before).await;
     // B is the key now; A is still published and still decrypts.
     let rolled = format!(
         "sp_key = \"{}\"\nsp_cert = \"{}\"\nsp_previous_certs = [\"{}\"]\n",
@@ -1488,24 +1481,12 @@ async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decryp
 /// `[[saml.idps]]` with its own attribute names (Okta style, built-in
 /// aliases off so the difference shows).
 async fn two_idps() -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
-    let (a, b) = (Idp::start().await, Idp::start().await);
-    let (dir, key, cert) = sp_pair();
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\nbuiltin_attribute_aliases = false\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\nattr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n{MAPPING}",
-            a.metadata_url(),
-            key.display(),
-            cert.display(),
-            b.metadata_url()
-        ),
+    two_idp_gate(
+        "builtin_attribute_aliases = false",
+        "attr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n",
+        MAPPING,
     )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    a.register_sp(&md).await;
-    b.register_sp(&md).await;
-    (a, b, up, gate, dir)
+    .await
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use common::audit;
 use common::client::get;
 use common::cookies::enc;
 use common::gate::{config_text, identity, load_config, Gate, Keys};
-use common::idp::{is_signed_in, sp_pair, sso_at, Browser, Idp};
+use common::idp::{is_signed_in, saml_gate, sso_at, two_idp_gate, Browser, Idp};
 use common::upstream::Upstream;
 use http::StatusCode;
 
@@ -28,17 +28,7 @@ annotator = ["ls-annotators"]
 /// One IdP in front of a gate (no SP key).
 async fn one_idp(extra: &str) -> (Idp, Upstream, Gate) {
     let idp = Idp::start().await;
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{extra}\n{MAPPING}",
-            idp.metadata_url()
-        ),
-    )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    let (up, gate) = saml_gate(&idp, extra, MAPPING).await;
     (idp, up, gate)
 }
 
@@ -107,24 +97,7 @@ async fn a_groups_overage_refuses_the_sign_in_with_what_the_idp_admin_must_chang
 /// Two IdPs (A in `[saml]`, "beta" in `[[saml.idps]]`) in front of one
 /// gate with an SP key, so both can send LogoutRequests.
 async fn two_idps(extra: &str) -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
-    let (a, b) = (Idp::start().await, Idp::start().await);
-    let (dir, key, cert) = sp_pair();
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\n{MAPPING}",
-            a.metadata_url(),
-            key.display(),
-            cert.display(),
-            b.metadata_url()
-        ),
-    )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    a.register_sp(&md).await;
-    b.register_sp(&md).await;
-    (a, b, up, gate, dir)
+    two_idp_gate(extra, "", MAPPING).await
 }
 
 /// An IdP-initiated logout from `idp` for `user` without SessionIndex;
@@ -300,8 +273,7 @@ async fn signed_metadata_is_verified_at_start_and_anything_else_is_refused_namin
     // Signed by the trusted key and current: it starts, sign-in works, and
     // the SSO page says how the metadata was trusted.
     let gate = Gate::start(&up.url(), &with("sign=main&valid_until=future")).await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&gate).await;
     let mut b = Browser::new(gate.addr);
     let acs = sso_at(&mut b, "default", "user=alice").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
@@ -400,8 +372,7 @@ async fn a_refresh_refused_by_signature_or_validity_keeps_the_last_good_copy() {
         ),
     )
     .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&gate).await;
     let sso = gate.state.saml.clone().expect("saml");
     sso.refresh().await.expect("signed by the trusted key");
     assert_eq!(stale_metric(&gate, "default").await, "0");

@@ -15,10 +15,12 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
 
+use super::client::get;
 use super::cookies::enc;
-use super::gate::GATE_HOST;
+use super::gate::{Gate, GATE_HOST};
 use super::process::Proc;
 use super::python::python;
+use super::upstream::Upstream;
 
 /// The pysaml2 IdP, killed on drop.
 pub struct Idp {
@@ -135,6 +137,13 @@ impl Idp {
         .await
         .expect("metadata options");
         assert_eq!(got.status, StatusCode::OK);
+    }
+
+    /// Registers `gate`'s SP metadata, fetched from it, with the IdP.
+    pub async fn register_gate(&self, gate: &Gate) {
+        let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
+        assert_eq!(md.status, StatusCode::OK, "the gate's SP metadata");
+        self.register_sp(&md.text()).await;
     }
 
     /// Registers the SP's metadata (as the gate serves it) with the IdP.
@@ -410,4 +419,50 @@ pub fn sp_pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
     authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
     (dir, key, cert)
+}
+
+/// A gate with SAML on against `idp`, in front of a new recording
+/// upstream: `[saml]` with `saml_extra` lines, then `rest` (TOML); its SP
+/// registered with the IdP.
+pub async fn saml_gate(idp: &Idp, saml_extra: &str, rest: &str) -> (Upstream, Gate) {
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml_extra}\n{rest}",
+            idp.metadata_url()
+        ),
+    )
+    .await;
+    idp.register_gate(&gate).await;
+    (up, gate)
+}
+
+/// Two IdPs (two pysaml2 processes: other entity IDs, other keys) in front
+/// of one gate with an SP key ([`sp_pair`], so both can send
+/// LogoutRequests): the first in `[saml]` ("Alpha", with `saml_extra`
+/// lines), "beta" in `[[saml.idps]]` ("Beta", with `beta_extra` lines);
+/// then `rest` (TOML). The temp dir holds the SP key pair.
+pub async fn two_idp_gate(
+    saml_extra: &str,
+    beta_extra: &str,
+    rest: &str,
+) -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
+    let (a, b) = (Idp::start().await, Idp::start().await);
+    let (dir, key, cert) = sp_pair();
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n{saml_extra}\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\n{beta_extra}{rest}",
+            a.metadata_url(),
+            key.display(),
+            cert.display(),
+            b.metadata_url()
+        ),
+    )
+    .await;
+    a.register_gate(&gate).await;
+    b.register_gate(&gate).await;
+    (a, b, up, gate, dir)
 }

@@ -143,12 +143,6 @@ impl Proc {
     }
 }
 
-impl AsMut<Proc> for Proc {
-    fn as_mut(&mut self) -> &mut Proc {
-        self
-    }
-}
-
 impl Drop for Proc {
     fn drop(&mut self) {
         if self.term_on_drop {
@@ -159,21 +153,39 @@ impl Drop for Proc {
     }
 }
 
+/// A server process listening on `addr`, with a private temp dir for its
+/// configuration and log; killed on drop, then the dir removed.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Its log ([`Proc::with_log`]).
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+}
+
 /// A server on a free loopback port: `spawn(addr)` starts it, and it must
 /// listen within `limit`. The port was free a moment before; when the
 /// server's log says `clash` (someone took it meanwhile) another port is
 /// tried, five at the most. Panics naming `what` otherwise.
-pub async fn start_on_free_port<T: AsMut<Proc>>(
+pub async fn start_on_free_port(
     what: &str,
     clash: &str,
     limit: Duration,
-    mut spawn: impl FnMut(SocketAddr) -> T,
-) -> T {
+    mut spawn: impl FnMut(SocketAddr) -> Server,
+) -> Server {
     let mut last = String::new();
     for _ in 0..5 {
-        let addr = free_addr();
-        let mut server = spawn(addr);
-        match server.as_mut().wait_listening(addr, limit).await {
+        let mut server = spawn(free_addr());
+        match server.proc.wait_listening(server.addr, limit).await {
             Ok(()) => return server,
             Err(e) if e.contains(clash) => last = e,
             Err(e) => panic!("{what} did not start: {e}"),
