@@ -16,7 +16,7 @@ use bytes::Bytes;
 use common::client::{get, raw_get, raw_status, send};
 use common::cookies::rd_of;
 use common::gate::{Gate, ISSUER};
-use common::headers::*;
+use common::headers::{assert_jane, assert_no_spoofed, jane, spoofed_lines, HTML, IDENTITY_NAMES};
 use common::process::{start_on_free_port, Proc, Server};
 use common::upstream::Upstream;
 use http::{Request, StatusCode};

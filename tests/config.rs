@@ -27,6 +27,7 @@ use authgate::config::{self, Config, Errors, Sources};
 use authgate::mapping::Role;
 use common::gate::{load_config, Keys, BIN};
 use common::pki::CA_PEM;
+use common::process::Proc;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -718,6 +719,7 @@ fn binary_warns_about_settings_of_a_feature_that_is_off() {
         .spawn()
         .expect("start authgate");
     let stderr = child.stderr.take().expect("stderr");
+    let mut child = Proc::new(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -738,8 +740,7 @@ fn binary_warns_about_settings_of_a_feature_that_is_off() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     assert!(
         seen.iter()
             .any(|l| l.contains("WARN") && l.contains(&expect)),

@@ -22,7 +22,9 @@ use bytes::Bytes;
 use common::client::{get, raw_get, raw_status, send, Got};
 use common::cookies::{is_local_path, rd_of};
 use common::gate::Gate;
-use common::headers::*;
+use common::headers::{
+    assert_jane, assert_no_spoofed, jane, spoofed_lines, HTML, IDENTITY_NAMES, SPOOFED,
+};
 use common::process::{start_on_free_port, Proc, Server};
 use common::upstream::Upstream;
 use http::{Request, StatusCode};
