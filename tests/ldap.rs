@@ -4,7 +4,7 @@
 //! page (CSRF token + pre-login cookie) → POST the form → 303 + session
 //! cookie → a proxied request, checking what a real upstream receives.
 //!
-//! The directory (`ldap/slapd.rs`): under `ou=users,o=123abc,dc=example,dc=com`
+//! The directory (`common/slapd.rs`): under `ou=users,o=123abc,dc=example,dc=com`
 //! admin1 (admins, team1, team2), manager1 (managers), reviewer1
 //! (reviewers, team2), annotator1 (annotators), guest1 (guests), multi
 //! (managers + reviewers), deact (deactivated + admins), nogroup (none),
