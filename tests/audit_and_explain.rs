@@ -6,16 +6,17 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, send};
+use common::gate::{config_text, Keys, BIN};
+use common::process::Proc;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-
-const BIN: &str = env!("CARGO_BIN_EXE_authgate");
 
 /// Secrets a client sends; none may appear in any log line.
 const TOKEN: &str = "tok-AUDIT-7f3a9c";
@@ -39,7 +40,7 @@ fn config_file(keys: &Keys, upstream: &str, extra: &str) -> std::path::PathBuf {
 
 /// The running binary and its stderr, line by line.
 struct Running {
-    child: Child,
+    proc: Proc,
     lines: mpsc::Receiver<String>,
     reader: Option<std::thread::JoinHandle<()>>,
     seen: Vec<String>,
@@ -57,6 +58,7 @@ impl Running {
             .spawn()
             .expect("start authgate");
         let stderr = child.stderr.take().expect("stderr");
+        let proc = Proc::new(child);
         let (tx, lines) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -67,7 +69,7 @@ impl Running {
             }
         });
         Running {
-            child,
+            proc,
             lines,
             reader: Some(reader),
             seen: Vec::new(),
@@ -102,21 +104,13 @@ impl Running {
 
     /// Stops the process and returns every stderr line.
     fn stop(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
         let mut all = std::mem::take(&mut self.seen);
         all.extend(self.lines.try_iter());
         all
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,30 +6,24 @@
 //! the deploy file stays the single source.
 
 mod common;
-mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, raw_get, raw_status, send};
+use common::cookies::rd_of;
+use common::gate::{Gate, ISSUER};
+use common::headers::{assert_jane, assert_no_spoofed, jane, spoofed_lines, HTML, IDENTITY_NAMES};
+use common::process::{start_on_free_port, Proc, Server};
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::*;
 
 const CADDY: &str = "/usr/bin/caddy";
 const DEPLOY_FILE: &str = "deploy/caddy/Caddyfile";
-const ISSUER: &str = "http://gate.test";
-const AUDIENCE: &str = "labeling-app";
-const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-
-struct Caddy {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
 
 /// The deploy file with the site address and the two upstreams replaced;
 /// panics unless each original appears exactly as expected.
@@ -52,36 +46,29 @@ fn deploy_file(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Str
     format!("{{\n\tadmin off\n\tauto_https off\n}}\n{out}")
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
+/// A real Caddy running the deploy file; killed on drop.
+async fn start_caddy(authgate: SocketAddr, app: SocketAddr) -> Server {
+    assert!(
+        Path::new(CADDY).exists(),
+        "{CADDY} is missing: install Debian's caddy (scripts/test does)"
+    );
+    start_on_free_port(
+        "caddy",
+        "address already in use",
+        Duration::from_secs(20),
+        |listen| spawn_caddy(authgate, app, listen),
+    )
+    .await
 }
 
-impl Caddy {
-    async fn start(authgate: SocketAddr, app: SocketAddr) -> Caddy {
-        assert!(
-            Path::new(CADDY).exists(),
-            "{CADDY} is missing: install Debian's caddy (scripts/test does)"
-        );
-        let mut last = String::new();
-        for _ in 0..5 {
-            let mut caddy = Caddy::spawn(authgate, app, free_port());
-            match caddy.wait_ready().await {
-                Ok(()) => return caddy,
-                Err(e) if e.contains("address already in use") => last = e,
-                Err(e) => panic!("caddy did not start: {e}"),
-            }
-        }
-        panic!("caddy did not start: {last}");
-    }
-
-    fn spawn(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Caddy {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("Caddyfile");
-        std::fs::write(&file, deploy_file(authgate, app, listen)).expect("write Caddyfile");
-        let log = std::fs::File::create(dir.path().join("caddy.log")).expect("log");
-        let child = Command::new(CADDY)
+fn spawn_caddy(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("Caddyfile");
+    std::fs::write(&file, deploy_file(authgate, app, listen)).expect("write Caddyfile");
+    let log_path = dir.path().join("caddy.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let proc = Proc::spawn(
+        Command::new(CADDY)
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&file)
             // Caddy keeps state under HOME / XDG dirs: a private one.
@@ -90,118 +77,28 @@ impl Caddy {
             .env("XDG_CONFIG_HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start caddy");
-        Caddy {
-            child,
-            addr: listen,
-            dir,
-        }
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}: {}", self.log()));
-            }
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("not listening after 20 s: {}", self.log()))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
+            .stderr(log),
+        "start caddy",
+    )
+    .with_log(log_path);
+    Server {
+        proc,
+        addr: listen,
+        dir,
     }
 }
 
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn stack(extra: &str) -> (Upstream, Gate, Caddy) {
+async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
-    let caddy = Caddy::start(gate.addr, up.addr).await;
+    let caddy = start_caddy(gate.addr, up.addr).await;
     (up, gate, caddy)
 }
-
-fn jane() -> authgate::identity::Identity {
-    let mut id = identity(
-        "uid=jane,ou=users,dc=example,dc=com",
-        "jane@example.com",
-        Some("administrator"),
-        &["cn=Team A,ou=groups,dc=example,dc=com", "ls-admins"],
-    );
-    id.preferred_username = Some("jane".into());
-    id
-}
-
-const OURS: [(&str, &str); 5] = [
-    ("x-forwarded-user", "jane"),
-    ("x-forwarded-email", "jane@example.com"),
-    ("x-forwarded-preferred-username", "jane"),
-    (
-        "x-forwarded-groups",
-        "cn=Team%20A%2Cou=groups%2Cdc=example%2Cdc=com,ls-admins",
-    ),
-    ("x-forwarded-role", "administrator"),
-];
-
-const IDENTITY_NAMES: [&str; 6] = [
-    "x-identity-assertion",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-forwarded-groups",
-    "x-forwarded-role",
-];
 
 /// Spellings beyond `SPOOFED` that WSGI servers merge with the dash ones.
 const MORE_SPOOFED: &str = "X-Remote-User: spoof-remote\r\nRemote-User: spoof-remote-2\r\n\
 X-Forwarded_User: spoof-mixed-1\r\nX_Forwarded-Role: spoof-mixed-2\r\n\
 X-Forwarded_Preferred-Username: spoof-mixed-3\r\nRemote_User: spoof-remote-3\r\n";
-
-async fn raw_get(addr: SocketAddr, target: &str, lines: &str) -> String {
-    raw(
-        addr,
-        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{lines}Connection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-}
-
-async fn assert_identity(headers: &http::HeaderMap, jwks_url: &str, context: &str) {
-    for (name, want) in OURS {
-        let all: Vec<_> = headers.get_all(name).iter().collect();
-        assert_eq!(all, [want], "{context}: {name}");
-    }
-    let tokens: Vec<_> = headers.get_all("x-identity-assertion").iter().collect();
-    assert_eq!(tokens.len(), 1, "{context}: one assertion");
-    let jwks = get(jwks_url, &[]).await;
-    assert_eq!(jwks.status, StatusCode::OK, "{context}: jwks");
-    let v = pyjwt_verify(
-        &jwks.json(),
-        tokens[0].to_str().expect("ascii"),
-        ISSUER,
-        AUDIENCE,
-        "ES256",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{context}: PyJWT refused the assertion: {e}"));
-    assert_eq!(v.claims["sub"], "uid=jane,ou=users,dc=example,dc=com");
-}
 
 #[tokio::test]
 async fn caddy_sends_browsers_to_login_and_apis_get_401() {
@@ -244,6 +141,7 @@ async fn caddy_forwards_the_identity_and_never_a_spoofed_header() {
     // Signed in: ours, once each, a JWT PyJWT accepts; nothing of the client's.
     let resp = raw_get(
         caddy.addr,
+        &caddy.addr.to_string(),
         "/api/projects?page=2",
         &format!("Cookie: {cookie}\r\nAccept: application/json\r\n{spoofed}"),
     )
@@ -253,10 +151,16 @@ async fn caddy_forwards_the_identity_and_never_a_spoofed_header() {
     let seen = up.last();
     assert_eq!(seen.target, "/api/projects?page=2");
     assert_no_spoofed(&seen.headers, "caddy, signed in");
-    assert_identity(&seen.headers, &caddy.url("/_auth/jwks.json"), "caddy").await;
+    assert_jane(&seen.headers, &caddy.url("/_auth/jwks.json"), "caddy").await;
 
     // Public path, anonymous: no identity at all, nothing of the client's.
-    let resp = raw_get(caddy.addr, "/public/logo.png", &spoofed).await;
+    let resp = raw_get(
+        caddy.addr,
+        &caddy.addr.to_string(),
+        "/public/logo.png",
+        &spoofed,
+    )
+    .await;
     assert_eq!(raw_status(&resp), 200, "{resp}");
     let seen = up.last();
     assert_no_spoofed(&seen.headers, "caddy, public path");
@@ -272,6 +176,7 @@ async fn caddy_forwards_the_identity_and_never_a_spoofed_header() {
     let n = up.count();
     let resp = raw_get(
         caddy.addr,
+        &caddy.addr.to_string(),
         "/api/projects",
         "Accept: application/json\r\nX-Original-URI: /public/logo.png\r\nX-Original-Method: GET\r\n",
     )

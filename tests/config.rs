@@ -25,29 +25,15 @@ use std::process::{Command, Output};
 use authgate::config::{self, Config, Errors, Sources};
 use authgate::ldap::{QueryField, RequireCert};
 use authgate::mapping::Role;
-use common::Keys;
+use common::gate::{load_config, Keys, BIN};
+use common::pki::CA_PEM;
+use common::process::Proc;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/lse-example.env"
 );
 const EXAMPLE_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/authgate.example.toml");
-const BIN: &str = env!("CARGO_BIN_EXE_authgate");
-
-/// Any well-formed PEM certificate will do as an LDAP CA bundle here.
-const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBujCCAWCgAwIBAgIUUUcMJC/vPU8q01mW2zbEuDlnAFcwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MB4XDTI2MTEyOTE3Mzg1M1oXDTI2MTIwMTE3
-Mzg1M1owFDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0D
-AQcDQgAEU0dDM/c2E0wv+XkhKwNjcvlYWvoDGVWxg4o76XlnzN4SewEedKQ/X4Yc
-Cy7IBajNBvDDX1FrI7dSupv0J8ydmaOBjzCBjDAdBgNVHQ4EFgQUhXT9KLHProa7
-l4Zq+rtkJeXa2fkwHwYDVR0jBBgwFoAUhXT9KLHProa7l4Zq+rtkJeXa2fkwGgYD
-VR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwCwYDVR0PBAQD
-AgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQCj84gA
-zHw5Ixpkq6sHDoC6pzdOgDExR5PXlfHiIFxJQQIgbgptZNMhsK+4+Z6+uRiN/gOd
-4IHFm98ZoBlteaThfLU=
------END CERTIFICATE-----
-";
 
 /// The smallest complete configuration: fresh keys, everything else default.
 fn base_toml(keys: &Keys) -> String {
@@ -66,12 +52,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn load_text(text: &str, env: &[(&str, &str)], env_file: Option<&Path>) -> Result<Config, Errors> {
-    config::load(&Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text.to_string())),
-        env: vars(env),
-        env_file: env_file.map(Path::to_path_buf),
-    })
+    load_config(text, vars(env), env_file.map(Path::to_path_buf))
 }
 
 /// The shipped example TOML plus the unchanged LSE fixture, keys from the
@@ -738,6 +719,7 @@ fn binary_warns_about_settings_of_a_feature_that_is_off() {
         .spawn()
         .expect("start authgate");
     let stderr = child.stderr.take().expect("stderr");
+    let mut child = Proc::new(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -758,8 +740,7 @@ fn binary_warns_about_settings_of_a_feature_that_is_off() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     assert!(
         seen.iter()
             .any(|l| l.contains("WARN") && l.contains(&expect)),

@@ -13,7 +13,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, send, Got};
+use common::gate::{identity, Gate};
+use common::upstream::Upstream;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::Full;
 

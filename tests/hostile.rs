@@ -9,14 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Keys, Upstream};
+use common::gate::{Binary, Keys};
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
@@ -30,11 +28,14 @@ const EVENTUALLY: Duration = Duration::from_secs(60);
 /// Peak resident memory allowed to the proxy in any of these tests.
 const PEAK_RSS_LIMIT_KIB: u64 = 256 * 1024;
 
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-    _keys: Keys,
+/// The binary, with what these tests measure of it.
+struct Proc(Binary);
+
+impl std::ops::Deref for Proc {
+    type Target = Binary;
+    fn deref(&self) -> &Binary {
+        &self.0
+    }
 }
 
 impl Proc {
@@ -57,66 +58,13 @@ impl Proc {
             ),
         )
         .expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AUTHGATE_") || k.starts_with("AUTH_LDAP_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn authgate");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("authgate started") {
-                    if let Some(addr) = serde_json::from_str::<serde_json::Value>(&line)
-                        .ok()
-                        .and_then(|v| v["listen"].as_str()?.parse().ok())
-                    {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut l = sink.lock().expect("lock");
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("authgate did not start:\n{}", log.lock().expect("lock"));
-        };
-        Proc {
-            child,
-            addr,
-            log,
-            _keys: keys,
-        }
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+        Proc(Binary::serve(&config, keys))
     }
 
     /// User + system CPU time of the process, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("/proc stat");
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc stat");
         // Fields after the parenthesised command name; utime and stime are
         // the 14th and 15th fields of the whole line.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -126,7 +74,7 @@ impl Proc {
     }
 
     fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -134,11 +82,11 @@ impl Proc {
     /// The process is still running and its log has no panic.
     fn assert_alive(&mut self) {
         assert!(
-            self.child.try_wait().expect("try_wait").is_none(),
+            self.0.exited().is_none(),
             "authgate exited:\n{}",
-            self.log.lock().expect("lock")
+            self.log()
         );
-        let log = self.log.lock().expect("lock");
+        let log = self.log();
         assert!(!log.contains("panicked"), "panic in the log:\n{log}");
     }
 
@@ -164,13 +112,6 @@ impl Proc {
             peak < PEAK_RSS_LIMIT_KIB,
             "peak RSS {peak} KiB >= {PEAK_RSS_LIMIT_KIB} KiB"
         );
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,19 +12,21 @@
 //! this host; `/_auth/userinfo`.
 
 mod common;
-mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, raw_get, raw_status, send};
+use common::cookies::{is_local_path, rd_of};
+use common::gate::{
+    config_text, identity, login, with_lines, Gate, Keys, AUDIENCE, GATE_HOST, ISSUER,
+};
+use common::headers::{assert_no_spoofed, spoofed_lines};
+use common::python::pyjwt_verify;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::*;
-
-const ISSUER: &str = "http://gate.test";
-const AUDIENCE: &str = "labeling-app";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -74,16 +76,6 @@ fn assertion(up: &Upstream) -> String {
         .collect();
     assert_eq!(all.len(), 1, "exactly one assertion: {:?}", seen.headers);
     all[0].to_str().expect("ascii").to_string()
-}
-
-/// A raw HTTP/1.1 GET with extra header lines (sent exactly as written).
-async fn raw_get(addr: std::net::SocketAddr, target: &str, lines: &str) -> String {
-    raw(
-        addr,
-        format!("GET {target} HTTP/1.1\r\nHost: gate.test\r\n{lines}Connection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
 }
 
 fn location(resp: &str) -> String {
@@ -317,8 +309,9 @@ async fn key_rotation_keeps_old_sessions_and_old_tokens_valid() {
 
     // Before: signing key A (ES256), session secret A.
     let keys_a = Keys::new();
-    let gate_a = Replica::start(config_text(&keys_a, &up.url(), ""), None).await;
-    let (_, cookie_a) = gate_a.login(jane()).await;
+    let gate_a =
+        Gate::start_with(keys_a.share(), config_text(&keys_a, &up.url(), ""), vec![]).await;
+    let cookie_a = gate_a.login(jane()).await;
     assert_eq!(
         get(&gate_a.url("/before"), &api(&cookie_a)).await.status,
         StatusCode::OK
@@ -351,7 +344,7 @@ async fn key_rotation_keeps_old_sessions_and_old_tokens_valid() {
     );
     let store = gate_a.state.sessions.clone();
     drop(gate_a);
-    let gate_b = Replica::start(text_b, Some(store.clone())).await;
+    let gate_b = Gate::with_store(keys_b, text_b, store.clone()).await;
 
     // The old cookie still works, and is now asserted with key B.
     let got = get(&gate_b.url("/after"), &api(&cookie_a)).await;
@@ -383,8 +376,13 @@ async fn key_rotation_keeps_old_sessions_and_old_tokens_valid() {
     // New cookies are sealed with the first secret (B): an instance that
     // knows only A cannot open them, one that knows only B cannot open the
     // old cookie — it is the second line that keeps old sessions alive.
-    let (_, cookie_b) = gate_b.login(jane()).await;
-    let only_a = Replica::start(config_text(&keys_a, &up.url(), ""), Some(store.clone())).await;
+    let cookie_b = gate_b.login(jane()).await;
+    let only_a = Gate::with_store(
+        keys_a.share(),
+        config_text(&keys_a, &up.url(), ""),
+        store.clone(),
+    )
+    .await;
     assert_eq!(
         get(&only_a.url("/x"), &api(&cookie_a)).await.status,
         StatusCode::OK
@@ -395,7 +393,8 @@ async fn key_rotation_keeps_old_sessions_and_old_tokens_valid() {
     );
     let keys_only_b = Keys::new();
     std::fs::write(&keys_only_b.session_key, secret_b).expect("write");
-    let only_b = Replica::start(config_text(&keys_only_b, &up.url(), ""), Some(store)).await;
+    let text = config_text(&keys_only_b, &up.url(), "");
+    let only_b = Gate::with_store(keys_only_b, text, store).await;
     assert_eq!(
         get(&only_b.url("/x"), &api(&cookie_b)).await.status,
         StatusCode::OK
@@ -418,19 +417,17 @@ fn with_value(cookie: &str, f: impl Fn(&str) -> String) -> String {
 #[tokio::test]
 async fn tampered_truncated_and_wrong_key_cookies_are_refused() {
     let up = Upstream::start().await;
-    let gate = Replica::start(config_text(&Keys::new(), &up.url(), ""), None).await;
-    let (_, cookie) = gate.login(jane()).await;
+    let gate = Gate::start(&up.url(), "").await;
+    let cookie = gate.login(jane()).await;
     let value = cookie.split_once('=').expect("pair").1.to_string();
     assert!(!value.contains("jane"), "the cookie holds no identity");
 
     // Another instance sharing the registry but with another secret: the
     // session it starts exists, yet this instance cannot open its cookie.
-    let other = Replica::start(
-        config_text(&Keys::new(), &up.url(), ""),
-        Some(gate.state.sessions.clone()),
-    )
-    .await;
-    let (_, foreign) = other.login(jane()).await;
+    let keys = Keys::new();
+    let text = config_text(&keys, &up.url(), "");
+    let other = Gate::with_store(keys, text, gate.state.sessions.clone()).await;
+    let foreign = other.login(jane()).await;
     assert_eq!(
         get(&other.url("/x"), &api(&foreign)).await.status,
         StatusCode::OK
@@ -722,7 +719,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream_when_signed_in() {
         "Cookie: {cookie}\r\nAccept: application/json\r\n{}",
         spoofed_lines()
     );
-    let resp = raw_get(gate.addr, "/api/projects", &lines).await;
+    let resp = raw_get(gate.addr, GATE_HOST, "/api/projects", &lines).await;
     assert_eq!(raw_status(&resp), 200, "{resp}");
     let seen = up.last();
     assert_no_spoofed(&seen.headers, "signed in");
@@ -757,7 +754,7 @@ async fn public_paths_get_no_identity_and_no_spoofed_headers() {
         ("with a session cookie", format!("Cookie: {cookie}\r\n")),
     ] {
         let lines = format!("{extra}{}", spoofed_lines());
-        let resp = raw_get(gate.addr, "/public/logo.png", &lines).await;
+        let resp = raw_get(gate.addr, GATE_HOST, "/public/logo.png", &lines).await;
         assert_eq!(raw_status(&resp), 200, "{what}: {resp}");
         let seen = up.last();
         assert_eq!(seen.target, "/public/logo.png");
@@ -800,7 +797,7 @@ async fn upstream_tokens_pass_only_when_allowed_and_never_with_identity() {
     .await;
     for auth in ["Token abc123", "Bearer eyJhbGciOi.x.y", "token lower-case"] {
         let lines = format!("Authorization: {auth}\r\n{}", spoofed_lines());
-        let resp = raw_get(gate.addr, "/api/projects", &lines).await;
+        let resp = raw_get(gate.addr, GATE_HOST, "/api/projects", &lines).await;
         assert_eq!(raw_status(&resp), 200, "{auth}: {resp}");
         let seen = up.last();
         assert_eq!(
@@ -849,7 +846,7 @@ async fn configured_header_names_are_set_and_stripped() {
         "Cookie: {cookie}\r\nX-WEBAUTH-USER: spoof-w1\r\nx-webauth-user: spoof-w2\r\nX_WebAuth_User: spoof-w3\r\nX-Webauth-Role: spoof-owner\r\n{}",
         spoofed_lines()
     );
-    let resp = raw_get(gate.addr, "/grafana/", &lines).await;
+    let resp = raw_get(gate.addr, GATE_HOST, "/grafana/", &lines).await;
     assert_eq!(raw_status(&resp), 200, "{resp}");
     let seen = up.last();
     assert_no_spoofed(&seen.headers, "custom names");
@@ -871,6 +868,7 @@ async fn configured_header_names_are_set_and_stripped() {
     .await;
     let resp = raw_get(
         gate.addr,
+        GATE_HOST,
         "/",
         &format!(
             "X-WEBAUTH-USER: spoof-admin\r\nx_webauth_user: spoof-admin2\r\n{}",
@@ -954,7 +952,7 @@ async fn login_redirect_targets_stay_on_this_host() {
         "https:evil.com",
     ];
     for t in targets {
-        let resp = raw_get(gate.addr, t, "Accept: text/html\r\n").await;
+        let resp = raw_get(gate.addr, GATE_HOST, t, "Accept: text/html\r\n").await;
         let status = raw_status(&resp);
         if status == 400 {
             continue; // refused outright: no redirect at all
@@ -973,7 +971,7 @@ async fn login_redirect_targets_stay_on_this_host() {
         "/\\evil.com",
         "/%2f%2fevil.com",
     ] {
-        let resp = raw_get(gate.addr, t, "Accept: text/html\r\n").await;
+        let resp = raw_get(gate.addr, GATE_HOST, t, "Accept: text/html\r\n").await;
         assert_eq!(raw_status(&resp), 400, "{t}: {resp}");
     }
     assert_eq!(up.count(), 0);

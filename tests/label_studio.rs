@@ -14,22 +14,23 @@
 //! `~/.cache/authgate/`); fails, not skips, without it.
 
 mod common;
-#[path = "ldap/slapd.rs"]
-mod slapd;
-#[path = "saml/support.rs"]
-mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
+use common::browser::run_node;
+use common::client::{get, send, Got};
+use common::cookies::{cookie_pair, csrf_of, form};
+use common::gate::{config_text, Gate, Keys};
+use common::idp::{sso_href, Browser, Idp};
+use common::ports::free_port;
+use common::process::Proc;
+use common::slapd::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
-use slapd::*;
-use support::{Browser, Idp};
 
 const ADMIN_TOKEN: &str = "ls-admin-token-0123456789";
 
@@ -62,25 +63,12 @@ fn integration_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
+/// The real Label Studio, killed on drop.
 struct LabelStudio {
-    child: Child,
+    _proc: Proc,
     url: String,
     data: tempfile::TempDir,
     python: PathBuf,
-}
-
-impl Drop for LabelStudio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl LabelStudio {
@@ -111,9 +99,8 @@ impl LabelStudio {
             .env("SENTRY_DSN", "")
             .env("FRONTEND_SENTRY_DSN", "")
             .env("LOG_LEVEL", "INFO");
-        let child = cmd.spawn().expect("label-studio start");
         let ls = LabelStudio {
-            child,
+            _proc: Proc::spawn(&mut cmd, "label-studio start"),
             url: format!("http://127.0.0.1:{port}"),
             data,
             python: venv.join("bin/python"),
@@ -203,9 +190,9 @@ async fn get_maybe(url: &str) -> Option<StatusCode> {
     tx.send_request(req).await.ok().map(|r| r.status())
 }
 
-const USERS_DN: &str = "ou=users,o=123abc,dc=example,dc=com";
-
-fn gate_toml(s: &Slapd, idp: &Idp) -> String {
+/// Directory roles (`manual_role_management = false`) and the directory
+/// form against `s`, over ldaps:// with its CA, in search mode.
+fn directory_toml(s: &Slapd) -> String {
     format!(
         r#"
 [policy]
@@ -216,39 +203,37 @@ server_uri = "{ldaps}"
 ca_file = "{ca}"
 bind_dn = "{SVC_DN}"
 bind_password = "{SVC_PW}"
-user_search_bases = ["{USERS_DN}"]
+user_search_bases = ["{USERS}"]
 user_query_field = "username"
 attr_username = "uid"
 group_search_base_dn = "dc=com"
 group_search_filter = "(objectClass=groupOfNames)"
 group_type = "member"
 timeout = "5s"
-[saml]
-enabled = true
-idp_metadata_url = "{md}"
-[mapping.roles]
-administrator = ["cn=admins,{USERS_DN}", "ls-administrators"]
-manager = ["cn=managers,{USERS_DN}"]
-annotator = ["cn=annotators,{USERS_DN}"]
-deactivated = ["cn=deactivated,{USERS_DN}"]
-[[mapping.projects]]
-project = "Gate Project"
-group = "cn=annotators,{USERS_DN}"
-role = "inherit"
 "#,
         ldaps = s.ldaps_url(),
         ca = s.ca.display(),
-        md = idp.metadata_url(),
     )
 }
 
-fn cookie_pair(got: &Got, name: &str) -> Option<String> {
-    got.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
+fn gate_toml(s: &Slapd, idp: &Idp) -> String {
+    format!(
+        r#"{directory}[saml]
+enabled = true
+idp_metadata_url = "{md}"
+[mapping.roles]
+administrator = ["cn=admins,{USERS}", "ls-administrators"]
+manager = ["cn=managers,{USERS}"]
+annotator = ["cn=annotators,{USERS}"]
+deactivated = ["cn=deactivated,{USERS}"]
+[[mapping.projects]]
+project = "Gate Project"
+group = "cn=annotators,{USERS}"
+role = "inherit"
+"#,
+        directory = directory_toml(s),
+        md = idp.metadata_url(),
+    )
 }
 
 /// The directory form: returns the status and the session cookie, if any.
@@ -259,15 +244,14 @@ async fn ldap_login(gate: &Gate, user: &str) -> (StatusCode, Option<String>, Str
     )
     .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
-    let text = page.text();
-    let marker = "name=\"csrf\" value=\"";
-    let i = text.find(marker).expect("csrf field") + marker.len();
-    let csrf = &text[i..i + text[i..].find('"').expect("end")];
+    let csrf = csrf_of(&page.text());
     let pre = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
-    let body = format!(
-        "username={user}&password={}&rd=%2Fprojects%2F&csrf={csrf}",
-        support::enc(PASSWORD)
-    );
+    let body = form(&[
+        ("username", user),
+        ("password", PASSWORD),
+        ("rd", "/projects/"),
+        ("csrf", &csrf),
+    ]);
     let req = Request::post(gate.url("/_auth/ldap/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("cookie", pre)
@@ -309,8 +293,7 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
         ),
     ];
     let gate = Gate::start_with(keys, text, env).await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
-    idp.register_sp(&md.text()).await;
+    idp.register_gate(&gate).await;
     let ls = LabelStudio::start(ls_port, &gate.url("/_auth/jwks.json"), "http://gate.test").await;
 
     // A project the annotators' group is granted, by title.
@@ -392,7 +375,7 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     );
     assert_eq!(ls.membership("mover@example.com"), None);
     slapd.ldapmodify(&format!(
-        "dn: cn=deactivated,{USERS_DN}\nchangetype: modify\nadd: member\nmember: uid=mover,{USERS_DN}\n\n"
+        "dn: cn=deactivated,{USERS}\nchangetype: modify\nadd: member\nmember: uid=mover,{USERS}\n\n"
     ));
     let (status, cookie, _) = ldap_login(&gate, "mover").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -411,9 +394,7 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
         &first.location().expect("location"),
     );
     let login = b.get(&login_url).await;
-    let html = login.text();
-    let i = html.find("id=\"sso\" href=\"").expect("SSO button") + "id=\"sso\" href=\"".len();
-    let href = html[i..i + html[i..].find('"').expect("end")].replace("&amp;", "&");
+    let href = sso_href(&login.text());
     let to_idp = b.get(&b.resolve(&login_url, &href)).await;
     let idp_url = to_idp.location().expect("IdP location");
     let idp_page = b.get(&format!("{idp_url}&user=alice")).await;
@@ -432,26 +413,16 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
     let shots = repo("target/tmp/label-studio");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let shot = shots.join("projects.png");
-    let gate_url = format!("http://{}", gate.addr);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(repo("tests/browser/label_studio.mjs"))
-            .current_dir(repo("tests/browser"))
-            .env("GATE_URL", gate_url)
-            .env("LOGIN_USER", "annotator1")
-            .env("LOGIN_PASSWORD", PASSWORD)
-            .env("SCREENSHOT", shot)
-            .output()
-            .expect("node (Debian package nodejs) must be installed")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_node(
+        "label_studio.mjs",
+        vec![
+            ("GATE_URL", format!("http://{}", gate.addr).into()),
+            ("LOGIN_USER", "annotator1".into()),
+            ("LOGIN_PASSWORD", PASSWORD.into()),
+            ("SCREENSHOT", shot.into()),
+        ],
+    )
+    .await;
     let seen: Value =
         serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
     assert_eq!(seen["path"], "/projects/", "{seen}");
@@ -468,33 +439,16 @@ async fn a_person_signed_in_at_authgate_is_signed_in_to_the_real_label_studio() 
 /// slapd directory, mapped by group, against the real Label Studio Community.
 fn roles_toml(s: &Slapd) -> String {
     format!(
-        r#"
-[policy]
-manual_role_management = false
-[ldap]
-enabled = true
-server_uri = "{ldaps}"
-ca_file = "{ca}"
-bind_dn = "{SVC_DN}"
-bind_password = "{SVC_PW}"
-user_search_bases = ["{USERS_DN}"]
-user_query_field = "username"
-attr_username = "uid"
-group_search_base_dn = "dc=com"
-group_search_filter = "(objectClass=groupOfNames)"
-group_type = "member"
-timeout = "5s"
-[mapping.roles]
-administrator = ["cn=admins,{USERS_DN}"]
-manager = ["cn=managers,{USERS_DN}"]
-annotator = ["cn=annotators,{USERS_DN}"]
+        r#"{directory}[mapping.roles]
+administrator = ["cn=admins,{USERS}"]
+manager = ["cn=managers,{USERS}"]
+annotator = ["cn=annotators,{USERS}"]
 [[mapping.projects]]
 project = "Roles Project"
-group = "cn=annotators,{USERS_DN}"
+group = "cn=annotators,{USERS}"
 role = "inherit"
 "#,
-        ldaps = s.ldaps_url(),
-        ca = s.ca.display(),
+        directory = directory_toml(s),
     )
 }
 
@@ -822,28 +776,17 @@ async fn on_label_studio_community_an_annotator_labels_and_cannot_administer() {
     // no console error comes from a refusal; the settings page says which role it needs.
     let shots = repo("target/tmp/label-studio-roles");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let gate_url = format!("http://{}", gate.addr);
-    let shots_dir = shots.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(repo("tests/browser/label_studio_roles.mjs"))
-            .current_dir(repo("tests/browser"))
-            .env("GATE_URL", gate_url)
-            .env("LOGIN_USER", "annotator1")
-            .env("LOGIN_PASSWORD", PASSWORD)
-            .env("PROJECT", project.to_string())
-            .env("SHOTS", shots_dir)
-            .output()
-            .expect("node (Debian package nodejs) must be installed")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_node(
+        "label_studio_roles.mjs",
+        vec![
+            ("GATE_URL", format!("http://{}", gate.addr).into()),
+            ("LOGIN_USER", "annotator1".into()),
+            ("LOGIN_PASSWORD", PASSWORD.into()),
+            ("PROJECT", project.to_string().into()),
+            ("SHOTS", shots.clone().into()),
+        ],
+    )
+    .await;
     let seen: Value =
         serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json line");
     eprintln!("annotator pages: {seen:#}");

@@ -4,7 +4,7 @@
 //! page (CSRF token + pre-login cookie) → POST the form → 303 + session
 //! cookie → a proxied request, checking what a real upstream receives.
 //!
-//! The directory (`ldap/slapd.rs`): under `ou=users,o=123abc,dc=example,dc=com`
+//! The directory (`common/slapd.rs`): under `ou=users,o=123abc,dc=example,dc=com`
 //! admin1 (admins, team1, team2), manager1 (managers), reviewer1
 //! (reviewers, team2), annotator1 (annotators), guest1 (guests), multi
 //! (managers + reviewers), deact (deactivated + admins), nogroup (none),
@@ -14,25 +14,21 @@
 //! (changed mid-test); teams under `dc=jumpcloud,dc=com`; a service account.
 
 mod common;
-#[path = "ldap/slapd.rs"]
-mod slapd;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{config_text, get, send, Got, Keys, Upstream};
+use common::client::{get, send, Got};
+use common::cookies::{cookie_pair, csrf_of, form};
+use common::gate::{config_text, Gate, Keys};
+use common::slapd::*;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
-use slapd::*;
-
-use authgate::config::{self, Sources};
-use authgate::App;
 
 /// The directory most cases share (they do not change it, except for the
 /// users only the refresh case uses).
@@ -42,52 +38,15 @@ fn shared() -> &'static Slapd {
 }
 
 /// authgate in-process, with an optional env file (the seed's).
-struct Running {
-    addr: SocketAddr,
-    _keys: Keys,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-}
-
 async fn start(
     up: &Upstream,
     extra: &str,
     env: Vec<(String, String)>,
     env_file: Option<PathBuf>,
-) -> Running {
+) -> Gate {
     let keys = Keys::new();
     let text = config_text(&keys, &up.url(), extra);
-    let cfg = config::load(&Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env,
-        env_file,
-    })
-    .unwrap_or_else(|e| panic!("test config: {e}"));
-    let bound = App::build(cfg).expect("build").bind().expect("bind");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = bound.addr;
-    tokio::spawn(bound.serve(async move {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        _keys: keys,
-        stop: Some(tx),
-    }
+    Gate::start_with_env_file(keys, text, env, env_file).await
 }
 
 const ROLES: &str = r#"
@@ -150,30 +109,7 @@ struct Login {
     got: Got,
 }
 
-fn cookie_pair(got: &Got, name: &str) -> Option<String> {
-    got.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
-}
-
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let i = page.find(marker).expect("csrf field") + marker.len();
-    page[i..i + page[i..].find('"').expect("end")].to_string()
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-async fn post_login(g: &Running, cookie: &str, body: String) -> Login {
+async fn post_login(g: &Gate, cookie: &str, body: String) -> Login {
     let req = Request::post(g.url("/_auth/ldap/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("cookie", cookie)
@@ -193,7 +129,7 @@ async fn post_login(g: &Running, cookie: &str, body: String) -> Login {
 }
 
 /// The browser flow: login page, then the form.
-async fn login(g: &Running, username: &str, password: &str) -> Login {
+async fn login(g: &Gate, username: &str, password: &str) -> Login {
     let page = get(
         &g.url("/_auth/login?rd=/projects/1"),
         &[("accept", "text/html")],
@@ -220,7 +156,7 @@ async fn login(g: &Running, username: &str, password: &str) -> Login {
 }
 
 /// Signs in and returns the session cookie (asserting the 303).
-async fn sign_in(g: &Running, username: &str) -> String {
+async fn sign_in(g: &Gate, username: &str) -> String {
     let l = login(g, username, PASSWORD).await;
     assert_eq!(
         l.status,
@@ -233,7 +169,7 @@ async fn sign_in(g: &Running, username: &str) -> String {
 }
 
 /// The identity claims the upstream received for a proxied request, or the status.
-async fn upstream_claims(g: &Running, up: &Upstream, session: &str) -> Result<Value, StatusCode> {
+async fn upstream_claims(g: &Gate, up: &Upstream, session: &str) -> Result<Value, StatusCode> {
     let before = up.count();
     let got = get(&g.url("/projects/1"), &[("cookie", session)]).await;
     if got.status != StatusCode::OK {
@@ -268,7 +204,7 @@ fn workspaces(c: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn expect_role(g: &Running, up: &Upstream, user: &str, role: &str, ws: &[&str]) -> Value {
+async fn expect_role(g: &Gate, up: &Upstream, user: &str, role: &str, ws: &[&str]) -> Value {
     let s = sign_in(g, user).await;
     let c = upstream_claims(g, up, &s)
         .await
@@ -939,7 +875,7 @@ async fn several_server_uris_fail_over_when_the_first_stops() {
 
 /// Polls proxied requests until `ok` holds for the claims (or status).
 async fn eventually(
-    g: &Running,
+    g: &Gate,
     up: &Upstream,
     session: &str,
     ok: impl Fn(&Result<Value, StatusCode>) -> bool,

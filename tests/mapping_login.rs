@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use common::*;
+use common::client::{get, send};
+use common::cookies::pair_of;
+use common::gate::{config_text, load_config, Gate, Keys};
+use common::pki::CA_PEM;
+use common::upstream::{Seen, Upstream};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use authgate::app::State;
-use authgate::config::{self, Sources};
 use authgate::identity::{Method, Principal};
-use authgate::App;
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 
@@ -67,17 +68,6 @@ fn principal(subject: &str, email: &str, groups: &[&str]) -> Principal {
     }
 }
 
-/// The `name=value` pair of a Set-Cookie header: what a browser sends back.
-fn cookie_pair(set_cookie: &http::HeaderValue) -> String {
-    set_cookie
-        .to_str()
-        .expect("ascii cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string()
-}
-
 /// The claims of a compact JWS, unverified (signature checks live in tests/identity.rs).
 fn claims(jws: &str) -> serde_json::Value {
     let payload = jws.split('.').nth(1).expect("three parts");
@@ -121,7 +111,7 @@ async fn through(gate: &Gate, up: &Upstream, p: Principal) -> (Seen, serde_json:
     let before = up.count();
     let got = get(
         &gate.url("/api/projects/"),
-        &[("cookie", &cookie_pair(&set_cookie))],
+        &[("cookie", &pair_of(&set_cookie))],
     )
     .await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
@@ -227,7 +217,7 @@ async fn not_activated_users_are_signed_in_but_every_proxied_request_is_refused(
     );
     let (session, set_cookie) = gate.state.sign_in(p, CLIENT).await.expect("signed in");
     assert_eq!(session.identity.role.as_deref(), Some("not_activated"));
-    let cookie = cookie_pair(&set_cookie);
+    let cookie = pair_of(&set_cookie);
 
     let page = get(
         &gate.url("/projects/"),
@@ -377,7 +367,7 @@ async fn mapped_role_workspaces_and_projects_reach_the_upstream() {
     get(
         &gate.url("/api/projects/"),
         &[
-            ("cookie", &cookie_pair(&set_cookie)),
+            ("cookie", &pair_of(&set_cookie)),
             ("x-forwarded-role", "administrator"),
             (
                 "x-forwarded-groups",
@@ -419,47 +409,28 @@ async fn all_groups_puts_every_group_in_the_claim() {
     assert_eq!(forwarded_groups(&seen), groups);
 }
 
-/// A real CA certificate for `AUTH_LDAP_CONNECTION_OPTIONS`' OPT_X_TLS_CACERTFILE, whose path in
-/// the seed file (`/path/to/cert.crt`) is a placeholder.
-const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBjjCCATOgAwIBAgIUMmNtBHYLjvi4SQMz3Fd4URUyYlUwCgYIKoZIzj0EAwIw
-GzEZMBcGA1UEAwwQbGRhcC5leGFtcGxlLmNvbTAgFw0yNjExMjkxNzQzMDdaGA8y
-MTI2MTEwNTE3NDMwN1owGzEZMBcGA1UEAwwQbGRhcC5leGFtcGxlLmNvbTBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABCXCRAxqOGxE+Tx3/0tS9dlulnrjaLRHHJ2l
-kteEVz0nHRM8t0GTlNy1MYGBlLi8zgbPZFRZ4c6p7WIbHrZUlwujUzBRMB0GA1Ud
-DgQWBBTjC0MZgB5IMS6MqetBGPlJ9qVpDzAfBgNVHSMEGDAWgBTjC0MZgB5IMS6M
-qetBGPlJ9qVpDzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQD3
-adEuMpp+w9uUa2sbqOvny7nmkjQJPqcgTRyUVJ//ZQIhAP1GRdgjE198pDI7VA0M
-YimEQDmOKVW+2SJCMTcF3LHs
------END CERTIFICATE-----
-";
-
 /// authgate configured by the seed's env file, unchanged, below a TOML file that names only the
 /// keys and the upstream; the process environment supplies the CA file the seed leaves as a
 /// placeholder, as an operator's deployment would.
-async fn seed_gate(up: &Upstream) -> (SocketAddr, Arc<State>, Keys) {
+async fn seed_gate(up: &Upstream) -> Gate {
     let keys = Keys::new();
     let ca = keys.dir.path().join("ldap-ca.crt");
     std::fs::write(&ca, CA_PEM).expect("write CA");
     let env_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lse-example.env");
-    let cfg = config::load(&Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), config_text(&keys, &up.url(), ""))),
-        env: vec![(
+    let cfg = load_config(
+        &config_text(&keys, &up.url(), ""),
+        vec![(
             "AUTH_LDAP_CONNECTION_OPTIONS".into(),
             format!("OPT_X_TLS_CACERTFILE={};OPT_X_TLS_NEWCTX=0", ca.display()),
         )],
-        env_file: Some(env_file),
-    })
+        Some(env_file),
+    )
     .unwrap_or_else(|e| panic!("the seed env file loads: {e}"));
     assert!(cfg.ldap.enabled);
     assert!(!cfg.policy.manual_role_management);
     assert!(!cfg.policy.manual_workspace_management);
     assert!(!cfg.policy.manual_project_member_management);
-    let bound = App::build(cfg).expect("build").bind().expect("bind");
-    let (addr, state) = (bound.addr, bound.state());
-    tokio::spawn(bound.serve(std::future::pending()));
-    (addr, state, keys)
+    Gate::from_config(keys, cfg, None).await
 }
 
 /// uid, email, groups as the directory returns them, expected role, expected workspaces.
@@ -468,7 +439,8 @@ type SeedUser<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, &'a [&'a str]);
 #[tokio::test]
 async fn the_seed_env_file_maps_real_directory_dns() {
     let up = Upstream::start().await;
-    let (addr, state, _keys) = seed_gate(&up).await;
+    let gate = seed_gate(&up).await;
+    let (addr, state) = (gate.addr, Arc::clone(&gate.state));
     let user = |uid: &str| format!("uid={uid},ou=Users,o=123abc,dc=example,dc=com");
     let team1 = "CN=team1,OU=users,O=60cbc901ec2e8e387a3b2d3e,DC=jumpcloud,DC=com";
     let team2 = "cn=team2, ou=users, o=60cbc901ec2e8e387a3b2d3e, dc=jumpcloud, dc=com";
@@ -553,7 +525,7 @@ async fn the_seed_env_file_maps_real_directory_dns() {
         let before = up.count();
         let got = get(
             &format!("http://{addr}/api/projects/"),
-            &[("cookie", &cookie_pair(&set_cookie))],
+            &[("cookie", &pair_of(&set_cookie))],
         )
         .await;
         if role == "not_activated" {
@@ -629,7 +601,7 @@ async fn the_seed_env_file_maps_real_directory_dns() {
             Request::builder()
                 .method(method.clone())
                 .uri(format!("http://{addr}{path}"))
-                .header("cookie", cookie_pair(&set_cookie))
+                .header("cookie", pair_of(&set_cookie))
                 .body(Full::new(Bytes::from_static(b"{}")))
                 .expect("req"),
         )

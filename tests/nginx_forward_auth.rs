@@ -12,31 +12,28 @@
 //! client's headers copied).
 
 mod common;
-mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, raw_get, raw_status, send, Got};
+use common::cookies::{is_local_path, rd_of};
+use common::gate::Gate;
+use common::headers::{
+    assert_jane, assert_no_spoofed, jane, spoofed_lines, HTML, IDENTITY_NAMES, SPOOFED,
+};
+use common::process::{start_on_free_port, Proc, Server};
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::*;
 
 const NGINX: &str = "/usr/sbin/nginx";
 const DEPLOY_CONF: &str = "deploy/nginx/authgate-auth-request.conf";
-const ISSUER: &str = "http://gate.test";
-const AUDIENCE: &str = "labeling-app";
-const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-
-/// A real nginx running the deploy file; killed (by its own pid) on drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
+/// The `Host` browsers send to the deploy file's site.
+const SITE: &str = "labels.example.com";
 
 /// The deploy file with its two upstream servers and its listen address
 /// replaced; panics if any of the three lines is not there exactly once.
@@ -65,189 +62,88 @@ fn deploy_conf(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Str
     out
 }
 
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+/// A real nginx running the deploy file; killed (by its own pid) on drop.
+async fn start_nginx(authgate: SocketAddr, app: SocketAddr) -> Server {
+    assert!(
+        Path::new(NGINX).exists(),
+        "{NGINX} is missing: install Debian's nginx-light (scripts/test does)"
+    );
+    start_on_free_port(
+        "nginx",
+        "Address already in use",
+        Duration::from_secs(15),
+        |listen| spawn_nginx(authgate, app, listen),
+    )
+    .await
 }
 
-impl Nginx {
-    async fn start(authgate: SocketAddr, app: SocketAddr) -> Nginx {
-        assert!(
-            Path::new(NGINX).exists(),
-            "{NGINX} is missing: install Debian's nginx-light (scripts/test does)"
-        );
-        // The listen port was free a moment ago; a rare clash is retried.
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let mut nginx = Nginx::spawn(authgate, app, free_port());
-            match nginx.wait_ready().await {
-                Ok(()) => return nginx,
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => panic!("nginx did not start: {e}"),
-            }
-        }
-        panic!("nginx did not start: {last_error}");
+fn spawn_nginx(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Worker processes run as an unprivileged user when started as root.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
     }
-
-    fn spawn(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Nginx {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Worker processes run as an unprivileged user when started as root.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .expect("chmod");
-        }
-        let d = dir.path().display();
-        let conf = format!(
-            "worker_processes 1;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             access_log off;\n\
-             client_body_temp_path {d}/client_body;\n\
-             proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n\
-             uwsgi_temp_path {d}/uwsgi;\n\
-             scgi_temp_path {d}/scgi;\n\
-             {}\n\
-             }}\n",
-            deploy_conf(authgate, app, listen)
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
-        let child = Command::new(NGINX)
-            .arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-g")
-            // One process: killing it leaves no worker behind (a killed
-            // master's workers keep running, listening, for ever).
-            .arg(format!(
-                "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nginx");
-        Nginx {
-            child,
-            addr: listen,
-            dir,
-        }
-    }
-
-    /// Waits (bounded) until nginx accepts connections; `Err` with its log
-    /// when it exits first.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}: {}", self.log()));
-            }
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("not listening after 15 s: {}", self.log()))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let d = dir.path().display();
+    let conf = format!(
+        "worker_processes 1;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {d}/client_body;\n\
+         proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n\
+         {}\n\
+         }}\n",
+        deploy_conf(authgate, app, listen)
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(NGINX);
+    cmd.arg("-e")
+        .arg("stderr")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-g")
+        // One process: killing it leaves no worker behind (a killed
+        // master's workers keep running, listening, for ever).
+        .arg(format!(
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Server {
+        proc: Proc::spawn(&mut cmd, "start nginx").with_log(log_path),
+        addr: listen,
+        dir,
     }
 }
 
 /// authgate (auth backend), the recording application, and nginx in front.
-async fn stack(extra: &str) -> (Upstream, Gate, Nginx) {
+async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
-    let nginx = Nginx::start(gate.addr, up.addr).await;
+    let nginx = start_nginx(gate.addr, up.addr).await;
     (up, gate, nginx)
 }
-
-fn jane() -> authgate::identity::Identity {
-    let mut id = identity(
-        "uid=jane,ou=users,dc=example,dc=com",
-        "jane@example.com",
-        Some("administrator"),
-        &["cn=Team A,ou=groups,dc=example,dc=com", "ls-admins"],
-    );
-    id.preferred_username = Some("jane".into());
-    id
-}
-
-const OURS: [(&str, &str); 5] = [
-    ("x-forwarded-user", "jane"),
-    ("x-forwarded-email", "jane@example.com"),
-    ("x-forwarded-preferred-username", "jane"),
-    (
-        "x-forwarded-groups",
-        "cn=Team%20A%2Cou=groups%2Cdc=example%2Cdc=com,ls-admins",
-    ),
-    ("x-forwarded-role", "administrator"),
-];
-
-const IDENTITY_NAMES: [&str; 6] = [
-    "x-identity-assertion",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-forwarded-groups",
-    "x-forwarded-role",
-];
 
 /// More names the deploy file must clear, as a client would forge them.
 const MORE_SPOOFED: &str =
     "X-Remote-User: spoof-remote\r\nRemote-User: spoof-remote-2\r\nX-Auth-Request-User: spoof-oauth2\r\n";
 
-async fn raw_get(addr: SocketAddr, target: &str, lines: &str) -> String {
-    raw(
-        addr,
-        format!(
-            "GET {target} HTTP/1.1\r\nHost: labels.example.com\r\n{lines}Connection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-}
-
-/// Exactly one copy of each identity header, with our values, and a JWT
-/// that PyJWT accepts against the JWKS (fetched through `jwks_url`).
+/// [`assert_jane`], and the JWT's role claim and its `kid`, the RFC 7638
+/// thumbprint of its key.
 async fn assert_identity(headers: &http::HeaderMap, jwks_url: &str, context: &str) {
-    for (name, want) in OURS {
-        let all: Vec<_> = headers.get_all(name).iter().collect();
-        assert_eq!(all, [want], "{context}: {name}");
-    }
-    let tokens: Vec<_> = headers.get_all("x-identity-assertion").iter().collect();
-    assert_eq!(tokens.len(), 1, "{context}: one assertion");
-    let jwks = get(jwks_url, &[]).await;
-    assert_eq!(jwks.status, StatusCode::OK, "{context}: jwks");
-    let v = pyjwt_verify(
-        &jwks.json(),
-        tokens[0].to_str().expect("ascii"),
-        ISSUER,
-        AUDIENCE,
-        "ES256",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{context}: PyJWT refused the assertion: {e}"));
-    assert_eq!(v.claims["sub"], "uid=jane,ou=users,dc=example,dc=com");
+    let v = assert_jane(headers, jwks_url, context).await;
     assert_eq!(v.claims["role"], "administrator");
     let kid = v.header["kid"].as_str().expect("kid");
     assert_eq!(v.thumbprints[kid], kid);
@@ -289,7 +185,13 @@ async fn nginx_sends_browsers_to_login_and_apis_get_401() {
         assert_eq!(got.json()["error"], "unauthenticated", "{method} {accept}");
     }
     // Browsers never get sent off this host, whatever the target.
-    let resp = raw_get(nginx.addr, "//evil.com/x", &format!("Accept: {HTML}\r\n")).await;
+    let resp = raw_get(
+        nginx.addr,
+        SITE,
+        "//evil.com/x",
+        &format!("Accept: {HTML}\r\n"),
+    )
+    .await;
     assert_eq!(raw_status(&resp), 302, "{resp}");
     let loc = resp
         .lines()
@@ -361,6 +263,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     // Signed in: ours, once each; nothing of the client's.
     let resp = raw_get(
         nginx.addr,
+        SITE,
         "/api/projects",
         &format!("Cookie: {cookie}\r\nAccept: application/json\r\n{spoofed}"),
     )
@@ -379,7 +282,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     .await;
 
     // Public path, anonymous: no identity at all, nothing of the client's.
-    let resp = raw_get(nginx.addr, "/public/logo.png", &spoofed).await;
+    let resp = raw_get(nginx.addr, SITE, "/public/logo.png", &spoofed).await;
     assert_eq!(raw_status(&resp), 200, "{resp}");
     let seen = up.last();
     assert_eq!(seen.target, "/public/logo.png");
@@ -393,6 +296,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     let n = up.count();
     let resp = raw_get(
         nginx.addr,
+        SITE,
         "/api/projects",
         "Accept: application/json\r\nX-Forwarded-Uri: /public/logo.png\r\nX-Forwarded-Method: GET\r\n",
     )
@@ -401,6 +305,7 @@ async fn nginx_never_forwards_spoofed_identity_headers() {
     assert_eq!(up.count(), n);
     let resp = raw_get(
         nginx.addr,
+        SITE,
         "/api/projects",
         &format!("Accept: application/json\r\n{spoofed}"),
     )

@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use common::client::{get, raw, raw_status, send};
+use common::gate::{config_text, Gate, Keys};
+use common::ports::free_addr;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
@@ -275,9 +278,7 @@ async fn a_connection_that_never_sends_is_cut_at_the_header_timeout() {
 #[tokio::test]
 async fn upstream_down_gives_502_and_slow_upstream_504() {
     // A port with nothing listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = format!("http://{}", closed.local_addr().expect("addr"));
-    drop(closed);
+    let dead = format!("http://{}", free_addr());
     let gate = Gate::start(&dead, PUBLIC).await;
     let got = get(&gate.url("/x"), &[]).await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);

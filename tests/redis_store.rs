@@ -5,138 +5,23 @@
 //! throttle), including Redis going away and coming back.
 
 mod common;
-#[path = "redis/suite.rs"]
-mod suite;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use authgate::saml::ReplayCache;
 use authgate::session::{HeaderNames, MemoryStore, Redis, RedisStore, Store};
-use common::{get, identity, send, Gate, Got, Keys, Upstream};
-use suite::{session, store_suite};
-
-/// A private `redis-server` on 127.0.0.1.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    appendonly: bool,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-impl RedisServer {
-    /// Without persistence (`--save '' --appendonly no`).
-    fn start() -> RedisServer {
-        RedisServer::start_with(false)
-    }
-
-    /// `appendonly`: keep data across a restart (AOF in the private dir).
-    fn start_with(appendonly: bool) -> RedisServer {
-        let mut s = RedisServer {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
-            appendonly,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
-            .args(["--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        self.child = Some(child);
-        wait_for_ping(self.addr());
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Stops it (SIGTERM: an append-only file is flushed) and waits.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    /// A connection handle as authgate makes it, with its own key prefix.
-    fn handle(&self, prefix: &str) -> Arc<Redis> {
-        let info = self.url().parse().expect("url");
-        Arc::new(Redis::new(info, Duration::from_millis(500), prefix).expect("redis"))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Until the server answers PING (bounded).
-fn wait_for_ping(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok() {
-                if let Ok(n) = s.read(&mut buf) {
-                    if buf[..n].starts_with(b"+PONG") {
-                        return;
-                    }
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("redis-server on {addr} did not answer PING within 10 s");
-}
+use common::client::{get, send, Got};
+use common::cookies::{cookie_pair, csrf_of, form};
+use common::gate::{config_text, identity, load_config, login, Gate, Keys};
+use common::ports::free_port;
+use common::redis::RedisServer;
+use common::store_suite::{session, store_suite};
+use common::upstream::Upstream;
 
 // ---------------------------------------------------------------------------
 // The store suite, run against both stores.
@@ -203,26 +88,17 @@ fn redis_toml(server: &RedisServer, extra: &str) -> String {
 
 /// `config_text` puts `[session]` first; the Redis keys go into it.
 fn replica_config(keys: &Keys, upstream: &str, server: &RedisServer, extra: &str) -> String {
-    let text = common::config_text(keys, upstream, extra);
+    let text = config_text(keys, upstream, extra);
     let redis = redis_toml(server, "");
     let redis = redis.trim_start_matches("[session]\n");
     text.replacen("[session]\n", &format!("[session]\n{redis}"), 1)
 }
 
-/// Replica B uses A's session secret and signing key (as every pod of a
-/// Deployment mounts the same Secret).
-fn same_keys(a: &Keys) -> Keys {
-    Keys {
-        dir: tempfile::tempdir().expect("tempdir"),
-        signing_key: a.signing_key.clone(),
-        session_key: a.session_key.clone(),
-    }
-}
-
 async fn replicas(server: &RedisServer, up: &Upstream, extra: &str) -> (Gate, Gate) {
     let ka = Keys::new();
     let text = replica_config(&ka, &up.url(), server, extra);
-    let kb = same_keys(&ka);
+    // Replica B uses A's session secret and signing key.
+    let kb = ka.share();
     let a = Gate::start_with(ka, text.clone(), vec![]).await;
     let b = Gate::start_with(kb, text, vec![]).await;
     (a, b)
@@ -331,37 +207,18 @@ async fn a_saml_assertion_consumed_on_one_replica_is_a_replay_on_the_other() {
         .expect("other id"));
 }
 
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let i = page.find(marker).expect("csrf field") + marker.len();
-    page[i..i + page[i..].find('"').expect("end")].to_string()
-}
-
-fn cookie_pair(got: &Got, name: &str) -> Option<String> {
-    got.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-        .find(|p| p.starts_with(&format!("{name}=")) && p.len() > name.len() + 1)
-}
-
 /// One LDAP form POST with an empty password (a credentials failure that
 /// needs no directory: it is refused before any bind).
 async fn failed_login(g: &Gate, user: &str) -> Got {
     let page = get(&g.url("/_auth/login"), &[("accept", "text/html")]).await;
     let csrf = csrf_of(&page.text());
     let cookie = cookie_pair(&page, "authgate_login").expect("pre-login cookie");
-    let body = [
+    let body = form(&[
         ("username", user),
         ("password", ""),
         ("rd", "/"),
         ("csrf", &csrf),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
-    .collect::<Vec<_>>()
-    .join("&");
+    ]);
     let req = Request::post(g.url("/_auth/ldap/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "text/html")
@@ -485,7 +342,7 @@ async fn authgate_starts_while_redis_is_down_and_reports_not_ready() {
     let port = free_port();
     let up = Upstream::start().await;
     let keys = Keys::new();
-    let text = common::config_text(&keys, &up.url(), "").replacen(
+    let text = config_text(&keys, &up.url(), "").replacen(
         "[session]\n",
         &format!("[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}\"\nredis_timeout = \"200ms\"\n"),
         1,
@@ -499,17 +356,12 @@ async fn authgate_starts_while_redis_is_down_and_reports_not_ready() {
 
 fn config_error(session: &str) -> String {
     let keys = Keys::new();
-    let text = common::config_text(&keys, "http://127.0.0.1:9", "").replacen(
+    let text = config_text(&keys, "http://127.0.0.1:9", "").replacen(
         "[session]\n",
         &format!("[session]\n{session}\n"),
         1,
     );
-    match authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    }) {
+    match load_config(&text, vec![], None) {
         Ok(_) => panic!("accepted: {session}"),
         Err(e) => e.to_string(),
     }
@@ -642,17 +494,7 @@ async fn sessions_listed_and_revoked_through_one_replica_end_at_once_on_the_othe
     let start = |g: &Gate, subject: &str, email: &str| {
         let id = identity(subject, email, Some("annotator"), &[]);
         let state = Arc::clone(&g.state);
-        async move {
-            let (s, set) = state.start_session(id).await.expect("session");
-            let pair = set
-                .to_str()
-                .expect("ascii")
-                .split(';')
-                .next()
-                .expect("pair")
-                .to_string();
-            (s.id.clone(), pair)
-        }
+        async move { login(&state, id).await }
     };
     // Jane twice (LDAP DN subject, mixed-case email), on both replicas; Bob; Carol.
     let (j1, jc1) = start(&a, "uid=jane,ou=people", "Jane@Example.com").await;

@@ -6,11 +6,8 @@
 //! replica), and a three-primary Redis Cluster.
 
 mod common;
-#[path = "redis/suite.rs"]
-mod suite;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,184 +15,14 @@ use http::StatusCode;
 
 use authgate::session::redis::{Target, Topology};
 use authgate::session::{HeaderNames, Redis, RedisStore, Store};
-use common::{get, identity, Gate, Keys, Upstream};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A process killed (and reaped) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(program: &str, args: &[String]) -> Proc {
-    Proc(
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} (Debian package redis-server): {e}")),
-    )
-}
-
-/// `redis-server` on 127.0.0.1:`port` without persistence, plus `extra`.
-fn redis_server(dir: &Path, port: u16, extra: &[&str]) -> Proc {
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(dir.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    spawn("redis-server", &args)
-}
-
-/// `redis-cli` with `args`; its stdout (`None` when it fails).
-fn cli(args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["--no-auth-warning"])
-        .args(args)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !text.starts_with("ERR") && !text.contains("Could not connect"))
-        .then_some(text)
-}
-
-/// Polls `check` until it is true (bounded: a broken setup fails the
-/// test, it never makes it pass).
-fn until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what}: not within {secs} s");
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "3",
-            "-subj",
-            &format!("/CN=authgate redis test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    dir.join(format!("{name}.pem"))
-}
-
-/// TLS material: `ca.pem` (signed the server certificate), `wrong-ca.pem`
-/// (did not), `server.pem`/`server.key` for IP 127.0.0.1 and localhost.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        make_ca(d, "ca");
-        make_ca(d, "wrong-ca");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "3",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-}
+use common::client::get;
+use common::gate::{config_text, identity, load_config, Gate, Keys};
+use common::pki::Pki;
+use common::ports::free_port;
+use common::process::{until, Proc};
+use common::redis::{cli, redis_proc, redis_server};
+use common::store_suite;
+use common::upstream::Upstream;
 
 const PASSWORD: &str = "default-secret";
 const ACL_PASSWORD: &str = "acl-secret";
@@ -246,10 +73,15 @@ impl TlsRedis {
                 "~authgate:*".into(),
                 "+@all".into(),
             ]);
-            spawn("redis-server", &args)
+            redis_proc(
+                Command::new("redis-server")
+                    .args(&args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
         };
         let (p, ca) = (port.to_string(), pki.path("ca.pem"));
-        until("TLS redis-server answers", 10, || {
+        until("TLS redis-server answers", Duration::from_secs(10), || {
             cli(&["--tls", "--cacert", &ca, "-p", &p, "-a", PASSWORD, "PING"])
                 .is_some_and(|t| t == "PONG")
         });
@@ -288,19 +120,11 @@ fn handle(url: &str, ca: Option<&str>, prefix: &str) -> Redis {
 
 /// `config_text` with `session` lines put into its `[session]` table.
 fn gate_config(keys: &Keys, upstream: &str, session: &str) -> String {
-    common::config_text(keys, upstream, "").replacen(
+    config_text(keys, upstream, "").replacen(
         "[session]\n",
         &format!("[session]\nstore = \"redis\"\nredis_timeout = \"2s\"\n{session}\n"),
         1,
     )
-}
-
-fn same_keys(a: &Keys) -> Keys {
-    Keys {
-        dir: tempfile::tempdir().expect("tempdir"),
-        signing_key: a.signing_key.clone(),
-        session_key: a.session_key.clone(),
-    }
 }
 
 async fn status(g: &Gate, path: &str, cookie: &str) -> StatusCode {
@@ -321,7 +145,7 @@ async fn rediss_with_the_configured_ca_and_password_or_acl_user_shares_sessions(
     let server = TlsRedis::start(&pki);
     let up = Upstream::start().await;
     let ka = Keys::new();
-    let kb = same_keys(&ka);
+    let kb = ka.share();
     let ca = pki.path("ca.pem");
     // Replica A: the default user's password in the URL.
     let a = gate_config(
@@ -462,12 +286,7 @@ async fn rediss_refuses_a_server_certificate_from_another_ca_and_wrong_credentia
 fn config_error(session: &str) -> String {
     let keys = Keys::new();
     let text = gate_config(&keys, "http://127.0.0.1:9", session);
-    match authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    }) {
+    match load_config(&text, vec![], None) {
         Ok(_) => panic!("accepted: {session}"),
         Err(e) => e.to_string(),
     }
@@ -561,9 +380,9 @@ impl SentinelSetup {
                 "127.0.0.1",
             ];
             args.extend(extra.iter().map(|s| s.as_str()));
-            procs.push(redis_server(&d, port, &args));
+            procs.push(redis_server(&d, port, false, &args));
             let p = port.to_string();
-            until(&format!("{name} answers"), 10, || {
+            until(&format!("{name} answers"), Duration::from_secs(10), || {
                 cli(&["-p", &p, "-a", PASSWORD, "PING"]).is_some_and(|t| t == "PONG")
             });
         }
@@ -580,9 +399,12 @@ impl SentinelSetup {
             ),
         )
         .expect("sentinel.conf");
-        procs.push(spawn(
-            "redis-server",
-            &[conf.display().to_string(), "--sentinel".into()],
+        procs.push(redis_proc(
+            Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
         ));
         let s = SentinelSetup {
             _dir: dir,
@@ -592,11 +414,11 @@ impl SentinelSetup {
             _procs: procs,
         };
         // The replica has synced, and the sentinel knows it.
-        until("replica in sync", 20, || {
+        until("replica in sync", Duration::from_secs(20), || {
             s.redis(rp, &["INFO", "replication"])
                 .is_some_and(|t| t.contains("master_link_status:up"))
         });
-        until("sentinel sees the replica", 30, || {
+        until("sentinel sees the replica", Duration::from_secs(30), || {
             s.sentinel(&["SENTINEL", "replicas", MASTER])
                 .is_some_and(|t| t.contains(&rp.to_string()) && !t.contains("s_down"))
         });
@@ -657,18 +479,24 @@ async fn sentinel_finds_the_master_and_follows_a_failover() {
     setup
         .sentinel(&["SENTINEL", "failover", MASTER])
         .expect("failover");
-    until("the sentinel names the replica as master", 30, || {
-        setup.master_port() == Some(setup.replica_port)
-    });
-    until("the promoted replica is a master", 30, || {
-        setup
-            .redis(setup.replica_port, &["ROLE"])
-            .is_some_and(|t| t.starts_with("master"))
-    });
+    until(
+        "the sentinel names the replica as master",
+        Duration::from_secs(30),
+        || setup.master_port() == Some(setup.replica_port),
+    );
+    until(
+        "the promoted replica is a master",
+        Duration::from_secs(30),
+        || {
+            setup
+                .redis(setup.replica_port, &["ROLE"])
+                .is_some_and(|t| t.starts_with("master"))
+        },
+    );
     // Until the sentinel has demoted the old master, a client still
     // connected to it may write there (Redis Sentinel's documented window:
     // such writes are lost); wait for the end state.
-    until("the old master is demoted", 30, || {
+    until("the old master is demoted", Duration::from_secs(30), || {
         setup
             .redis(setup.master_port, &["ROLE"])
             .is_some_and(|t| t.starts_with("slave"))
@@ -732,6 +560,7 @@ impl Cluster {
             procs.push(redis_server(
                 &d,
                 port,
+                false,
                 &[
                     "--cluster-enabled",
                     "yes",
@@ -744,7 +573,7 @@ impl Cluster {
                 ],
             ));
             let p = port.to_string();
-            until("cluster node answers", 10, || {
+            until("cluster node answers", Duration::from_secs(10), || {
                 cli(&["-p", &p, "PING"]).is_some_and(|t| t == "PONG")
             });
             ports.push(port);
@@ -764,7 +593,7 @@ impl Cluster {
         );
         for p in &ports {
             let p = p.to_string();
-            until("cluster state ok", 30, || {
+            until("cluster state ok", Duration::from_secs(30), || {
                 cli(&["-p", &p, "CLUSTER", "INFO"]).is_some_and(|t| t.contains("cluster_state:ok"))
             });
         }
@@ -803,7 +632,7 @@ impl Cluster {
 async fn the_store_suite_passes_on_a_redis_cluster_and_keys_spread_over_its_primaries() {
     let cluster = Cluster::start();
     let n = std::sync::atomic::AtomicUsize::new(0);
-    suite::store_suite(&|idle| {
+    store_suite::store_suite(&|idle| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let redis = cluster.handle(&format!("suite{i}:"));
         Arc::new(RedisStore::new(redis, HeaderNames::default(), idle)) as Arc<dyn Store>
@@ -816,7 +645,7 @@ async fn the_store_suite_passes_on_a_redis_cluster_and_keys_spread_over_its_prim
     let now = authgate::clock::now_unix();
     let mut ids = Vec::new();
     for i in 0..60 {
-        let s = suite::session(&format!("user{i}"), None, now, 600);
+        let s = store_suite::session(&format!("user{i}"), None, now, 600);
         store.insert(Arc::clone(&s)).await.expect("insert");
         ids.push(s.id.clone());
     }
@@ -855,7 +684,7 @@ async fn two_replicas_on_a_redis_cluster_share_sessions() {
     let cluster = Cluster::start();
     let up = Upstream::start().await;
     let ka = Keys::new();
-    let kb = same_keys(&ka);
+    let kb = ka.share();
     // A knows one seed node, B another.
     let a = gate_config(
         &ka,

@@ -11,18 +11,17 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 
 use authgate::app::Live;
-use authgate::config::{self, Config, Sources};
+use authgate::config::Config;
 use authgate::App;
-use common::{config_text, get, identity, Keys, Upstream};
+use common::client::get;
+use common::cookies::pair_of;
+use common::gate::{config_text, identity, load_config, Keys, BIN};
+use common::ports::free_port;
+use common::process::Proc;
+use common::upstream::Upstream;
 
 fn load(text: &str) -> Result<Config, String> {
-    config::load(&Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text.to_string())),
-        env: vec![],
-        env_file: None,
-    })
-    .map_err(|e| e.to_string())
+    load_config(text, vec![], None).map_err(|e| e.to_string())
 }
 
 const PUBLIC: &str = "[policy]\npublic_paths = [\"/public/\"]\n";
@@ -55,13 +54,7 @@ async fn reload_applies_a_good_configuration_and_refuses_a_bad_one() {
         .start_session(identity("jane", "jane@example.com", Some("annotator"), &[]))
         .await
         .expect("session");
-    let cookie = set_cookie
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
+    let cookie = pair_of(&set_cookie);
     assert_eq!(
         status(&format!("{base}/public/a"), "").await,
         StatusCode::UNAUTHORIZED
@@ -119,10 +112,7 @@ async fn reload_applies_a_good_configuration_and_refuses_a_bad_one() {
 async fn sighup_reloads_the_configuration_file_of_the_real_binary() {
     let up = Upstream::start().await;
     let keys = Keys::new();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let file = keys.dir.path().join("authgate.toml");
     let text = |extra: &str| {
         config_text(&keys, &up.url(), extra).replace(
@@ -131,13 +121,14 @@ async fn sighup_reloads_the_configuration_file_of_the_real_binary() {
         )
     };
     std::fs::write(&file, text("")).expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("authgate");
+    let mut child = Proc::spawn(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "authgate",
+    );
     let base = format!("http://127.0.0.1:{port}");
     let until = |want: StatusCode, path: &'static str| {
         let url = format!("{base}{path}");
@@ -167,23 +158,17 @@ async fn sighup_reloads_the_configuration_file_of_the_real_binary() {
         }
     };
     until(StatusCode::UNAUTHORIZED, "/public/a").await;
-    let hup = || {
-        Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .expect("kill -HUP")
-    };
+    let hup = || child.signal("HUP");
     std::fs::write(&file, text(PUBLIC)).expect("write");
-    assert!(hup().success());
+    assert!(hup());
     until(StatusCode::OK, "/public/a").await;
     // Broken file: refused, still serving the last good configuration.
     std::fs::write(&file, "[server\nlisten = ").expect("write");
-    assert!(hup().success());
+    assert!(hup());
     tokio::time::sleep(Duration::from_millis(300)).await;
     until(StatusCode::OK, "/public/a").await;
-    assert!(child.try_wait().expect("wait").is_none(), "still running");
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
+    assert!(child.exited().is_none(), "still running");
+    let out = child.output();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("configuration reload refused"), "{log}");
 }

@@ -5,12 +5,16 @@
 //! whose request the real recording upstream sees with the identity.
 
 mod common;
-#[path = "saml/support.rs"]
-mod support;
 
-use common::*;
+use common::audit;
+use common::client::get;
+use common::cookies::enc;
+use common::gate::{config_text, load_config, Gate, Keys};
+use common::idp::{
+    is_signed_in, saml_gate, sp_pair, sso_at, sso_href, two_idp_gate, Browser, Idp, Page,
+};
+use common::upstream::Upstream;
 use http::StatusCode;
-use support::{Browser, Idp, Page};
 
 const MAPPING: &str = r#"
 [mapping]
@@ -47,15 +51,7 @@ impl Env {
     }
 
     async fn start_with(idp: Idp, saml: &str) -> Env {
-        let up = Upstream::start().await;
-        let extra = format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml}\n{MAPPING}",
-            idp.metadata_url()
-        );
-        let gate = Gate::start(&up.url(), &extra).await;
-        let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
-        assert_eq!(md.status, StatusCode::OK);
-        idp.register_sp(&md.text()).await;
+        let (up, gate) = saml_gate(&idp, saml, MAPPING).await;
         Env { idp, up, gate }
     }
 
@@ -74,9 +70,7 @@ async fn sso(b: &mut Browser, page: &str, params: &str) -> Page {
     assert!(login_url.contains("/_auth/login"), "{login_url}");
     let login = b.get(&login_url).await;
     assert_eq!(login.status, StatusCode::OK);
-    let html = login.text();
-    let i = html.find("id=\"sso\" href=\"").expect("SSO button") + "id=\"sso\" href=\"".len();
-    let href = html[i..i + html[i..].find('"').expect("end")].replace("&amp;", "&");
+    let href = sso_href(&login.text());
     let to_idp = b.get(&b.resolve(&login_url, &href)).await;
     assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
     let idp_url = to_idp.location().expect("IdP location");
@@ -411,7 +405,7 @@ async fn idp_initiated_sign_in_only_when_enabled() {
         .get(&format!(
             "{}/idp-initiated?sp={}&relay=%2Fprojects&user=alice",
             off.idp.base,
-            support::enc(sp)
+            enc(sp)
         ))
         .await;
     let acs = b.submit_form(&form).await;
@@ -428,7 +422,7 @@ async fn idp_initiated_sign_in_only_when_enabled() {
         .get(&format!(
             "{}/idp-initiated?sp={}&relay=%2Fprojects&user=alice",
             on.idp.base,
-            support::enc(sp)
+            enc(sp)
         ))
         .await;
     let acs = b.submit_form(&form).await;
@@ -440,8 +434,8 @@ async fn idp_initiated_sign_in_only_when_enabled() {
         .get(&format!(
             "{}/idp-initiated?sp={}&relay={}&user=alice",
             on.idp.base,
-            support::enc(sp),
-            support::enc("https://evil.example/")
+            enc(sp),
+            enc("https://evil.example/")
         ))
         .await;
     let acs = b.submit_form(&form).await;
@@ -501,13 +495,7 @@ async fn rollover_certificates_are_accepted_and_a_file_without_one_is_a_start_up
             nocert.display()
         ),
     );
-    let err = authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    })
-    .expect_err("no signing certificate");
+    let err = load_config(&text, vec![], None).expect_err("no signing certificate");
     let msg = err.to_string();
     assert!(msg.contains("saml.idp_metadata_file"), "{msg}");
     assert!(msg.contains("no signing certificate"), "{msg}");
@@ -635,13 +623,7 @@ async fn keygen_saml_pair_is_published_and_accepted_by_the_idp() {
             cert.display()
         ),
     );
-    let err = authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    })
-    .expect_err("mismatched pair");
+    let err = load_config(&text, vec![], None).expect_err("mismatched pair");
     assert!(err.to_string().contains("saml.sp_key"), "{err}");
 
     let env = Env::start_with(
@@ -756,19 +738,7 @@ async fn with_ldap_on_too_the_login_page_offers_sso_above_the_directory_form() {
 /// A gate with an SP key pair (so it signs logout messages and advertises
 /// its SingleLogoutService); the directory holds the pair.
 async fn slo_env(extra: &str) -> (Env, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
-    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
-    let env = Env::start_with(
-        Idp::start().await,
-        &format!(
-            "sp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}",
-            key.display(),
-            cert.display()
-        ),
-    )
-    .await;
-    (env, dir)
+    keyed_env(Idp::start().await, extra).await
 }
 
 async fn signed_in(env: &Env, user: &str) -> Browser {
@@ -776,11 +746,6 @@ async fn signed_in(env: &Env, user: &str) -> Browser {
     let acs = sso(&mut b, "/", &format!("user={user}")).await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
     b
-}
-
-async fn is_signed_in(b: &mut Browser) -> bool {
-    let p = b.get("http://gate.test/_auth/userinfo").await;
-    p.status == StatusCode::OK
 }
 
 #[tokio::test]
@@ -876,7 +841,7 @@ async fn sp_initiated_single_logout_round_trip() {
 /// and returns the IdP's final page (its reading of our LogoutResponse),
 /// or the gate's answer when the gate refused.
 async fn idp_logout(env: &Env, b: &mut Browser, params: &str) -> Page {
-    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let sp = enc("http://gate.test/_auth/saml/metadata");
     let start = b
         .get(&format!("{}/idp-logout?sp={sp}&{params}", env.idp.base))
         .await;
@@ -962,7 +927,7 @@ async fn bad_or_unknown_logout_requests_kill_nothing() {
         "unknown NameID: alice survives"
     );
     // A replayed LogoutRequest is refused.
-    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let sp = enc("http://gate.test/_auth/saml/metadata");
     let mut b = env.browser();
     let start = b
         .get(&format!("{}/idp-logout?sp={sp}&user=okta", env.idp.base))
@@ -984,9 +949,7 @@ async fn without_an_sp_key_logout_stays_local_and_slo_is_not_advertised() {
 /// A gate with an SP key pair in front of `idp`; `extra` are more `[saml]`
 /// lines.
 async fn keyed_env(idp: Idp, extra: &str) -> (Env, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
-    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    let (dir, key, cert) = sp_pair();
     let env = Env::start_with(
         idp,
         &format!(
@@ -1065,7 +1028,7 @@ async fn post_binding_authn_requests_are_xml_signed_and_verified_by_the_idp() {
         "{csp}"
     );
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
-    let (action, fields) = support::parse_form(&page.text());
+    let (action, fields) = common::idp::parse_form(&page.text());
     assert_eq!(action, format!("{}/sso/post", env.idp.base));
     let field = |name: &str| {
         fields
@@ -1143,14 +1106,7 @@ async fn idp_and_sp_certificates_roll_over_and_a_reload_keeps_sessions() {
             prev.display()
         ),
     );
-    let load = |text: &str| {
-        authgate::config::load(&authgate::config::Sources {
-            config_file: None,
-            config_text: Some(("test.toml".into(), text.to_string())),
-            env: vec![],
-            env_file: None,
-        })
-    };
+    let load = |text: &str| load_config(text, vec![], None);
     let bound = authgate::App::build(load(&text).expect("config"))
         .expect("build")
         .bind()
@@ -1244,7 +1200,7 @@ fn refused_audited(acs: &Page, status: StatusCode, words: &str, case: &str) {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let lines = support::audit::for_request(id);
+    let lines = audit::for_request(id);
     assert!(
         lines.iter().any(
             |l| l.get("event").map(String::as_str) == Some("login_failure")
@@ -1256,7 +1212,7 @@ fn refused_audited(acs: &Page, status: StatusCode, words: &str, case: &str) {
 
 #[tokio::test]
 async fn encrypted_assertions_decrypt_with_every_algorithm_and_signing_mode() {
-    support::audit::install();
+    audit::install();
     let (env, _dir) = keyed_env(Idp::start().await, "").await;
     let md = get(&env.gate.url("/_auth/saml/metadata"), &[]).await.text();
     assert_eq!(md.matches("use=\"encryption\"").count(), 1, "{md}");
@@ -1294,7 +1250,7 @@ async fn encrypted_assertions_decrypt_with_every_algorithm_and_signing_mode() {
 
 #[tokio::test]
 async fn encrypted_assertions_that_are_unsigned_altered_misaddressed_or_wrapped_are_refused() {
-    support::audit::install();
+    audit::install();
     let (env, _dir) = keyed_env(Idp::start().await, "").await;
     let f = StatusCode::FORBIDDEN;
     let cases: &[(&str, &str, &str)] = &[
@@ -1373,7 +1329,7 @@ async fn encrypted_assertions_that_are_unsigned_altered_misaddressed_or_wrapped_
     let acs = sso(&mut b, "/", "user=alice&enc=aes128-cbc&post=tamper_cipher").await;
     assert_eq!(acs.status, f, "{}", acs.text());
     assert!(
-        support::audit::for_request(acs.headers["x-request-id"].to_str().unwrap_or_default())
+        audit::for_request(acs.headers["x-request-id"].to_str().unwrap_or_default())
             .iter()
             .any(|l| l.get("event").map(String::as_str) == Some("login_failure"))
     );
@@ -1388,7 +1344,7 @@ async fn encrypted_assertions_that_are_unsigned_altered_misaddressed_or_wrapped_
 
 #[tokio::test]
 async fn require_encrypted_assertions_refuses_plain_ones_and_needs_a_key() {
-    support::audit::install();
+    audit::install();
     let (env, _dir) = keyed_env(Idp::start().await, "require_encrypted_assertions = true").await;
     for sign in ["assertion", "response", "both"] {
         let mut b = env.browser();
@@ -1414,13 +1370,7 @@ async fn require_encrypted_assertions_refuses_plain_ones_and_needs_a_key() {
             env.idp.metadata_url()
         ),
     );
-    let err = authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    })
-    .expect_err("no key");
+    let err = load_config(&text, vec![], None).expect_err("no key");
     assert!(
         err.to_string()
             .contains("saml.require_encrypted_assertions"),
@@ -1430,7 +1380,7 @@ async fn require_encrypted_assertions_refuses_plain_ones_and_needs_a_key() {
 
 #[tokio::test]
 async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decrypt() {
-    support::audit::install();
+    audit::install();
     let dir = tempfile::tempdir().expect("tmp");
     let pair = |name: &str| {
         let (k, c) = (
@@ -1464,8 +1414,7 @@ async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decryp
         cert_a.display()
     ))
     .await;
-    let md = get(&before.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&before).await;
     // B is the key now; A is still published and still decrypts.
     let rolled = format!(
         "sp_key = \"{}\"\nsp_cert = \"{}\"\nsp_previous_certs = [\"{}\"]\n",
@@ -1532,46 +1481,17 @@ async fn during_sp_key_rollover_assertions_encrypted_to_the_old_key_still_decryp
 /// `[[saml.idps]]` with its own attribute names (Okta style, built-in
 /// aliases off so the difference shows).
 async fn two_idps() -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
-    let (a, b) = (Idp::start().await, Idp::start().await);
-    let dir = tempfile::tempdir().expect("tmp");
-    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
-    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\nbuiltin_attribute_aliases = false\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\nattr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n{MAPPING}",
-            a.metadata_url(),
-            key.display(),
-            cert.display(),
-            b.metadata_url()
-        ),
+    two_idp_gate(
+        "builtin_attribute_aliases = false",
+        "attr_email = \"email\"\nattr_first_name = \"firstName\"\nattr_last_name = \"lastName\"\nattr_groups = \"groups\"\n",
+        MAPPING,
     )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    a.register_sp(&md).await;
-    b.register_sp(&md).await;
-    (a, b, up, gate, dir)
-}
-
-/// `/_auth/saml/login?idp=ID&rd=/x` → the IdP (as `params`) → the form
-/// posted to the ACS.
-async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
-    let to_idp = b
-        .get(&format!(
-            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
-        ))
-        .await;
-    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
-    let url = to_idp.location().expect("to the IdP");
-    let form = b.get(&format!("{url}&{params}")).await;
-    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
-    b.submit_form(&form).await
+    .await
 }
 
 #[tokio::test]
 async fn several_idps_each_sign_in_with_their_own_metadata_and_mapping() {
-    support::audit::install();
+    audit::install();
     let (a, _b, _up, gate, _dir) = two_idps().await;
     // One button per IdP on the login page.
     let page = get(
@@ -1654,7 +1574,7 @@ async fn several_idps_each_sign_in_with_their_own_metadata_and_mapping() {
 
 #[tokio::test]
 async fn a_response_is_verified_only_against_the_idp_it_names() {
-    support::audit::install();
+    audit::install();
     let (a, b_idp, _up, gate, _dir) = two_idps().await;
     let a_entity = a.entity_id();
     // B answers a request started at B, but claims to be A (signed with
@@ -1664,10 +1584,7 @@ async fn a_response_is_verified_only_against_the_idp_it_names() {
         let acs = sso_at(
             &mut br,
             "beta",
-            &format!(
-                "user=alice&sign={sign}&pre=issuer_as&as={}",
-                support::enc(&a_entity)
-            ),
+            &format!("user=alice&sign={sign}&pre=issuer_as&as={}", enc(&a_entity)),
         )
         .await;
         refused_audited(
@@ -1743,7 +1660,7 @@ async fn single_logout_goes_to_the_idp_of_the_session() {
     let mut br = Browser::new(gate.addr);
     let acs = sso_at(&mut br, "beta", "user=okta").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
-    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let sp = enc("http://gate.test/_auth/saml/metadata");
     let mut other = Browser::new(gate.addr);
     let start = other
         .get(&format!("{}/idp-logout?sp={sp}&user=okta", b_idp.base))

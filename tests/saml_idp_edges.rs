@@ -4,12 +4,14 @@
 //! listing every IdP, and signed metadata.
 
 mod common;
-#[path = "saml/support.rs"]
-mod support;
 
-use common::*;
+use common::audit;
+use common::client::get;
+use common::cookies::enc;
+use common::gate::{config_text, identity, load_config, Gate, Keys};
+use common::idp::{is_signed_in, saml_gate, sso_at, two_idp_gate, Browser, Idp};
+use common::upstream::Upstream;
 use http::StatusCode;
-use support::{Browser, Idp, Page};
 
 /// `default_role = "annotator"`: a user without groups would be let in as
 /// an annotator, which is exactly what an overage must not do.
@@ -23,45 +25,16 @@ reviewer = ["ls-reviewers"]
 annotator = ["ls-annotators"]
 "#;
 
-/// `/_auth/saml/login?idp=ID` → the IdP (as `params`) → the form posted
-/// to the ACS.
-async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
-    let to_idp = b
-        .get(&format!(
-            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
-        ))
-        .await;
-    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
-    let url = to_idp.location().expect("to the IdP");
-    let form = b.get(&format!("{url}&{params}")).await;
-    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
-    b.submit_form(&form).await
-}
-
-async fn is_signed_in(b: &mut Browser) -> bool {
-    b.get("http://gate.test/_auth/userinfo").await.status == StatusCode::OK
-}
-
 /// One IdP in front of a gate (no SP key).
 async fn one_idp(extra: &str) -> (Idp, Upstream, Gate) {
     let idp = Idp::start().await;
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{extra}\n{MAPPING}",
-            idp.metadata_url()
-        ),
-    )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    let (up, gate) = saml_gate(&idp, extra, MAPPING).await;
     (idp, up, gate)
 }
 
 #[tokio::test]
 async fn a_groups_overage_refuses_the_sign_in_with_what_the_idp_admin_must_change() {
-    support::audit::install();
+    audit::install();
     let (_idp, up, gate) = one_idp("").await;
     for (user, nameid) in [
         ("overage", "entra-object-id-2"),
@@ -95,7 +68,7 @@ async fn a_groups_overage_refuses_the_sign_in_with_what_the_idp_admin_must_chang
             "{user}: no session"
         );
         assert!(!is_signed_in(&mut b).await, "{user}: not signed in");
-        let lines = support::audit::for_request(&id);
+        let lines = audit::for_request(&id);
         assert!(
             lines.iter().any(|l| {
                 l.get("event").map(String::as_str) == Some("login_refused")
@@ -124,32 +97,13 @@ async fn a_groups_overage_refuses_the_sign_in_with_what_the_idp_admin_must_chang
 /// Two IdPs (A in `[saml]`, "beta" in `[[saml.idps]]`) in front of one
 /// gate with an SP key, so both can send LogoutRequests.
 async fn two_idps(extra: &str) -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
-    let (a, b) = (Idp::start().await, Idp::start().await);
-    let dir = tempfile::tempdir().expect("tmp");
-    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
-    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
-    let up = Upstream::start().await;
-    let gate = Gate::start(
-        &up.url(),
-        &format!(
-            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n{extra}\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\n{MAPPING}",
-            a.metadata_url(),
-            key.display(),
-            cert.display(),
-            b.metadata_url()
-        ),
-    )
-    .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    a.register_sp(&md).await;
-    b.register_sp(&md).await;
-    (a, b, up, gate, dir)
+    two_idp_gate(extra, "", MAPPING).await
 }
 
 /// An IdP-initiated logout from `idp` for `user` without SessionIndex;
 /// returns the IdP's verdict on our LogoutResponse.
 async fn logout_from(gate: &Gate, idp: &Idp, user: &str) -> String {
-    let sp = support::enc("http://gate.test/_auth/saml/metadata");
+    let sp = enc("http://gate.test/_auth/saml/metadata");
     let mut b = Browser::new(gate.addr);
     let start = b
         .get(&format!(
@@ -255,12 +209,7 @@ async fn the_sso_page_lists_every_idp_with_its_metadata_status_and_certificate_e
 fn start_error(extra: &str, up: &Upstream) -> String {
     let keys = Keys::new();
     let text = config_text(&keys, &up.url(), extra);
-    let cfg = match authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    }) {
+    let cfg = match load_config(&text, vec![], None) {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
@@ -324,8 +273,7 @@ async fn signed_metadata_is_verified_at_start_and_anything_else_is_refused_namin
     // Signed by the trusted key and current: it starts, sign-in works, and
     // the SSO page says how the metadata was trusted.
     let gate = Gate::start(&up.url(), &with("sign=main&valid_until=future")).await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&gate).await;
     let mut b = Browser::new(gate.addr);
     let acs = sso_at(&mut b, "default", "user=alice").await;
     assert_eq!(acs.status, StatusCode::SEE_OTHER, "{}", acs.text());
@@ -424,8 +372,7 @@ async fn a_refresh_refused_by_signature_or_validity_keeps_the_last_good_copy() {
         ),
     )
     .await;
-    let md = get(&gate.url("/_auth/saml/metadata"), &[]).await.text();
-    idp.register_sp(&md).await;
+    idp.register_gate(&gate).await;
     let sso = gate.state.saml.clone().expect("saml");
     sso.refresh().await.expect("signed by the trusted key");
     assert_eq!(stale_metric(&gate, "default").await, "0");

@@ -12,7 +12,10 @@ use std::net::SocketAddr;
 use std::process::Output;
 
 use bytes::Bytes;
-use common::*;
+use common::client::get;
+use common::gate::{identity, Gate, BIN};
+use common::ports::free_addr;
+use common::upstream::Upstream;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -38,7 +41,7 @@ async fn selftest(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     // Every request the binary sends has its own timeout, so it ends.
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        std::process::Command::new(BIN)
             .arg("selftest")
             .args(&args)
             .env_remove("AUTHGATE_SELFTEST_COOKIE")
@@ -179,9 +182,7 @@ async fn a_clean_deployment_passes_anonymously_and_says_what_it_could_not_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_is_exit_2() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
+    let addr = free_addr();
     let out = selftest(&[&format!("http://{addr}"), "--timeout", "3s"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not answer"));

@@ -8,71 +8,24 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use common::*;
+use common::audit::{json_lines, json_log};
+use common::client::{get, send, Got};
+use common::cookies::csrf_of;
+use common::gate::{config_text, identity, load_config, login, Gate, Keys, BIN};
+use common::ports::free_port;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
-/// Audit lines of every gate in this test binary (JSON, one per line).
-fn audit_log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let w = Arc::clone(&buf);
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("authgate::audit=info"))
-            .with_writer(move || Writer(Arc::clone(&w)))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("one subscriber per test binary");
-        buf
-    })
-    .clone()
-}
-
-struct Writer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Writer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn audit_lines(event: &str) -> Vec<serde_json::Value> {
-    let log = audit_log();
-    let text = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["fields"].clone())
-        .filter(|v| v["event"] == event)
-        .collect()
-}
-
 /// Signs `email` in and returns (session id, Cookie header value).
 async fn sign_in(g: &Gate, email: &str, role: &str) -> (String, String) {
-    let (s, set) = g
-        .state
-        .start_session(identity(&format!("uid={email}"), email, Some(role), &[]))
-        .await
-        .expect("session");
-    let pair = set
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
-    (s.id.clone(), pair)
+    login(
+        &g.state,
+        identity(&format!("uid={email}"), email, Some(role), &[]),
+    )
+    .await
 }
 
 async fn proxied(g: &Gate, cookie: &str) -> StatusCode {
@@ -123,7 +76,7 @@ fn sids(got: &Got) -> Vec<String> {
 
 #[tokio::test]
 async fn the_admin_api_lists_and_revokes_by_user_sid_and_all() {
-    audit_log();
+    json_log();
     let up = Upstream::start().await;
     let g = Gate::start(&up.url(), "").await;
     let (j1, jc1) = sign_in(&g, "jane@example.com", "annotator").await;
@@ -184,7 +137,7 @@ async fn the_admin_api_lists_and_revokes_by_user_sid_and_all() {
     assert_eq!(proxied(&g, &jc1).await, StatusCode::UNAUTHORIZED);
     assert_eq!(proxied(&g, &jc2).await, StatusCode::UNAUTHORIZED);
     assert_eq!(proxied(&g, &cc1).await, StatusCode::OK);
-    let events = audit_lines("session_revoked");
+    let events = json_lines("session_revoked");
     let jane_events: Vec<_> = events
         .iter()
         // Other tests of this binary write to the same log: this one's
@@ -195,7 +148,7 @@ async fn the_admin_api_lists_and_revokes_by_user_sid_and_all() {
     assert_eq!(jane_events[0]["scope"], "user");
     assert_eq!(jane_events[0]["reason"], "admin_api");
     assert_eq!(jane_events[0]["client"], "127.0.0.1");
-    let log = String::from_utf8_lossy(&audit_log().lock().expect("log")).into_owned();
+    let log = String::from_utf8_lossy(&json_log().lock().expect("log")).into_owned();
     assert!(
         !log.contains(&j1),
         "audit lines carry the prefix, not the id"
@@ -241,7 +194,7 @@ const TOKEN: &str = "s3cret-admin-token-0123456789";
 
 #[tokio::test]
 async fn with_a_token_file_every_caller_needs_the_token_and_the_public_listener_has_no_api() {
-    audit_log();
+    json_log();
     let up = Upstream::start().await;
     let keys = Keys::new();
     let text = token_config(&keys, &up, TOKEN, "127.0.0.1:0");
@@ -306,7 +259,7 @@ fn non_loopback_ip() -> Option<std::net::IpAddr> {
 
 #[tokio::test]
 async fn non_loopback_callers_are_refused_without_a_token_and_let_in_with_it() {
-    audit_log();
+    json_log();
     let Some(ip) = non_loopback_ip() else {
         eprintln!("skipped: this host has no non-loopback address (the rule itself is unit-tested in endpoints::sessions)");
         return;
@@ -331,7 +284,7 @@ async fn non_loopback_callers_are_refused_without_a_token_and_let_in_with_it() {
     );
     let lo = get(&format!("http://127.0.0.1:{port}/admin/sessions"), &[]).await;
     assert_eq!(lo.status, StatusCode::OK, "loopback is let in");
-    let refused = audit_lines("access_refused");
+    let refused = json_lines("access_refused");
     assert!(refused
         .iter()
         .any(|e| e["reason"] == "admin_not_loopback" && e["client"] == ip.to_string()));
@@ -363,15 +316,10 @@ async fn non_loopback_callers_are_refused_without_a_token_and_let_in_with_it() {
     assert_eq!(proxied(&g, &jc).await, StatusCode::UNAUTHORIZED);
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Runs the real binary off the async workers (the gate runs on them).
 async fn authgate(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        std::process::Command::new(BIN)
             .args(&args)
             .env_remove("RUST_LOG")
             .output()
@@ -383,7 +331,7 @@ async fn authgate(args: Vec<String>) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sessions_command_lists_and_revokes_through_a_running_gate() {
-    audit_log();
+    json_log();
     let up = Upstream::start().await;
     let keys = Keys::new();
     let port = free_port();
@@ -525,11 +473,6 @@ async fn the_sessions_command_lists_and_revokes_through_a_running_gate() {
 
 // ---------------------------------------------------------------- SSO page
 
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    html[at..].split('"').next().expect("value").to_string()
-}
-
 async fn page(g: &Gate, cookie: &str) -> Got {
     get(
         &g.url("/_auth/admin/sso"),
@@ -554,7 +497,7 @@ async fn post_form(g: &Gate, cookie: &str, fields: &[(&str, &str)]) -> Got {
 
 #[tokio::test]
 async fn the_sso_page_lists_sessions_and_revokes_with_its_csrf_token_only() {
-    audit_log();
+    json_log();
     let up = Upstream::start().await;
     let g = Gate::start(&up.url(), "").await;
     let (_, admin) = sign_in(&g, "admin@example.com", "administrator").await;
@@ -622,7 +565,7 @@ async fn the_sso_page_lists_sessions_and_revokes_with_its_csrf_token_only() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("choose one session"));
 
-    let events = audit_lines("session_revoked");
+    let events = json_lines("session_revoked");
     let page_events: Vec<_> = events
         .iter()
         .filter(|e| e["reason"] == "sso_page")
@@ -640,20 +583,14 @@ async fn the_sso_page_lists_sessions_and_revokes_with_its_csrf_token_only() {
             .count(),
         2
     );
-    let csrf_refusals = audit_lines("access_refused");
+    let csrf_refusals = json_lines("access_refused");
     assert!(csrf_refusals
         .iter()
         .any(|e| e["reason"] == "csrf" && e["path"] == "/_auth/admin/sso/sessions"));
 }
 
 fn load(text: String) -> Result<authgate::Config, String> {
-    authgate::config::load(&authgate::config::Sources {
-        config_file: None,
-        config_text: Some(("test.toml".into(), text)),
-        env: vec![],
-        env_file: None,
-    })
-    .map_err(|e| e.to_string())
+    load_config(&text, vec![], None).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -689,7 +626,7 @@ fn the_admin_token_file_is_checked_at_start_and_never_printed() {
     assert!(!format!("{:?}", cfg.server).contains(TOKEN));
     let file = keys.dir.path().join("authgate.toml");
     std::fs::write(&file, text).expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+    let out = std::process::Command::new(BIN)
         .arg("--config")
         .arg(&file)
         .arg("check-config")

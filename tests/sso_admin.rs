@@ -6,50 +6,19 @@
 //! overridden, the explain box, the test sign-in, and the audit event.
 
 mod common;
-#[path = "saml/support.rs"]
-mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use common::*;
+use common::audit::json_log;
+use common::client::{get, send, Got};
+use common::cookies::{csrf_of, form};
+use common::gate::{config_text, identity, load_config, Gate, Keys};
+use common::idp::{Browser, Idp};
+use common::redis::RedisServer;
+use common::upstream::Upstream;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::{Browser, Idp};
-
-/// Audit lines of every gate in this test binary (JSON, one per line).
-fn audit_log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let w = Arc::clone(&buf);
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("authgate::audit=info"))
-            .with_writer(move || Writer(Arc::clone(&w)))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("one subscriber per test binary");
-        buf
-    })
-    .clone()
-}
-
-struct Writer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Writer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Keys and a state directory that outlive one gate (restarts).
 struct Setup {
@@ -121,18 +90,8 @@ async fn page(gate: &Gate, cookie: &str) -> Got {
     send(b.body(Full::new(Bytes::new())).expect("request")).await
 }
 
-fn csrf_of(html: &str) -> String {
-    let key = "name=\"csrf\" value=\"";
-    let i = html.find(key).expect("csrf field") + key.len();
-    html[i..i + html[i..].find('"').expect("end")].to_string()
-}
-
 async fn post(gate: &Gate, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Got {
-    let body = fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", support::enc(k), support::enc(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = form(fields);
     let req = Request::post(gate.url(path))
         .header("cookie", cookie)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -232,7 +191,7 @@ async fn only_owners_and_administrators_with_a_session_get_the_page() {
 
 #[tokio::test]
 async fn forms_without_this_sessions_csrf_token_are_refused() {
-    let log = audit_log();
+    let log = json_log();
     let setup = Setup::new().await;
     let gate = setup.gate("").await;
     let alice = session(&gate, "alice@example.com", "administrator").await;
@@ -369,7 +328,7 @@ async fn bad_metadata_is_refused_with_the_reason() {
 /// mappings, save, sign in as a mapped user; then restart.
 #[tokio::test]
 async fn first_time_setup_from_the_page_alone_survives_a_restart() {
-    let log = audit_log();
+    let log = json_log();
     let setup = Setup::new().await;
     let idp = Idp::start().await;
     let gate = setup.gate("").await;
@@ -691,77 +650,9 @@ async fn an_unwritable_state_dir_is_a_configuration_error_naming_the_key() {
         "[server]\n",
         &format!("[server]\nstate_dir = \"{}\"\n", Path::new(&file).display()),
     );
-    let e = authgate::config::load(&authgate::config::Sources {
-        config_text: Some(("test.toml".into(), text)),
-        ..Default::default()
-    })
-    .expect_err("refused");
+    let e = load_config(&text, vec![], None).expect_err("refused");
     let msg = e.to_string();
     assert!(msg.contains("server.state_dir (from test.toml:"), "{msg}");
-}
-
-/// A private `redis-server` on 127.0.0.1, killed on drop.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            use std::io::{Read, Write};
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let mut buf = [0u8; 8];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf)
-                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    break;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        RedisServer {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Two replicas sharing only Redis (each its own state_dir): a save on one

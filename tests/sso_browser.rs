@@ -10,20 +10,18 @@
 //! Fails, not skips, without chromium or the npm packages.
 
 mod common;
-#[path = "saml/support.rs"]
-mod support;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use common::browser::{browser_dir, run_node};
+use common::client::get;
+use common::gate::{config_text, Gate, Keys};
+use common::idp::Idp;
+use common::ports::free_port;
+use common::upstream::Upstream;
 use http::StatusCode;
-use support::Idp;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_sets_up_sso_in_chromium_and_a_mapped_user_lands_with_the_role() {
@@ -50,10 +48,7 @@ async fn an_administrator_sets_up_sso_in_chromium_and_a_mapped_user_lands_with_t
     // The gate on 127.0.0.1 like the IdP: the same site, so the browser
     // sends the gate's SameSite=Lax request-state cookie with the IdP's
     // cross-origin POST on plain http (as it would on https with None).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let gate_url = format!("http://127.0.0.1:{port}");
     let keys = Keys::new();
     let text = config_text(&keys, &up.url(), extra)
@@ -85,26 +80,15 @@ async fn an_administrator_sets_up_sso_in_chromium_and_a_mapped_user_lands_with_t
     std::fs::create_dir_all(&shots).expect("artifact dir");
     let screenshot = shots.join("sso-admin-page.png");
     let _ = std::fs::remove_file(&screenshot);
-    let url = gate_url.clone();
-    let (md_path, shot) = (metadata_file.clone(), screenshot.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(browser_dir().join("sso_page.mjs"))
-            .current_dir(browser_dir())
-            .env("GATE_URL", url)
-            .env("METADATA_FILE", md_path)
-            .env("SCREENSHOT", shot)
-            .output()
-            .expect("node (Debian package nodejs) must be installed")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = run_node(
+        "sso_page.mjs",
+        vec![
+            ("GATE_URL", gate_url.clone().into()),
+            ("METADATA_FILE", metadata_file.clone().into()),
+            ("SCREENSHOT", screenshot.clone().into()),
+        ],
+    )
+    .await;
     assert!(
         stdout.contains(&format!("landed {gate_url}/labels")),
         "{stdout}"

@@ -10,11 +10,8 @@
 mod common;
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -28,7 +25,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use common::Keys;
+use common::gate::{Binary, Keys};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -179,149 +176,26 @@ async fn upstream(req: Request<Incoming>, c: Arc<Counters>) -> Response<UpBody> 
     }
 }
 
-/// authgate running as a child process.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    /// Set by the reader thread once the child's stderr reaches EOF.
-    stderr_done: Arc<std::sync::atomic::AtomicBool>,
-    _keys: Keys,
-}
-
-impl Proc {
-    /// Starts the binary on 127.0.0.1:0 in front of `upstream`, every path
-    /// public, and waits for its "authgate started" line.
-    fn start(upstream: SocketAddr, extra_server: &str) -> Proc {
-        let keys = Keys::new();
-        let config = keys.dir.path().join("authgate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n{extra_server}\n\
-                 [upstream]\nurl = \"http://{upstream}\"\nresponse_timeout = \"30s\"\n\
-                 [session]\nsecret_file = \"{}\"\n\
-                 [identity]\nsigning_key = \"{}\"\n\
-                 [policy]\npublic_paths = [\"/\"]\n\
-                 [log]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n",
-                keys.session_key.display(),
-                keys.signing_key.display()
-            ),
-        )
-        .expect("write config");
-        Proc::spawn(&config, keys)
-    }
-
-    fn spawn(config: &Path, keys: Keys) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AUTHGATE_") || k.starts_with("AUTH_LDAP_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn authgate");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let pipe = child.stderr.take().expect("stderr");
-        let log = stderr.clone();
-        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done = stderr_done.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("authgate started") {
-                    if let Some(addr) = serde_json::from_str::<serde_json::Value>(&line)
-                        .ok()
-                        .and_then(|v| v["listen"].as_str()?.parse().ok())
-                    {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut l = log.lock().expect("lock");
-                l.push_str(&line);
-                l.push('\n');
-            }
-            done.store(true, Ordering::SeqCst);
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("authgate did not start:\n{}", stderr.lock().expect("lock"));
-            }
-        };
-        Proc {
-            child,
-            addr,
-            stderr,
-            stderr_done,
-            _keys: keys,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A field of /proc/PID/status, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{name}");
-    }
-
-    /// Waits for the process to end, up to `limit`.
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                // The process is gone; let the reader thread take in its
-                // last lines before anyone looks at the log (bounded).
-                for _ in 0..250 {
-                    if self.stderr_done.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the binary on 127.0.0.1:0 in front of `upstream`, every path
+/// public, and waits for its "authgate started" line.
+fn start(upstream: SocketAddr, extra_server: &str) -> Binary {
+    let keys = Keys::new();
+    let config = keys.dir.path().join("authgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n{extra_server}\n\
+             [upstream]\nurl = \"http://{upstream}\"\nresponse_timeout = \"30s\"\n\
+             [session]\nsecret_file = \"{}\"\n\
+             [identity]\nsigning_key = \"{}\"\n\
+             [policy]\npublic_paths = [\"/\"]\n\
+             [log]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n",
+            keys.session_key.display(),
+            keys.signing_key.display()
+        ),
+    )
+    .expect("write config");
+    Binary::serve(&config, keys)
 }
 
 /// One HTTP/1.1 connection to `addr`.
@@ -374,7 +248,7 @@ fn sample_rss(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_each_way_streams_through_in_bounded_memory() {
     let (up, counters) = start_upstream().await;
-    let gate = Proc::start(up, "");
+    let gate = start(up, "");
     let start_rss = gate.status_kib("VmRSS");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = sample_rss(gate.pid(), stop.clone());
@@ -465,7 +339,7 @@ async fn one_gib_each_way_streams_through_in_bounded_memory() {
 /// connections are refused, and the process exits 0 well within the grace.
 async fn signal_drains_in_flight_requests(signal: &str) {
     let (up, counters) = start_upstream().await;
-    let mut gate = Proc::start(up, "shutdown_grace = \"10s\"");
+    let mut gate = start(up, "shutdown_grace = \"10s\"");
     let addr = gate.addr;
     let inflight = tokio::spawn(async move {
         let mut sender = connect::<Full<Bytes>>(addr).await;
@@ -538,7 +412,7 @@ async fn sigint_drains_in_flight_requests_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_grace_bounds_the_drain() {
     let (up, counters) = start_upstream().await;
-    let mut gate = Proc::start(up, "shutdown_grace = \"1s\"");
+    let mut gate = start(up, "shutdown_grace = \"1s\"");
     let addr = gate.addr;
     let inflight = tokio::spawn(async move {
         let mut sender = connect::<Full<Bytes>>(addr).await;

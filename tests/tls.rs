@@ -6,12 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -20,48 +19,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use common::{config_text, identity, Gate, Keys, Upstream};
-
-/// Writes a self-signed end-entity certificate (not a CA: webpki refuses a
-/// CA certificate as a server certificate) and its key.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("tls.crt");
-    let key = dir.join("tls.key");
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "keyUsage=critical,digitalSignature",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
+use common::client::{collect, Got};
+use common::gate::{config_text, identity, Gate, Keys};
+use common::pki::self_signed;
+use common::upstream::Upstream;
 
 /// authgate with TLS on, public URL https://localhost, `/public` public.
 async fn tls_gate(up: &Upstream) -> (Gate, PathBuf) {
@@ -102,12 +63,6 @@ async fn connect(gate: &Gate, cert: &Path, alpn: &[&[u8]]) -> TlsStream<TcpStrea
         .expect("TLS handshake")
 }
 
-struct Got {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
 async fn h1(stream: TlsStream<TcpStream>, req: Request<Full<Bytes>>) -> Got {
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -123,17 +78,6 @@ async fn h2(stream: TlsStream<TcpStream>, req: Request<Full<Bytes>>) -> Got {
             .expect("h2 handshake");
     tokio::spawn(conn);
     collect(send.send_request(req).await.expect("h2 response")).await
-}
-
-async fn collect(resp: http::Response<hyper::body::Incoming>) -> Got {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Got {
-        status,
-        headers,
-        body,
-    }
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use common::client::{send, Got};
+use common::gate::{config_text, Gate, Keys};
+use common::process::eventually;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,17 +122,6 @@ async fn get(gate: &Gate, path: &str) -> Got {
     send(req).await
 }
 
-/// Polls `f` every 20 ms for up to 10 s.
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{what}: not within 10 s");
-}
-
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
     let up = RawUpstream::start(Mode::KeepAlive, 200).await;
@@ -159,7 +150,12 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced_without_an_erro
         assert_eq!(got.status, StatusCode::OK, "request {i}: {}", got.text());
         // The upstream closes its side after 100 ms; the pooled connection
         // is then stale.
-        eventually("the upstream closed the connection", || up.open_now() == 0).await;
+        eventually(
+            "the upstream closed the connection",
+            Duration::from_secs(10),
+            || up.open_now() == 0,
+        )
+        .await;
     }
     assert_eq!(up.opened(), 5);
 }
@@ -179,9 +175,11 @@ async fn a_body_the_client_abandoned_closes_its_upstream_connection() {
     assert!(first[..n].starts_with(b"HTTP/1.1 200"));
     drop(s);
     // Not returned to the pool with half a body in it: closed.
-    eventually("the abandoned upstream connection is closed", || {
-        up.open_now() == 0
-    })
+    eventually(
+        "the abandoned upstream connection is closed",
+        Duration::from_secs(10),
+        || up.open_now() == 0,
+    )
     .await;
     let got = get(&gate, "/after").await;
     assert_eq!(got.status, StatusCode::OK);
@@ -202,9 +200,11 @@ async fn idle_upstream_connections_close_after_the_pool_idle_timeout() {
     let got = get(&gate, "/once").await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(up.open_now(), 1);
-    eventually("the idle upstream connection is closed", || {
-        up.open_now() == 0
-    })
+    eventually(
+        "the idle upstream connection is closed",
+        Duration::from_secs(10),
+        || up.open_now() == 0,
+    )
     .await;
     // And a new one serves the next request.
     assert_eq!(get(&gate, "/again").await.status, StatusCode::OK);

@@ -1,13 +1,13 @@
-//! SAML test support: the independent IdP (pysaml2, `tests/idp/idp.py`) as
-//! a child process, and a small browser with a cookie jar that follows the
-//! real flow (redirects, the IdP's auto-posted form).
-#![allow(dead_code)]
+//! The independent SAML IdP (pysaml2 signing with xmlsec1,
+//! `tests/idp/idp.py`) as a child process, and a small browser with a
+//! cookie jar that follows the real flow (redirects, the IdP's auto-posted
+//! form).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,25 +15,16 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
 
-/// The host name the gate's `public_url` uses in tests (`http://gate.test`);
-/// the browser sends those requests to the gate's real address.
-pub const GATE_HOST: &str = "gate.test";
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("AUTHGATE_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+use super::client::get;
+use super::cookies::enc;
+use super::gate::{Gate, GATE_HOST};
+use super::process::Proc;
+use super::python::python;
+use super::upstream::Upstream;
 
 /// The pysaml2 IdP, killed on drop.
 pub struct Idp {
-    child: Child,
+    _proc: Proc,
     pub port: u16,
     pub base: String,
     pub dir: tempfile::TempDir,
@@ -49,7 +40,7 @@ impl Idp {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp/idp.py");
         let stderr = std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file");
-        let mut child = Command::new(python())
+        let mut child = Command::new(python("saml2"))
             .arg(&script)
             .arg(dir.path())
             .args(flags)
@@ -58,6 +49,7 @@ impl Idp {
             .spawn()
             .expect("start tests/idp/idp.py (run scripts/test once to create .venv with pysaml2)");
         let stdout = child.stdout.take().expect("stdout");
+        let proc = Proc::new(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -72,14 +64,14 @@ impl Idp {
         {
             Some(p) => p,
             None => {
-                let _ = child.kill();
+                drop(proc);
                 let err =
                     std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
                 panic!("the test IdP did not start: {line:?}\n{err}");
             }
         };
         let idp = Idp {
-            child,
+            _proc: proc,
             port,
             base: format!("http://127.0.0.1:{port}"),
             dir,
@@ -147,6 +139,13 @@ impl Idp {
         assert_eq!(got.status, StatusCode::OK);
     }
 
+    /// Registers `gate`'s SP metadata, fetched from it, with the IdP.
+    pub async fn register_gate(&self, gate: &Gate) {
+        let md = get(&gate.url("/_auth/saml/metadata"), &[]).await;
+        assert_eq!(md.status, StatusCode::OK, "the gate's SP metadata");
+        self.register_sp(&md.text()).await;
+    }
+
     /// Registers the SP's metadata (as the gate serves it) with the IdP.
     pub async fn register_sp(&self, xml: &str) {
         let got = raw_request(
@@ -163,13 +162,6 @@ impl Idp {
             "{}",
             String::from_utf8_lossy(&got.body)
         );
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -394,72 +386,83 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-pub fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// The `href` of the login page's SSO button.
+pub fn sso_href(login_page: &str) -> String {
+    let key = "id=\"sso\" href=\"";
+    let i = login_page.find(key).expect("SSO button") + key.len();
+    login_page[i..i + login_page[i..].find('"').expect("end")].replace("&amp;", "&")
 }
 
-/// The audit lines (`target: authgate::audit`) the in-process gates of this
-/// test binary emitted, captured by a global tracing subscriber.
-pub mod audit {
-    use std::sync::{Mutex, OnceLock};
+/// `/_auth/saml/login?idp=ID&rd=/x` → the IdP (as `params`) → the form
+/// posted to the ACS; returns the ACS's answer.
+pub async fn sso_at(b: &mut Browser, idp: &str, params: &str) -> Page {
+    let to_idp = b
+        .get(&format!(
+            "http://gate.test/_auth/saml/login?idp={idp}&rd=%2Fx"
+        ))
+        .await;
+    assert_eq!(to_idp.status, StatusCode::FOUND, "{}", to_idp.text());
+    let url = to_idp.location().expect("to the IdP");
+    let form = b.get(&format!("{url}&{params}")).await;
+    assert_eq!(form.status, StatusCode::OK, "IdP: {}", form.text());
+    b.submit_form(&form).await
+}
 
-    use tracing::field::{Field, Visit};
-    use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+/// Whether the browser has a session (`/_auth/userinfo` answers 200).
+pub async fn is_signed_in(b: &mut Browser) -> bool {
+    b.get("http://gate.test/_auth/userinfo").await.status == StatusCode::OK
+}
 
-    /// One audit line: its fields as text.
-    pub type Line = std::collections::BTreeMap<String, String>;
+/// A fresh SP key pair (`sp.key`, `sp.crt`) in a temp dir: (dir, key, cert).
+pub fn sp_pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (key, cert) = (dir.path().join("sp.key"), dir.path().join("sp.crt"));
+    authgate::saml::write_sp_pair(&key, &cert, "authgate SAML SP", false).expect("keygen");
+    (dir, key, cert)
+}
 
-    static LINES: Mutex<Vec<Line>> = Mutex::new(Vec::new());
+/// A gate with SAML on against `idp`, in front of a new recording
+/// upstream: `[saml]` with `saml_extra` lines, then `rest` (TOML); its SP
+/// registered with the IdP.
+pub async fn saml_gate(idp: &Idp, saml_extra: &str, rest: &str) -> (Upstream, Gate) {
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\n{saml_extra}\n{rest}",
+            idp.metadata_url()
+        ),
+    )
+    .await;
+    idp.register_gate(&gate).await;
+    (up, gate)
+}
 
-    struct Capture;
-
-    struct Fields<'a>(&'a mut Line);
-
-    impl Visit for Fields<'_> {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.insert(
-                field.name().to_string(),
-                format!("{value:?}").trim_matches('"').to_string(),
-            );
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            self.0.insert(field.name().to_string(), value.to_string());
-        }
-    }
-
-    impl<S: tracing::Subscriber> Layer<S> for Capture {
-        fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-            if event.metadata().target() != "authgate::audit" {
-                return;
-            }
-            let mut line = Line::new();
-            event.record(&mut Fields(&mut line));
-            if let Ok(mut l) = LINES.lock() {
-                l.push(line);
-            }
-        }
-    }
-
-    /// Installs the capture (once per test binary).
-    pub fn install() {
-        static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            let _ = tracing::subscriber::set_global_default(
-                tracing_subscriber::registry().with(Capture),
-            );
-        });
-    }
-
-    /// The audit lines with this request id.
-    pub fn for_request(id: &str) -> Vec<Line> {
-        LINES
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|x| x.get("request_id").map(String::as_str) == Some(id))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+/// Two IdPs (two pysaml2 processes: other entity IDs, other keys) in front
+/// of one gate with an SP key ([`sp_pair`], so both can send
+/// LogoutRequests): the first in `[saml]` ("Alpha", with `saml_extra`
+/// lines), "beta" in `[[saml.idps]]` ("Beta", with `beta_extra` lines);
+/// then `rest` (TOML). The temp dir holds the SP key pair.
+pub async fn two_idp_gate(
+    saml_extra: &str,
+    beta_extra: &str,
+    rest: &str,
+) -> (Idp, Idp, Upstream, Gate, tempfile::TempDir) {
+    let (a, b) = (Idp::start().await, Idp::start().await);
+    let (dir, key, cert) = sp_pair();
+    let up = Upstream::start().await;
+    let gate = Gate::start(
+        &up.url(),
+        &format!(
+            "[saml]\nenabled = true\nidp_metadata_url = \"{}\"\nidp_name = \"Alpha\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n{saml_extra}\n\n[[saml.idps]]\nid = \"beta\"\nname = \"Beta\"\nidp_metadata_url = \"{}\"\n{beta_extra}{rest}",
+            a.metadata_url(),
+            key.display(),
+            cert.display(),
+            b.metadata_url()
+        ),
+    )
+    .await;
+    a.register_gate(&gate).await;
+    b.register_gate(&gate).await;
+    (a, b, up, gate, dir)
 }

@@ -1,7 +1,6 @@
 //! The store suite: every behaviour the proxy relies on, run against the
 //! in-memory store and each Redis topology (`redis_store.rs`,
 //! `redis_topologies.rs`).
-#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use authgate::session::control::{self, Selector};
 use authgate::session::{new_session_id, HeaderNames, LogoutTarget, Session, Store};
 
-use super::common::identity;
+use super::gate::identity;
 
 pub const T: u64 = 1_700_000_000;
 

@@ -1,18 +1,23 @@
-//! A private OpenLDAP server for tests: its own slapd.conf, mdb database and
-//! TLS material (a CA the test generates, a server certificate for IP
-//! 127.0.0.1) under a temp dir, on free loopback ports, with `ldap://`
-//! (StartTLS offered) and `ldaps://`. Never touches the system slapd.
+//! A private OpenLDAP server (Debian `slapd`): its own slapd.conf, mdb
+//! database and TLS material (`pki::write_ca_and_server`: a CA, a server
+//! certificate for IP 127.0.0.1, and a wrong CA) under a temp dir, on free
+//! loopback ports, with `ldap://` (StartTLS offered) and `ldaps://`. Never
+//! touches the system slapd. The directory: `directory_ldif` (see
+//! `tests/ldap.rs` for who is in which group).
 //!
 //! slapd runs under a small shell watchdog that kills it when the test
 //! process goes away, so a server shared through a `static` does not
 //! outlive the test binary.
-#![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::pki::write_ca_and_server;
+use super::ports::free_port;
+use super::process::{run, wait_port, Proc};
 
 pub const SUFFIX: &str = "dc=com";
 pub const ROOT_DN: &str = "cn=root,dc=com";
@@ -31,107 +36,16 @@ pub struct Slapd {
     pub ca: PathBuf,
     /// A CA that did not.
     pub wrong_ca: PathBuf,
-    child: Mutex<Option<Child>>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    run(Command::new("openssl").current_dir(dir).args(args));
-}
-
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "3",
-            "-subj",
-            &format!("/CN=authgate test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
+    proc: Mutex<Option<Proc>>,
 }
 
 impl Slapd {
     /// Generates TLS material, writes the configuration, starts slapd,
-    /// waits until it answers, and loads `tests/ldap/directory.ldif`.
+    /// waits until it answers, and loads [`directory_ldif`].
     pub fn start() -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        make_ca(d, "ca");
-        make_ca(d, "wrong-ca");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "3",
-                "-extfile",
-                "server.ext",
-            ],
-        );
+        write_ca_and_server(d);
         std::fs::create_dir_all(d.join("db")).expect("db dir");
         let conf = format!(
             r#"include /etc/ldap/schema/core.schema
@@ -172,7 +86,7 @@ access to * by * read
             ca: d.join("ca.pem"),
             wrong_ca: d.join("wrong-ca.pem"),
             dir,
-            child: Mutex::new(None),
+            proc: Mutex::new(None),
         };
         s.spawn();
         s.ldapmodify(&directory_ldif());
@@ -194,8 +108,8 @@ access to * by * read
             self.ldap_port, self.ldaps_port
         );
         let watchdog = r#"p=$1; shift; "$@" & c=$!; trap 'kill $c 2>/dev/null; wait $c; exit 0' TERM INT; while kill -0 "$p" 2>/dev/null && kill -0 "$c" 2>/dev/null; do sleep 0.2; done; kill $c 2>/dev/null; wait $c"#;
-        let child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg(watchdog)
             .arg("slapd-watchdog")
             .arg(std::process::id().to_string())
@@ -208,39 +122,30 @@ access to * by * read
             .arg(d.join("slapd.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("slapd.log")).expect("log"))
-            .spawn()
-            .expect("start slapd");
-        *self.child.lock().expect("lock") = Some(child);
+            .stderr(std::fs::File::create(d.join("slapd.log")).expect("log"));
+        // SIGTERM on drop: the watchdog then stops slapd and waits for it.
+        let proc = Proc::spawn(&mut cmd, "start slapd (Debian package slapd)").terminate_on_drop();
+        *self.proc.lock().expect("lock") = Some(proc);
         self.wait_until(true);
     }
 
     /// Waits (bounded) until the ldap port accepts (`up`) or refuses connections.
     fn wait_until(&self, up: bool) {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.ldap_port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let accepting = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-            if accepting == up {
-                return;
-            }
-            if Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default();
-                panic!(
-                    "slapd did not become {}: {log}",
-                    if up { "ready" } else { "stopped" }
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !wait_port(addr, up, Duration::from_secs(20)) {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default();
+            panic!(
+                "slapd did not become {}: {log}",
+                if up { "ready" } else { "stopped" }
+            );
         }
     }
 
     /// Stops slapd (the database stays).
     pub fn stop(&self) {
-        if let Some(mut c) = self.child.lock().expect("lock").take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let _ = c.wait();
+        if let Some(mut p) = self.proc.lock().expect("lock").take() {
+            p.terminate(Duration::from_secs(10));
         }
         self.wait_until(false);
     }
@@ -276,17 +181,6 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
-}
-
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        if let Ok(mut g) = self.child.lock() {
-            if let Some(mut c) = g.take() {
-                let _ = Command::new("kill").arg(c.id().to_string()).status();
-                let _ = c.wait();
-            }
-        }
-    }
 }
 
 fn person(uid_rdn: &str, uid: &str, given: &str, sn: &str, mail: &str) -> String {
