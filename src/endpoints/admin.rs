@@ -13,8 +13,8 @@
 //! - `GET  {prefix}/admin/sso/test`      SP-initiated sign-in that only reports
 //!
 //! Every form carries a CSRF token: the session's id (hashed) sealed with
-//! the session keys (`session::cookie::seal`, as the login form's token),
-//! so a token works only with the session it was made for. Saving goes
+//! the session keys as an [`AdminCsrf`] (a purpose of its own), so a token
+//! works only with the session it was made for. Saving goes
 //! through `crate::app::sso::save` (state file, Redis, reload) and is an
 //! audit event naming who and what changed. Nothing secret is rendered:
 //! no keys, no metadata XML, no cookies.
@@ -38,12 +38,10 @@ use crate::pages::escape;
 use crate::pages::sso as page;
 use crate::request::context::RequestCtx;
 use crate::session::control::{self, Selector};
-use crate::session::{cookie, Session, Summary};
+use crate::session::sealed::{ad, text_payload};
+use crate::session::{Expiring, Sealable, Sealed, Session, Summary};
 use crate::settings::{self, Metadata, Problem, RoleRow, Saved, WorkspaceRow};
 
-const CSRF_PREFIX: &str = "admin-csrf:";
-/// A page left open this long must be reloaded before its forms work.
-const CSRF_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Largest form accepted (an IdP metadata document is at most 4 MiB).
 const MAX_FORM: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// Time allowed to download metadata given by URL.
@@ -162,24 +160,43 @@ fn session_tag(s: &Session) -> String {
     h[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the page's CSRF token seals: the session it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdminCsrf {
+    /// [`session_tag`] of that session.
+    pub(crate) session_tag: String,
+}
+
+impl Sealable for AdminCsrf {
+    const AD: &'static [u8] = ad::ADMIN_CSRF;
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.session_tag.as_bytes());
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        text_payload(payload).map(|session_tag| AdminCsrf { session_tag })
+    }
+}
+
+impl Expiring for AdminCsrf {
+    /// A page left open this long must be reloaded before its forms work.
+    const TTL: Duration = Duration::from_secs(12 * 3600);
+}
+
 fn csrf_token(state: &State, s: &Session) -> String {
-    cookie::seal(
-        &state.keys,
-        &format!("{CSRF_PREFIX}{}", session_tag(s)),
-        now_unix(),
-    )
+    let csrf = AdminCsrf {
+        session_tag: session_tag(s),
+    };
+    Sealed::seal(&state.keys, &csrf, now_unix()).into_string()
 }
 
 fn csrf_ok(state: &State, s: &Session, token: Option<&str>) -> bool {
-    let Some((payload, issued)) = token.and_then(|t| cookie::open(&state.keys, t)) else {
+    let Some(csrf) = token.and_then(|t| Sealed::<AdminCsrf>::open(&state.keys, t, now_unix()))
+    else {
         return false;
     };
-    let now = now_unix();
-    let fresh = issued <= now + 60 && now.saturating_sub(issued) < CSRF_TTL.as_secs();
-    let want = format!("{CSRF_PREFIX}{}", session_tag(s));
-    fresh
-        && aws_lc_rs::constant_time::verify_slices_are_equal(payload.as_bytes(), want.as_bytes())
-            .is_ok()
+    let want = session_tag(s);
+    aws_lc_rs::constant_time::verify_slices_are_equal(csrf.session_tag.as_bytes(), want.as_bytes())
+        .is_ok()
 }
 
 // ---------------------------------------------------------------- forms

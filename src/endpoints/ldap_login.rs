@@ -5,9 +5,8 @@
 //!
 //! - **CSRF**: the form carries a random token; the same token travels in a
 //!   short-lived pre-login cookie sealed with the session keys
-//!   (`session::cookie::seal`, payload prefixed `login-csrf:` so it can
-//!   never open as a session id, which has no `:`). A POST whose form token
-//!   does not match the cookie's gets 403.
+//!   ([`crate::ldap::login::LoginCsrf`], a purpose of its own). A POST
+//!   whose form token does not match the cookie's gets 403.
 //! - **Throttle**: failures per username and per client address, each a
 //!   sliding window (`ldap.max_failures`, `ldap.max_failures_per_client`,
 //!   `ldap.throttle_window`); past the limit: 429 with `Retry-After`.

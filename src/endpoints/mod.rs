@@ -7,6 +7,8 @@ pub mod admin;
 pub mod ldap_login;
 pub mod redirect;
 pub mod saml;
+#[cfg(test)]
+mod sealed_tests;
 pub mod sessions;
 
 use std::sync::Arc;

@@ -32,17 +32,13 @@ use crate::http::{full, Body};
 use crate::pages::{self, escape};
 use crate::request::context::RequestCtx;
 use crate::saml::{self, Pending, Sso};
-use crate::session::cookie::{self, CookieConfig};
-use crate::session::Session;
+use crate::session::sealed::{ad, MAX_VALUE_LEN};
+use crate::session::{CookieConfig, Expiring, Sealable, Sealed, Session};
 
 /// How long a started sign-in may take at the IdP.
 const STATE_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins remembered per browser (several tabs).
 const STATE_MAX: usize = 4;
-/// Marks a sealed value as SAML request state (never a session id).
-const STATE_TAG: &str = "saml-state:";
-/// Marks a sealed value as pending logout requests.
-const SLO_TAG: &str = "saml-logout:";
 /// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
 const RELAY_STATE_MAX: usize = 80;
 
@@ -311,7 +307,7 @@ async fn acs(
     }
     let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
         Ok(x) => x,
-        Err(e) => return Ok(error::respond(&e.into(), &page_ctx)),
+        Err(e) => return Ok(error::respond(&e, &page_ctx)),
     };
     let mut r = Response::new(full(""));
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -343,12 +339,60 @@ fn saml_now() -> u64 {
 
 /// One started sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     id: String,
     rd: String,
     t: u64,
     /// The IdP the request went to.
     idp: String,
+}
+
+/// What the request-state cookie seals: the sign-ins this browser started
+/// (JSON `[[id, return path, time, idp], ...]`, oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SamlRequests(pub(crate) Vec<Entry>);
+
+impl Sealable for SamlRequests {
+    const AD: &'static [u8] = ad::SAML_REQUESTS;
+    fn encode(&self, out: &mut Vec<u8>) {
+        let list: Vec<(&str, &str, u64, &str)> = self
+            .0
+            .iter()
+            .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
+            .collect();
+        let _ = serde_json::to_writer(out, &list);
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        let list: Vec<(String, String, u64, String)> = serde_json::from_slice(payload).ok()?;
+        Some(SamlRequests(
+            list.into_iter()
+                .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
+                .collect(),
+        ))
+    }
+}
+
+impl Expiring for SamlRequests {
+    const TTL: Duration = STATE_TTL;
+}
+
+/// What the logout cookie seals: the LogoutRequests this browser sent
+/// (JSON `[[id, time], ...]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SamlLogouts(pub(crate) Vec<(String, u64)>);
+
+impl Sealable for SamlLogouts {
+    const AD: &'static [u8] = ad::SAML_LOGOUTS;
+    fn encode(&self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(out, &self.0);
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        serde_json::from_slice(payload).ok().map(SamlLogouts)
+    }
+}
+
+impl Expiring for SamlLogouts {
+    const TTL: Duration = STATE_TTL;
 }
 
 fn state_cookie_config(state: &State) -> CookieConfig {
@@ -364,19 +408,12 @@ fn read_state(state: &State, headers: &HeaderMap, now: u64) -> Vec<Entry> {
     let cfg = state_cookie_config(state);
     for value in cfg.find_all(headers) {
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
-            continue;
-        };
-        let Some(json) = payload.strip_prefix(STATE_TAG) else {
-            continue;
-        };
-        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64, String)>>(json) else {
+        let Some(SamlRequests(list)) = Sealed::open(&state.keys, &value, now) else {
             continue;
         };
         return list
             .into_iter()
-            .filter(|(_, _, t, _)| *t <= now && now - *t <= STATE_TTL.as_secs())
-            .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
+            .filter(|e| e.t <= now && now - e.t <= STATE_TTL.as_secs())
             .collect();
     }
     Vec::new()
@@ -390,28 +427,25 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
     };
-    let mut list: Vec<(&str, &str, u64, &str)> = entries
-        .iter()
-        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
-        .collect();
+    let mut list = SamlRequests(entries.to_vec());
     let header = loop {
-        if list.is_empty() {
+        if list.0.is_empty() {
             break format!(
                 "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}",
                 cfg.name
             );
         }
-        let json = serde_json::to_string(&list).unwrap_or_default();
-        let sealed = cookie::seal(&state.keys, &format!("{STATE_TAG}{json}"), saml_now());
-        if sealed.len() <= cookie::MAX_VALUE_LEN - 64 {
+        let sealed = Sealed::seal(&state.keys, &list, saml_now());
+        if sealed.as_str().len() <= MAX_VALUE_LEN - 64 {
             break format!(
-                "{}={sealed}; Max-Age={}{attrs}",
+                "{}={}; Max-Age={}{attrs}",
                 cfg.name,
+                sealed.as_str(),
                 STATE_TTL.as_secs()
             );
         }
         // Too big for one cookie (long return paths): forget the oldest.
-        list.remove(0);
+        list.0.remove(0);
     };
     let mut v = HeaderValue::from_str(&header)
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"));
@@ -722,13 +756,7 @@ fn read_slo(state: &State, headers: &HeaderMap, now: u64) -> Vec<(String, u64)> 
     let cfg = slo_cookie_config(state);
     for value in cfg.find_all(headers) {
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
-            continue;
-        };
-        let Some(json) = payload.strip_prefix(SLO_TAG) else {
-            continue;
-        };
-        let Ok(list) = serde_json::from_str::<Vec<(String, u64)>>(json) else {
+        let Some(SamlLogouts(list)) = Sealed::open(&state.keys, &value, now) else {
             continue;
         };
         return list
@@ -754,11 +782,11 @@ fn slo_cookie(state: &State, entries: &[(String, u64)]) -> HeaderValue {
             cfg.name
         )
     } else {
-        let json = serde_json::to_string(entries).unwrap_or_default();
-        let sealed = cookie::seal(&state.keys, &format!("{SLO_TAG}{json}"), saml_now());
+        let sealed = Sealed::seal(&state.keys, &SamlLogouts(entries.to_vec()), saml_now());
         format!(
-            "{}={sealed}; Max-Age={}{attrs}",
+            "{}={}; Max-Age={}{attrs}",
             cfg.name,
+            sealed.as_str(),
             STATE_TTL.as_secs()
         )
     };

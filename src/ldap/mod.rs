@@ -46,9 +46,9 @@ pub mod throttle;
 
 pub use settings::{GroupType, QueryField, RequireCert, Settings};
 
-use crate::secret::Secret;
 use crate::identity::{Method, Principal};
 use crate::mapping::dn;
+use crate::secret::Secret;
 
 /// Longest username accepted (longer input fails like a wrong password,
 /// before any directory round trip).

@@ -19,6 +19,7 @@ pub mod control;
 pub mod cookie;
 pub mod memory;
 pub mod redis;
+pub mod sealed;
 pub mod settings;
 
 use std::fmt;
@@ -37,9 +38,10 @@ use crate::identity::jwt::{Signer, TokenCache};
 use crate::identity::{self, random_bytes, Identity};
 
 pub use control::Summary;
-pub use cookie::{CookieConfig, Keys};
+pub use cookie::{CookieConfig, SessionCookie};
 pub use memory::MemoryStore;
 pub use redis::{Redis, RedisStore};
+pub use sealed::{Expiring, Keys, Sealable, Sealed};
 pub use settings::{RedisSettings, Settings, StoreKind};
 
 /// Errors of session handling. Messages never contain cookie values,
@@ -391,15 +393,22 @@ pub async fn start(
         now,
         ttl,
     ));
-    let sealed = cookie::seal(keys, &session.id, now);
+    let sealed = Sealed::seal(
+        keys,
+        &SessionCookie {
+            sid: session.id.clone(),
+        },
+        now,
+    );
     store.insert(Arc::clone(&session)).await?;
-    Ok((session, cookie.set_header(&sealed, ttl)))
+    Ok((session, cookie.set_header(sealed.as_str(), ttl)))
 }
 
 /// The live session named by the request's cookie, if any. Every copy of
 /// our cookie is tried (see [`CookieConfig::find_all`]: a planted duplicate
-/// cannot hide the real one), and a cookie issued `ttl` or longer ago is
-/// refused even if a store forgot to expire its session.
+/// cannot hide the real one), and a cookie issued `ttl` or longer ago (or
+/// more than [`sealed::MAX_SKEW`] ahead) is refused even if a store forgot
+/// to expire its session.
 pub async fn load(
     store: &dyn Store,
     keys: &Keys,
@@ -409,12 +418,9 @@ pub async fn load(
     ttl: Duration,
 ) -> Result<Option<Arc<Session>>, StoreError> {
     for value in cookie.find_all(headers) {
-        let Some((sid, issued)) = cookie::open(keys, value) else {
+        let Some(SessionCookie { sid }) = Sealed::open_within(keys, value, now, ttl) else {
             continue;
         };
-        if now >= issued.saturating_add(ttl.as_secs()) {
-            continue;
-        }
         if let Some(s) = store.get(&sid, now).await? {
             return Ok(Some(s));
         }
@@ -644,6 +650,16 @@ pub(crate) mod tests {
         let req = request_with(&[&set]);
         assert!(e.load(&req, t + 3599).await.is_some());
         assert!(e.load(&req, t + 3600).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cookie_sealed_more_than_a_minute_ahead_is_refused() {
+        let e = env(Duration::ZERO, 7);
+        let t = 1_700_000_000;
+        let (_, ahead) = e.start("jane", t + 60).await;
+        assert!(e.load(&request_with(&[&ahead]), t).await.is_some());
+        let (_, too_far) = e.start("joe", t + 61).await;
+        assert!(e.load(&request_with(&[&too_far]), t).await.is_none());
     }
 
     #[tokio::test]
