@@ -36,6 +36,7 @@ use crate::app::State;
 use crate::error::Error;
 use crate::policy::{self, Decision};
 use crate::request::context::RequestCtx;
+use crate::role::Role;
 use crate::session::Session;
 
 /// The request a door asks about, as that door read it.
@@ -108,9 +109,9 @@ pub enum Refusal {
     /// request carrying the upstream's API token) is below `needed`, the role
     /// of role-table row `rule`. 403 `role_required`.
     RoleRequired {
-        needed: policy::Role,
+        needed: Role,
         rule: usize,
-        role: Option<String>,
+        role: Option<Role>,
         session: Option<Arc<Session>>,
     },
 }
@@ -175,15 +176,14 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
     crate::app::maybe_refresh(state, &session);
 
     // 4. Role gates.
-    Ok(match session.identity.role.as_deref() {
-        Some("not_activated") => Verdict::Refuse(Refusal::PendingActivation(session)),
-        Some("deactivated") => Verdict::Refuse(Refusal::Deactivated(session)),
+    Ok(match session.identity.role {
+        Some(Role::NotActivated) => Verdict::Refuse(Refusal::PendingActivation(session)),
+        Some(Role::Deactivated) => Verdict::Refuse(Refusal::Deactivated(session)),
         role => {
             // The upstream acts as the token's owner, whom authgate cannot see: no
             // more than an annotator, whatever the session says.
             let role = if carries_upstream_token(req.headers) {
-                role.and_then(policy::Role::parse)
-                    .map(|r| r.min(policy::Role::Annotator).name())
+                role.map(|r| r.min(TOKEN_ROLE))
             } else {
                 role
             };
@@ -197,13 +197,13 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
 }
 
 /// The role a request carrying the upstream's own API token is decided as.
-const TOKEN_ROLE: &str = "annotator";
+const TOKEN_ROLE: Role = Role::Annotator;
 
 /// `policy.enforce_roles`: the role table's decision for `role`, as a refusal.
 fn role_gate(
     state: &State,
     preq: &policy::Request<'_>,
-    role: Option<&str>,
+    role: Option<Role>,
     session: Option<&Arc<Session>>,
 ) -> Option<Refusal> {
     if !state.config.policy.enforce_roles {
@@ -216,7 +216,7 @@ fn role_gate(
             Some(Refusal::RoleRequired {
                 needed,
                 rule,
-                role: role.map(str::to_owned),
+                role,
                 session: session.cloned(),
             })
         }
@@ -266,7 +266,7 @@ pub async fn refuse(state: &State, ctx: &RequestCtx, req: &Inbound<'_>, refusal:
             crate::telemetry::Audit {
                 event: "role_denied",
                 subject: id.map(|i| i.subject.as_str()),
-                role: role.as_deref(),
+                role: role.map(Role::as_str),
                 method: req.method.as_str(),
                 path: req.path,
                 client: ctx.client,
@@ -297,7 +297,7 @@ fn audit(
     crate::telemetry::Audit {
         event,
         subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role.as_deref()),
+        role: id.and_then(|i| i.role).map(Role::as_str),
         method: req.method.as_str(),
         path: req.path,
         client: ctx.client,

@@ -10,6 +10,7 @@ use super::State;
 use crate::clock::now_unix;
 use crate::identity::Method;
 use crate::ldap;
+use crate::role::Role;
 use crate::session::Session;
 
 /// Called with every loaded session: LDAP sessions whose identity is older
@@ -49,11 +50,11 @@ async fn refresh(state: &State, s: &Session) {
         Ok(None) => return revoke("deleted_from_directory").await,
         Ok(Some(p)) => {
             let id = p.into_identity(&state.config.mapping, state.config.identity.all_groups);
-            if id.role.as_deref() == Some("deactivated") {
+            if id.role == Some(Role::Deactivated) {
                 state.sync_state(&id, &s.id).await;
                 return revoke("deactivated").await;
             }
-            if id.role.as_deref() == Some("not_activated") && id.role != s.identity.role {
+            if id.role == Some(Role::NotActivated) && id.role != s.identity.role {
                 state.sync_state(&id, &s.id).await;
             }
             id

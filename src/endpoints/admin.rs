@@ -37,6 +37,7 @@ use crate::mapping::explain::{Explanation, Grant, RoleFrom};
 use crate::pages::escape;
 use crate::pages::sso as page;
 use crate::request::context::RequestCtx;
+use crate::role::Role;
 use crate::session::control::{self, Selector};
 use crate::session::sealed::{ad, text_payload};
 use crate::session::{Expiring, Sealable, Sealed, Session, Summary};
@@ -129,10 +130,7 @@ async fn admin_session(
 }
 
 pub fn is_admin(s: &Session) -> bool {
-    matches!(
-        s.identity.role.as_deref(),
-        Some("owner") | Some("administrator")
-    )
+    s.identity.role.is_some_and(Role::is_admin)
 }
 
 fn script() -> Response<Body> {
@@ -270,7 +268,7 @@ async fn checked_form(
         crate::telemetry::Audit {
             event: "access_refused",
             subject: Some(&s.identity.subject),
-            role: s.identity.role.as_deref(),
+            role: s.identity.role.map(Role::as_str),
             method: "POST",
             path: &path,
             client: ctx.client,
@@ -313,7 +311,7 @@ async fn commit(
     crate::audit!(
         "sso_settings_saved",
         subject = %s.identity.subject,
-        role = s.identity.role.as_deref(),
+        role = s.identity.role.map(Role::as_str),
         method = "POST",
         path = %path,
         client = %ctx.client,
@@ -1028,7 +1026,7 @@ fn sessions_html(prefix: &str, csrf: &str, list: &Option<Result<Vec<Summary>, St
                 sid = escape(&s.sid),
                 user = escape(&user),
                 m = escape(s.method),
-                role = escape(s.role.as_deref().unwrap_or("-")),
+                role = escape(s.role.map_or("-", Role::as_str)),
                 idp = escape(s.idp.as_deref().unwrap_or(if s.method == "ldap" { "directory" } else { "-" })),
                 c = escape(&crate::pages::utc(s.created)),
                 l = escape(&crate::pages::utc(s.last_seen)),

@@ -24,6 +24,7 @@ use crate::http::{full, Body};
 use crate::pages;
 use crate::request::context::{ConnInfo, RequestCtx};
 use crate::request::path;
+use crate::role::Role;
 use crate::session::Session;
 
 /// Routes a request whose normalized path is under the prefix.
@@ -248,7 +249,7 @@ pub async fn logout(
     crate::telemetry::Audit {
         event: "logout",
         subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role.as_deref()),
+        role: id.and_then(|i| i.role).map(Role::as_str),
         method: ctx.method.as_str(),
         path,
         client: ctx.client,

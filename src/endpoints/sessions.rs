@@ -28,6 +28,7 @@ use crate::app::State;
 use crate::clock::now_unix;
 use crate::config::Secret;
 use crate::http::Body;
+use crate::role::Role;
 use crate::session::control::{self, Selector, Summary};
 
 /// The API's path prefix on the metrics listener.
@@ -123,7 +124,7 @@ pub fn audited(done: &[Summary], sel: &Selector, by: &By<'_>) {
         crate::audit!(
             "session_revoked",
             subject = %s.subject,
-            role = s.role.as_deref(),
+            role = s.role.map(Role::as_str),
             method = "POST",
             path = %by.path,
             client = %by.client,

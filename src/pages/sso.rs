@@ -6,6 +6,8 @@
 
 use super::escape;
 use crate::config::raw::ProjectRule;
+use crate::mapping::ProjectRole;
+use crate::role::Role;
 use crate::settings::{Problem, RoleRow, WorkspaceRow};
 
 pub const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}\
@@ -71,15 +73,21 @@ pub fn csrf_field(token: &str) -> String {
     )
 }
 
-pub const ROLES: &[&str] = &[
-    "administrator",
-    "manager",
-    "reviewer",
-    "annotator",
-    "not_activated",
-    "deactivated",
+/// The roles a group can grant (the role select's options, highest first).
+pub const ROLES: [Role; 6] = [
+    Role::Administrator,
+    Role::Manager,
+    Role::Reviewer,
+    Role::Annotator,
+    Role::NotActivated,
+    Role::Deactivated,
 ];
-pub const PROJECT_ROLES: &[&str] = &["annotator", "reviewer", "inherit"];
+/// The project select's options.
+pub const PROJECT_ROLES: [ProjectRole; 3] = [
+    ProjectRole::Annotator,
+    ProjectRole::Reviewer,
+    ProjectRole::Inherit,
+];
 
 fn select(name: &str, id: &str, label: &str, options: &[&str], chosen: &str) -> String {
     let mut s = format!(
@@ -124,7 +132,7 @@ pub fn role_rows(rows: &[RoleRow]) -> String {
                 &format!("role-{i}-name"),
                 &format!("role-{i}-name"),
                 &format!("Role of row {}", i + 1),
-                ROLES,
+                &ROLES.map(Role::as_str),
                 &r.role
             ),
             groups_area(
@@ -185,7 +193,7 @@ pub fn project_rows(rows: &[ProjectRule]) -> String {
                 &format!("prj-{i}-role"),
                 &format!("prj-{i}-role"),
                 &format!("Project role of row {}", i + 1),
-                PROJECT_ROLES,
+                &PROJECT_ROLES.map(|p| p.as_str()),
                 &r.role
             ),
             remove(&format!("prj-{i}-remove"), &format!("prj-{i}-remove")),

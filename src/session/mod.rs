@@ -332,7 +332,10 @@ impl PlainHeaders {
             &names.groups,
             Some(groups).filter(|g| !g.is_empty()).map(encoded),
         );
-        push(&names.role, non_empty(&id.role).map(value));
+        push(
+            &names.role,
+            id.role.map(|r| HeaderValue::from_static(r.as_str())),
+        );
         PlainHeaders { headers }
     }
 
@@ -432,6 +435,7 @@ pub async fn load(
 pub(crate) mod tests {
     use super::*;
     use crate::identity::Method;
+    use crate::role::Role;
     use std::collections::BTreeMap;
 
     pub(crate) fn identity(subject: &str) -> Identity {
@@ -446,7 +450,7 @@ pub(crate) mod tests {
                 "cn=Team A,ou=groups,dc=example,dc=com".to_string(),
                 "ls-annotators".to_string(),
             ],
-            role: Some("annotator".to_string()),
+            role: Some(Role::Annotator),
             workspaces: Vec::new(),
             projects: BTreeMap::new(),
             method: Method::Saml,
@@ -537,7 +541,6 @@ pub(crate) mod tests {
         let mut id = identity("s");
         id.preferred_username = Some("jürgen".to_string());
         id.email = Some("evil@example.com\r\nX-Forwarded-Role: owner".to_string());
-        id.role = Some(" spaced ".to_string());
         let p = PlainHeaders::new(&id, &HeaderNames::default());
         assert_eq!(get(&p, "x-forwarded-user"), Some("j%C3%BCrgen"));
         assert_eq!(
@@ -548,11 +551,19 @@ pub(crate) mod tests {
             get(&p, "x-forwarded-email"),
             Some("evil@example.com%0D%0AX-Forwarded-Role:%20owner")
         );
-        assert_eq!(get(&p, "x-forwarded-role"), Some("%20spaced%20"));
-        // Printable ASCII with inner spaces passes as is.
-        id.role = Some("a b%c".to_string());
+        id.email = Some(" spaced ".to_string());
         let p = PlainHeaders::new(&id, &HeaderNames::default());
-        assert_eq!(get(&p, "x-forwarded-role"), Some("a b%c"));
+        assert_eq!(get(&p, "x-forwarded-email"), Some("%20spaced%20"));
+        // Printable ASCII with inner spaces passes as is.
+        id.email = Some("a b%c".to_string());
+        let p = PlainHeaders::new(&id, &HeaderNames::default());
+        assert_eq!(get(&p, "x-forwarded-email"), Some("a b%c"));
+        // The role (a `Role`, whatever its source) is its claim spelling.
+        for role in [Role::NotActivated, Role::Owner, Role::Deactivated] {
+            id.role = Some(role);
+            let p = PlainHeaders::new(&id, &HeaderNames::default());
+            assert_eq!(get(&p, "x-forwarded-role"), Some(role.as_str()));
+        }
     }
 
     #[test]
@@ -683,12 +694,12 @@ pub(crate) mod tests {
         let (s, set) = e.start("jane", t).await;
         let req = request_with(&[&set]);
         let mut changed = identity("jane");
-        changed.role = Some("reviewer".to_string());
+        changed.role = Some(Role::Reviewer);
         let next = Arc::new(s.with_identity(Arc::new(changed), &e.names, t + 300));
         e.store.insert(Arc::clone(&next)).await.expect("refresh");
         assert_eq!((next.id.as_str(), next.created), (s.id.as_str(), s.created));
         let loaded = e.load(&req, t + 301).await.expect("live");
-        assert_eq!(loaded.identity.role.as_deref(), Some("reviewer"));
+        assert_eq!(loaded.identity.role, Some(Role::Reviewer));
         assert_eq!(loaded.identity_at, t + 300);
         assert_eq!(get(&loaded.plain, "x-forwarded-role"), Some("reviewer"));
 
