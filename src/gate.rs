@@ -38,6 +38,7 @@ use crate::policy::{self, Decision};
 use crate::request::context::RequestCtx;
 use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// The request a door asks about, as that door read it.
 #[derive(Debug, Clone, Copy)]
@@ -263,17 +264,13 @@ pub async fn refuse(state: &State, ctx: &RequestCtx, req: &Inbound<'_>, refusal:
             let reason = format!("role_required:{needed}:{family}:route[{rule}]");
             // The role decided with (an upstream token's is annotator, with or without a session).
             let id = session.as_deref().map(|s| &s.identity);
-            crate::telemetry::Audit {
-                event: "role_denied",
-                subject: id.map(|i| i.subject.as_str()),
-                role: role.map(Role::as_str),
-                method: req.method.as_str(),
-                path: req.path,
-                client: ctx.client,
-                reason: &reason,
-                request_id: Some(&ctx.id),
-            }
-            .emit();
+            Audit::new("role_denied")
+                .subject(id.map(|i| i.subject.as_str()))
+                .role(role.map(Role::as_str))
+                .request(req.method.as_str(), req.path, ctx.client)
+                .reason(&reason)
+                .request_id(ctx.id.as_str())
+                .emit();
             Error::RoleRequired { needed, role }
         }
     }
@@ -294,17 +291,13 @@ fn audit(
     reason: &str,
 ) {
     let id = session.map(|s| &s.identity);
-    crate::telemetry::Audit {
-        event,
-        subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role).map(Role::as_str),
-        method: req.method.as_str(),
-        path: req.path,
-        client: ctx.client,
-        reason,
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+    Audit::new(event)
+        .subject(id.map(|i| i.subject.as_str()))
+        .role(id.and_then(|i| i.role).map(Role::as_str))
+        .request(req.method.as_str(), req.path, ctx.client)
+        .reason(reason)
+        .request_id(ctx.id.as_str())
+        .emit();
 }
 
 /// A POST whose body is a form may carry a `_method` field. Django upper-cases the method

@@ -25,7 +25,7 @@ use crate::request::headers::Protected;
 use crate::role::Role;
 use crate::session::cookie::CookieConfig;
 use crate::session::{self, HeaderNames, Keys, MemoryStore, Session, Store};
-use crate::telemetry::RequestIds;
+use crate::telemetry::{Audit, RequestIds};
 use crate::upstream;
 
 /// Everything a request handler needs, shared by all connections.
@@ -288,17 +288,12 @@ impl State {
             path: &'a str,
             client: std::net::IpAddr,
             reason: &'a str,
-        ) -> crate::telemetry::Audit<'a> {
-            crate::telemetry::Audit {
-                event,
-                subject: Some(&id.subject),
-                role: id.role.map(Role::as_str),
-                method: "POST",
-                path,
-                client,
-                reason,
-                request_id: None,
-            }
+        ) -> Audit<'a> {
+            Audit::new(event)
+                .subject(id.subject.as_str())
+                .role(id.role.map(Role::as_str))
+                .request("POST", path, client)
+                .reason(reason)
         }
         if identity.role == Some(Role::Deactivated) {
             self.metrics.logins_failed.inc();

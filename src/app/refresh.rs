@@ -12,6 +12,7 @@ use crate::identity::Method;
 use crate::ldap;
 use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// Called with every loaded session: LDAP sessions whose identity is older
 /// than `ldap.refresh_interval` get re-read in the background. The cost on
@@ -44,7 +45,11 @@ async fn refresh(state: &State, s: &Session) {
     let subject = s.identity.subject.as_str();
     let revoke = |reason: &'static str| async move {
         let _ = state.sessions.revoke(&s.id).await;
-        crate::audit!("session_revoked", subject = %subject, method = "ldap", reason = reason);
+        Audit::new("session_revoked")
+            .subject(subject)
+            .method("ldap")
+            .reason(reason)
+            .emit();
     };
     let identity = match l.directory.refresh(subject).await {
         Ok(None) => return revoke("deleted_from_directory").await,

@@ -42,6 +42,7 @@ use crate::session::control::{self, Selector};
 use crate::session::sealed::{ad, text_payload};
 use crate::session::{Expiring, Sealable, Sealed, Session, Summary};
 use crate::settings::{self, Metadata, Problem, RoleRow, Saved, WorkspaceRow};
+use crate::telemetry::Audit;
 
 /// Largest form accepted (an IdP metadata document is at most 4 MiB).
 const MAX_FORM: usize = 4 * 1024 * 1024 + 64 * 1024;
@@ -265,17 +266,13 @@ async fn checked_form(
     let path = req.uri().path().to_string();
     let form = read_form(req).await?;
     if !csrf_ok(state, s, form.get("csrf")) {
-        crate::telemetry::Audit {
-            event: "access_refused",
-            subject: Some(&s.identity.subject),
-            role: s.identity.role.map(Role::as_str),
-            method: "POST",
-            path: &path,
-            client: ctx.client,
-            reason: "csrf",
-            request_id: Some(&ctx.id),
-        }
-        .emit();
+        Audit::new("access_refused")
+            .subject(s.identity.subject.as_str())
+            .role(s.identity.role.map(Role::as_str))
+            .request("POST", &path, ctx.client)
+            .reason("csrf")
+            .request_id(ctx.id.as_str())
+            .emit();
         return Err(Error::CsrfMismatch);
     }
     Ok(form)
@@ -308,18 +305,15 @@ async fn commit(
             message: e.to_string(),
         })?;
     let path = format!("{prefix}/admin/sso");
-    crate::audit!(
-        "sso_settings_saved",
-        subject = %s.identity.subject,
-        role = s.identity.role.map(Role::as_str),
-        method = "POST",
-        path = %path,
-        client = %ctx.client,
-        reason = "saved",
-        request_id = %ctx.id,
-        version = saved.version,
-        changed = %changed.join(" | "),
-    );
+    Audit::new("sso_settings_saved")
+        .subject(s.identity.subject.as_str())
+        .role(s.identity.role.map(Role::as_str))
+        .request("POST", &path, ctx.client)
+        .reason("saved")
+        .request_id(ctx.id.as_str())
+        .version(saved.version)
+        .changed(&changed.join(" | "))
+        .emit();
     Ok(see_other(&format!("{path}?saved={}", saved.version)))
 }
 

@@ -36,6 +36,7 @@ use crate::ldap;
 use crate::ldap::login::{LdapLogin, EXPIRED, INVALID, THROTTLED, UNAVAILABLE};
 use crate::pages;
 use crate::request::context::RequestCtx;
+use crate::telemetry::Audit;
 
 /// Largest login form body read (100 KB usernames still get the generic
 /// answer rather than a 413).
@@ -133,7 +134,7 @@ pub async fn submit(
         aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), csrf.as_bytes()).is_ok()
     });
     if !ok {
-        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "csrf");
+        login_failure(ctx, &shown, "csrf");
         let status = Error::CsrfMismatch.status();
         // A fresh token and cookie, so the next attempt works.
         let view = View {
@@ -167,7 +168,7 @@ pub async fn submit(
     };
     if let Err(wait) = checked {
         let secs = wait.as_secs().max(1);
-        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "throttled");
+        login_failure(ctx, &shown, "throttled");
         state.metrics.logins_failed.inc();
         let mut r = page(Error::Throttled { retry_after: secs }.status(), THROTTLED);
         r.headers_mut()
@@ -200,7 +201,7 @@ pub async fn submit(
                 }
             }
             state.metrics.logins_failed.inc();
-            crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = %e);
+            login_failure(ctx, &shown, &e.to_string());
             Ok(page(Error::Ldap(e).status(), INVALID))
         }
         Err(e) => {
@@ -209,4 +210,15 @@ pub async fn submit(
             Ok(page(Error::Ldap(e).status(), UNAVAILABLE))
         }
     }
+}
+
+/// The audit line of a refused directory sign-in: the username as typed
+/// (bounded), the client, `method` = `ldap`.
+fn login_failure(ctx: &RequestCtx, user: &str, reason: &str) {
+    Audit::new("login_failure")
+        .user(user)
+        .client(ctx.client)
+        .method("ldap")
+        .reason(reason)
+        .emit();
 }

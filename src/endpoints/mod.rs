@@ -26,6 +26,7 @@ use crate::request::context::{ConnInfo, RequestCtx};
 use crate::request::path;
 use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// Routes a request whose normalized path is under the prefix.
 pub async fn dispatch(
@@ -246,21 +247,17 @@ pub async fn logout(
             .map_err(Error::SessionStore)?;
     }
     let id = session.as_ref().map(|s| &s.identity);
-    crate::telemetry::Audit {
-        event: "logout",
-        subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role).map(Role::as_str),
-        method: ctx.method.as_str(),
-        path,
-        client: ctx.client,
-        reason: if id.is_some() {
+    Audit::new("logout")
+        .subject(id.map(|i| i.subject.as_str()))
+        .role(id.and_then(|i| i.role).map(Role::as_str))
+        .request(ctx.method.as_str(), path, ctx.client)
+        .reason(if id.is_some() {
             "session_ended"
         } else {
             "no_session"
-        },
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+        })
+        .request_id(ctx.id.as_str())
+        .emit();
     let subject = id.map(|i| i.subject.as_str());
     let browser = ctx.wants_html || req.method() == Method::GET;
     // A SAML session continues to the IdP's Single Logout.

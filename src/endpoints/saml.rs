@@ -34,6 +34,7 @@ use crate::request::context::RequestCtx;
 use crate::saml::{self, Pending, Sso};
 use crate::session::sealed::{ad, MAX_VALUE_LEN};
 use crate::session::{CookieConfig, Expiring, Sealable, Sealed, Session};
+use crate::telemetry::Audit;
 
 /// How long a started sign-in may take at the IdP.
 const STATE_TTL: Duration = Duration::from_secs(600);
@@ -245,21 +246,20 @@ async fn acs(
         state.metrics.logins_failed.inc();
         let reason = cause(&e);
         tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %reason, "SAML sign-in refused");
-        tracing::info!(target: "authgate::audit", event = "login_failure", method = "POST", path = %path, client = %ctx.client, reason = %reason, request_id = %ctx.id);
+        Audit::new("login_failure")
+            .request("POST", &path, ctx.client)
+            .reason(&reason)
+            .request_id(ctx.id.as_str())
+            .emit();
         // Who was kept out, as for a deactivated user: the IdP vouched for
         // this person, only their groups are missing.
         if let Error::Saml(saml::Error::GroupsOverage { subject, .. }) = &e {
-            crate::telemetry::Audit {
-                event: "login_refused",
-                subject: Some(subject),
-                role: None,
-                method: "POST",
-                path: &path,
-                client: ctx.client,
-                reason: "groups_overage",
-                request_id: Some(&ctx.id),
-            }
-            .emit();
+            Audit::new("login_refused")
+                .subject(subject.as_str())
+                .request("POST", &path, ctx.client)
+                .reason("groups_overage")
+                .request_id(ctx.id.as_str())
+                .emit();
         }
         error::respond(&e, &page_ctx)
     };
@@ -684,21 +684,16 @@ async fn idp_logout(
         }
     }
     let path = format!("{}/saml/slo", state.config.server.prefix);
-    crate::telemetry::Audit {
-        event: "logout",
-        subject: Some(&req.name_id),
-        role: None,
-        method: ctx.method.as_str(),
-        path: &path,
-        client: ctx.client,
-        reason: if revoked > 0 {
+    Audit::new("logout")
+        .subject(req.name_id.as_str())
+        .request(ctx.method.as_str(), &path, ctx.client)
+        .reason(if revoked > 0 {
             "idp_logout"
         } else {
             "idp_logout_no_session"
-        },
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+        })
+        .request_id(ctx.id.as_str())
+        .emit();
     // SAML core §3.7.3.2: Success when every session is gone; a store
     // failure is the Responder's.
     let status = if failed {
