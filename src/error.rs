@@ -167,7 +167,7 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
         let title = status.canonical_reason().unwrap_or("Error");
         html(
             status,
-            pages::error_page(title, &err.user_message(), &ctx.id, &ctx.prefix),
+            pages::error::error_page(title, &err.user_message(), &ctx.id, &ctx.prefix),
         )
     } else {
         let mut body = serde_json::json!({

@@ -55,8 +55,7 @@ pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd).to_string();
     let Some(l) = state.ldap.as_ref() else {
-        let body = "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>";
-        return crate::http::html(StatusCode::OK, pages::frame("Sign in", body));
+        return crate::http::html(StatusCode::OK, pages::login::no_method());
     };
     // Only a directory already known to be down is probed again (cached).
     let down = l.directory.last_health() == Some(false) && !l.directory.reachable().await;
@@ -83,18 +82,17 @@ fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Re
         }
     };
     let action = format!("{}/ldap/login", state.config.server.prefix);
-    let form = pages::LoginForm {
+    let sso = super::saml::sso_buttons(state, v.rd);
+    let form = pages::login::LoginForm {
         action: &action,
         csrf: &token,
         rd: v.rd,
         username: v.username,
         username_label: l.directory.login_label(),
         error: v.error,
+        sso: sso.as_deref(),
     };
-    let mut r = crate::http::html(
-        v.status,
-        super::saml::with_sso(state, v.rd, pages::login(&form)),
-    );
+    let mut r = crate::http::html(v.status, pages::login::login(&form));
     if let Some(c) = set_cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -270,13 +270,7 @@ pub async fn logout(
     } else if browser {
         crate::http::html(
             StatusCode::OK,
-            pages::frame(
-                "Signed out",
-                &format!(
-                    "<h1>You are signed out</h1><p><a class=\"button\" href=\"{}/login\">Sign in again</a></p>",
-                    pages::escape(&state.config.server.prefix)
-                ),
-            ),
+            pages::logout::signed_out(&state.config.server.prefix, None),
         )
     } else {
         crate::http::json(

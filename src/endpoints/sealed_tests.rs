@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use super::admin::AdminCsrf;
+use super::admin::csrf::AdminCsrf;
 use super::saml::{SamlLogouts, SamlRequests};
 use crate::ldap::login::LoginCsrf;
 use crate::session::{Expiring, Keys, Sealable, Sealed, SessionCookie};
