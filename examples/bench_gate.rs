@@ -125,7 +125,7 @@ fn bench_identity() -> Identity {
             "cn=annotators,ou=groups,dc=example,dc=com".into(),
             "ls-annotators".into(),
         ],
-        role: Some("annotator".into()),
+        role: Some(authgate::role::Role::Annotator),
         workspaces: vec!["Workspace 1".into()],
         projects: BTreeMap::from([("42".into(), "annotator".into())]),
         method: Method::Ldap,

@@ -14,6 +14,7 @@ use crate::http::{html, json};
 use crate::pages;
 use crate::request::context::RequestCtx;
 use crate::request::path;
+use crate::role::Role;
 use crate::upstream;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +31,8 @@ pub enum Error {
     Unauthenticated,
     #[error("refused by policy: {reason}")]
     ManagedByDirectory { reason: String },
-    #[error("organization role {} needed, signed in as {}", .needed, .role.as_deref().unwrap_or("no role"))]
-    RoleRequired {
-        needed: crate::policy::Role,
-        role: Option<String>,
-    },
+    #[error("organization role {} needed, signed in as {}", .needed, .role.map_or("no role", Role::as_str))]
+    RoleRequired { needed: Role, role: Option<Role> },
     #[error("account pending activation")]
     PendingActivation,
     #[error("account deactivated")]
@@ -135,7 +133,7 @@ impl Error {
             Error::ManagedByDirectory { .. } => "This change is managed by your organization's directory (SSO/LDAP groups). Ask your administrator to change your group membership instead.".into(),
             Error::RoleRequired { needed, role } => format!(
                 "This needs the {needed} role (or higher); you are signed in as {}. Ask your administrator to add you to a group that grants the {needed} role, then sign in again.",
-                match role.as_deref() {
+                match role.map(Role::as_str) {
                     Some(r) => format!("{} {r}", if r.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }),
                     None => "someone without an organization role".to_string(),
                 }
@@ -169,7 +167,7 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
         let title = status.canonical_reason().unwrap_or("Error");
         html(
             status,
-            pages::error_page(title, &err.user_message(), &ctx.id, &ctx.prefix),
+            pages::error::error_page(title, &err.user_message(), &ctx.id, &ctx.prefix),
         )
     } else {
         let mut body = serde_json::json!({
@@ -181,9 +179,9 @@ pub fn respond(err: &Error, ctx: &RequestCtx) -> Response<Body> {
             body["reason"] = serde_json::Value::String(reason.clone());
         }
         if let Error::RoleRequired { needed, role } = err {
-            body["required_role"] = serde_json::Value::String(needed.name().to_string());
-            body["role"] = role.as_deref().map_or(serde_json::Value::Null, |r| {
-                serde_json::Value::String(r.into())
+            body["required_role"] = serde_json::Value::String(needed.as_str().to_string());
+            body["role"] = role.map_or(serde_json::Value::Null, |r| {
+                serde_json::Value::String(r.as_str().into())
             });
         }
         json(status, &body)

@@ -36,7 +36,9 @@ use crate::app::State;
 use crate::error::Error;
 use crate::policy::{self, Decision};
 use crate::request::context::RequestCtx;
+use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// The request a door asks about, as that door read it.
 #[derive(Debug, Clone, Copy)]
@@ -108,9 +110,9 @@ pub enum Refusal {
     /// request carrying the upstream's API token) is below `needed`, the role
     /// of role-table row `rule`. 403 `role_required`.
     RoleRequired {
-        needed: policy::Role,
+        needed: Role,
         rule: usize,
-        role: Option<String>,
+        role: Option<Role>,
         session: Option<Arc<Session>>,
     },
 }
@@ -175,15 +177,14 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
     crate::app::maybe_refresh(state, &session);
 
     // 4. Role gates.
-    Ok(match session.identity.role.as_deref() {
-        Some("not_activated") => Verdict::Refuse(Refusal::PendingActivation(session)),
-        Some("deactivated") => Verdict::Refuse(Refusal::Deactivated(session)),
+    Ok(match session.identity.role {
+        Some(Role::NotActivated) => Verdict::Refuse(Refusal::PendingActivation(session)),
+        Some(Role::Deactivated) => Verdict::Refuse(Refusal::Deactivated(session)),
         role => {
             // The upstream acts as the token's owner, whom authgate cannot see: no
             // more than an annotator, whatever the session says.
             let role = if carries_upstream_token(req.headers) {
-                role.and_then(policy::Role::parse)
-                    .map(|r| r.min(policy::Role::Annotator).name())
+                role.map(|r| r.min(TOKEN_ROLE))
             } else {
                 role
             };
@@ -197,13 +198,13 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
 }
 
 /// The role a request carrying the upstream's own API token is decided as.
-const TOKEN_ROLE: &str = "annotator";
+const TOKEN_ROLE: Role = Role::Annotator;
 
 /// `policy.enforce_roles`: the role table's decision for `role`, as a refusal.
 fn role_gate(
     state: &State,
     preq: &policy::Request<'_>,
-    role: Option<&str>,
+    role: Option<Role>,
     session: Option<&Arc<Session>>,
 ) -> Option<Refusal> {
     if !state.config.policy.enforce_roles {
@@ -216,7 +217,7 @@ fn role_gate(
             Some(Refusal::RoleRequired {
                 needed,
                 rule,
-                role: role.map(str::to_owned),
+                role,
                 session: session.cloned(),
             })
         }
@@ -263,17 +264,13 @@ pub async fn refuse(state: &State, ctx: &RequestCtx, req: &Inbound<'_>, refusal:
             let reason = format!("role_required:{needed}:{family}:route[{rule}]");
             // The role decided with (an upstream token's is annotator, with or without a session).
             let id = session.as_deref().map(|s| &s.identity);
-            crate::telemetry::Audit {
-                event: "role_denied",
-                subject: id.map(|i| i.subject.as_str()),
-                role: role.as_deref(),
-                method: req.method.as_str(),
-                path: req.path,
-                client: ctx.client,
-                reason: &reason,
-                request_id: Some(&ctx.id),
-            }
-            .emit();
+            Audit::new("role_denied")
+                .subject(id.map(|i| i.subject.as_str()))
+                .role(role.map(Role::as_str))
+                .request(req.method.as_str(), req.path, ctx.client)
+                .reason(&reason)
+                .request_id(ctx.id.as_str())
+                .emit();
             Error::RoleRequired { needed, role }
         }
     }
@@ -294,17 +291,13 @@ fn audit(
     reason: &str,
 ) {
     let id = session.map(|s| &s.identity);
-    crate::telemetry::Audit {
-        event,
-        subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role.as_deref()),
-        method: req.method.as_str(),
-        path: req.path,
-        client: ctx.client,
-        reason,
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+    Audit::new(event)
+        .subject(id.map(|i| i.subject.as_str()))
+        .role(id.and_then(|i| i.role).map(Role::as_str))
+        .request(req.method.as_str(), req.path, ctx.client)
+        .reason(reason)
+        .request_id(ctx.id.as_str())
+        .emit();
 }
 
 /// A POST whose body is a form may carry a `_method` field. Django upper-cases the method

@@ -30,6 +30,7 @@ pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod request;
+pub mod role;
 pub mod saml;
 pub mod secret;
 pub mod selftest;

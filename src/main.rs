@@ -122,7 +122,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            for role in ["annotator", "reviewer", "manager", "administrator", "owner"] {
+            for role in authgate::role::Role::ALL.map(authgate::role::Role::as_str) {
                 let var = format!(
                     "AUTHGATE_SELFTEST_ROLE_COOKIE_{}",
                     role.to_ascii_uppercase()

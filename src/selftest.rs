@@ -49,6 +49,8 @@ use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
+use crate::role::Role;
+
 /// The host every open-redirect probe points at.
 pub const EVIL_HOST: &str = "authgate-selftest-evil.example";
 
@@ -590,25 +592,18 @@ struct RoleRow {
     role: String,
 }
 
-/// Role names, lowest first (the role table's hierarchy).
-const ROLE_ORDER: [&str; 5] = ["annotator", "reviewer", "manager", "administrator", "owner"];
-
-fn role_rank(role: &str) -> Option<usize> {
-    ROLE_ORDER.iter().position(|r| *r == role)
-}
-
 /// The probes of a role table for a session of `role`: one per row (and method) that needs a
-/// higher role than `role`. An unknown `role` is below every row.
+/// higher role than `role`. No role (or not_activated, deactivated) is below every row.
 ///
 /// # Errors
 ///
 /// The table is not TOML of the role-table shape.
-pub fn role_probes(table: &str, role: &str) -> Result<Vec<RouteProbe>, String> {
+pub fn role_probes(table: &str, role: Option<Role>) -> Result<Vec<RouteProbe>, String> {
     let file: RoleFile = toml::from_str(table).map_err(|e| e.message().to_string())?;
-    let have = role_rank(role);
+    let have = role.filter(|r| r.is_active());
     let mut out = Vec::new();
     for (i, row) in file.route.iter().enumerate() {
-        let Some(need) = role_rank(&row.role) else {
+        let Some(need) = Role::from_claim(&row.role).filter(|r| r.is_active()) else {
             return Err(format!("route[{i}]: unknown role {:?}", row.role));
         };
         if have.is_some_and(|h| h >= need) {
@@ -1085,9 +1080,11 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
                     "--role-cookie {role}=... is not a valid header value"
                 ))
             })?;
-            let probes = role_probes(&role_table, role).map_err(|reason| Error::Routes {
-                path: role_table_name.clone(),
-                reason,
+            let probes = role_probes(&role_table, Role::from_claim(role)).map_err(|reason| {
+                Error::Routes {
+                    path: role_table_name.clone(),
+                    reason,
+                }
             })?;
             role_checks(&prober, &mut report, role, &cookie, &probes).await;
         }

@@ -235,7 +235,7 @@ async fn caddy_refuses_policy_denied_routes_and_pending_users() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(up.count(), 1);
     let mut pending = jane();
-    pending.role = Some("not_activated".into());
+    pending.role = Some(authgate::role::Role::NotActivated);
     let pending = gate.login(pending).await;
     let got = get(&caddy.url("/projects"), &[("cookie", pending.as_str())]).await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);

@@ -354,7 +354,7 @@ async fn nginx_refuses_policy_denied_routes_with_403() {
 
     // A user pending activation is refused everywhere.
     let mut pending = jane();
-    pending.role = Some("not_activated".into());
+    pending.role = Some(authgate::role::Role::NotActivated);
     let pending = gate.login(pending).await;
     let got = get(&nginx.url("/projects"), &[("cookie", pending.as_str())]).await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);

@@ -8,7 +8,7 @@ use authgate::mapping::dn;
 use authgate::mapping::{Mapping, Resolved, Role};
 use authgate::request::headers::{strip_protected, Protected};
 use authgate::request::path::normalize;
-use authgate::session::cookie::{open, seal, Keys};
+use authgate::session::{Keys, Sealed, SessionCookie};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -337,6 +337,26 @@ fn keys(secrets: &[&[u8]]) -> Keys {
 const OLD: &[u8] = b"the old session secret, at least 32 bytes";
 const NEW: &[u8] = b"the new session secret, at least 32 bytes";
 
+fn seal(keys: &Keys, sid: &str, issued: u64) -> String {
+    let c = SessionCookie {
+        sid: sid.to_string(),
+    };
+    Sealed::seal(keys, &c, issued).into_string()
+}
+
+/// The session id sealed in `text`, whatever its age.
+fn open(keys: &Keys, text: &str) -> Option<String> {
+    Sealed::<SessionCookie>::open_within(keys, text, u64::MAX - 1, std::time::Duration::MAX)
+        .map(|c| c.sid)
+}
+
+/// Whether `text` opens at `now` with a one-second lifetime: only when it
+/// was sealed at `now` (or up to a minute later).
+fn opens_at(keys: &Keys, text: &str, now: u64) -> bool {
+    Sealed::<SessionCookie>::open_within(keys, text, now, std::time::Duration::from_secs(1))
+        .is_some()
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
@@ -344,10 +364,16 @@ proptest! {
     fn sealed_cookies_open_to_what_was_sealed(sid in "\\PC{1,64}", issued in any::<u64>()) {
         let ring = keys(&[NEW, OLD]);
         let sealed = seal(&ring, &sid, issued);
-        prop_assert_eq!(open(&ring, &sealed), Some((sid.clone(), issued)));
+        prop_assert_eq!(open(&ring, &sealed), Some(sid.clone()));
+        // The time it was sealed travels with it.
+        prop_assert!(opens_at(&ring, &sealed, issued));
+        if let Some(later) = issued.checked_add(1) {
+            prop_assert!(!opens_at(&ring, &sealed, later));
+        }
         // Rotation: a cookie sealed with the old key still opens.
         let old = seal(&keys(&[OLD]), &sid, issued);
-        prop_assert_eq!(open(&ring, &old), Some((sid.clone(), issued)));
+        prop_assert_eq!(open(&ring, &old), Some(sid.clone()));
+        prop_assert!(opens_at(&ring, &old, issued));
         prop_assert_eq!(open(&keys(&[NEW]), &old), None);
     }
 

@@ -210,7 +210,7 @@ fn person(role: Role) -> authgate::identity::Identity {
     identity(
         &format!("uid={role},ou=users,dc=example,dc=com"),
         &format!("{role}@example.com"),
-        Some(role.name()),
+        Some(role.as_str()),
         &[],
     )
 }
@@ -228,7 +228,7 @@ fn check(head: bool, status: u16, body: &[u8], needed: Role) -> Result<(), Strin
     }
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| format!("not JSON: {:?}", String::from_utf8_lossy(body)))?;
-    if v["error"] != "role_required" || v["required_role"] != needed.name() {
+    if v["error"] != "role_required" || v["required_role"] != needed.as_str() {
         return Err(format!("body {v}"));
     }
     Ok(())

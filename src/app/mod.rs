@@ -22,9 +22,10 @@ use crate::identity::{Identity, Principal};
 use crate::metrics::Metrics;
 use crate::policy::Switches;
 use crate::request::headers::Protected;
+use crate::role::Role;
 use crate::session::cookie::CookieConfig;
 use crate::session::{self, HeaderNames, Keys, MemoryStore, Session, Store};
-use crate::telemetry::RequestIds;
+use crate::telemetry::{Audit, RequestIds};
 use crate::upstream;
 
 /// Everything a request handler needs, shared by all connections.
@@ -287,25 +288,20 @@ impl State {
             path: &'a str,
             client: std::net::IpAddr,
             reason: &'a str,
-        ) -> crate::telemetry::Audit<'a> {
-            crate::telemetry::Audit {
-                event,
-                subject: Some(&id.subject),
-                role: id.role.as_deref(),
-                method: "POST",
-                path,
-                client,
-                reason,
-                request_id: None,
-            }
+        ) -> Audit<'a> {
+            Audit::new(event)
+                .subject(id.subject.as_str())
+                .role(id.role.map(Role::as_str))
+                .request("POST", path, client)
+                .reason(reason)
         }
-        if identity.role.as_deref() == Some("deactivated") {
+        if identity.role == Some(Role::Deactivated) {
             self.metrics.logins_failed.inc();
             audit("login_refused", &identity, &path, client, "deactivated").emit();
             self.sync_state(&identity, &session::new_session_id()).await;
             return Err(Error::Deactivated);
         }
-        let pending = identity.role.as_deref() == Some("not_activated");
+        let pending = identity.role == Some(Role::NotActivated);
         let (session, cookie) = self.start_session(identity).await?;
         if pending {
             self.sync_state(&session.identity, &session.id).await;
@@ -348,7 +344,7 @@ impl State {
             .connect_timeout
             .min(Duration::from_secs(5))
             + Duration::from_secs(5);
-        let role = identity.role.as_deref().unwrap_or("");
+        let role = identity.role.map_or("", Role::as_str);
         match self.upstream.notify(path, headers, limit).await {
             Ok(status) if status.is_success() => {
                 tracing::info!(subject = %identity.subject, role, %status, "state sync: upstream told")

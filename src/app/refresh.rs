@@ -10,7 +10,9 @@ use super::State;
 use crate::clock::now_unix;
 use crate::identity::Method;
 use crate::ldap;
+use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// Called with every loaded session: LDAP sessions whose identity is older
 /// than `ldap.refresh_interval` get re-read in the background. The cost on
@@ -43,17 +45,21 @@ async fn refresh(state: &State, s: &Session) {
     let subject = s.identity.subject.as_str();
     let revoke = |reason: &'static str| async move {
         let _ = state.sessions.revoke(&s.id).await;
-        crate::audit!("session_revoked", subject = %subject, method = "ldap", reason = reason);
+        Audit::new("session_revoked")
+            .subject(subject)
+            .method("ldap")
+            .reason(reason)
+            .emit();
     };
     let identity = match l.directory.refresh(subject).await {
         Ok(None) => return revoke("deleted_from_directory").await,
         Ok(Some(p)) => {
             let id = p.into_identity(&state.config.mapping, state.config.identity.all_groups);
-            if id.role.as_deref() == Some("deactivated") {
+            if id.role == Some(Role::Deactivated) {
                 state.sync_state(&id, &s.id).await;
                 return revoke("deactivated").await;
             }
-            if id.role.as_deref() == Some("not_activated") && id.role != s.identity.role {
+            if id.role == Some(Role::NotActivated) && id.role != s.identity.role {
                 state.sync_state(&id, &s.id).await;
             }
             id

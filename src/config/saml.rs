@@ -40,11 +40,7 @@ pub fn check(
         fail,
     );
     let mut metadata_trust_first = top_trust.clone();
-    let base = format!("{public_url}{prefix}");
-    let entity_id = match raw.entity_id.trim() {
-        "" => format!("{base}/saml/metadata"),
-        e => e.to_string(),
-    };
+    let urls = sp_urls(public_url, prefix, &raw.entity_id);
 
     let mut allowed = Vec::new();
     if raw.allowed_signature_algorithms.is_empty() {
@@ -441,12 +437,12 @@ pub fn check(
         metadata_trust: metadata_trust_first,
         metadata_refresh,
         metadata_timeout,
-        entity_id,
-        acs_url: format!("{base}/saml/acs"),
-        login_url: format!("{base}/saml/login"),
-        metadata_url: format!("{base}/saml/metadata"),
-        logout_url: format!("{base}/logout"),
-        slo_url: format!("{base}/saml/slo"),
+        entity_id: urls.entity_id,
+        acs_url: urls.acs_url,
+        login_url: urls.login_url,
+        metadata_url: urls.metadata_url,
+        logout_url: urls.logout_url,
+        slo_url: urls.slo_url,
         sp_cert_der,
         sp_previous_certs_der,
         sp_key_pem,
@@ -464,6 +460,59 @@ pub fn check(
         requested_authn_context,
         authn_context_comparison,
     })
+}
+
+/// The SP's own URLs, under `{public_url}{prefix}`: what the IdP is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpUrls {
+    /// `saml.entity_id`, else the metadata URL.
+    pub entity_id: String,
+    pub acs_url: String,
+    pub login_url: String,
+    pub metadata_url: String,
+    pub logout_url: String,
+    pub slo_url: String,
+}
+
+/// The SP's URLs for `public_url` and `prefix`; `entity_id` is
+/// `saml.entity_id` as configured (blank: the metadata URL).
+pub fn sp_urls(public_url: &str, prefix: &str, entity_id: &str) -> SpUrls {
+    let base = format!("{public_url}{prefix}");
+    SpUrls {
+        entity_id: match entity_id.trim() {
+            "" => format!("{base}/saml/metadata"),
+            e => e.to_string(),
+        },
+        acs_url: format!("{base}/saml/acs"),
+        login_url: format!("{base}/saml/login"),
+        metadata_url: format!("{base}/saml/metadata"),
+        logout_url: format!("{base}/logout"),
+        slo_url: format!("{base}/saml/slo"),
+    }
+}
+
+/// Why an IdP metadata URL is refused ([`metadata_url`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataUrlError {
+    /// Not a URL at all.
+    Unparsable,
+    /// `http://` to a host that is not loopback.
+    PlainHttp(http::Uri),
+    /// Another scheme, or no host.
+    NotHttps,
+}
+
+/// The rule for an IdP metadata URL (`saml.idp_metadata_url`, the SSO
+/// page's "fetch from a URL"): https, or plain http to a loopback host
+/// only, since metadata decides whose signatures are trusted.
+pub fn metadata_url(url: &str) -> Result<http::Uri, MetadataUrlError> {
+    let u: http::Uri = url.parse().map_err(|_| MetadataUrlError::Unparsable)?;
+    match u.scheme_str() {
+        Some("https") if u.host().is_some() => Ok(u),
+        Some("http") if is_loopback(u.host().unwrap_or("")) => Ok(u),
+        Some("http") => Err(MetadataUrlError::PlainHttp(u)),
+        _ => Err(MetadataUrlError::NotHttps),
+    }
 }
 
 /// `{prefix}.idp_metadata_file` / `_url` → where the metadata comes from
@@ -500,18 +549,13 @@ fn metadata_source(
             MetadataSource::File(file.into())
         }
         (true, false) => {
-            match url.parse::<http::Uri>() {
-                Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {
-                    MetadataSource::Url(u)
-                }
-                Ok(u) if u.scheme_str() == Some("http") && is_loopback(u.host().unwrap_or("")) => {
-                    MetadataSource::Url(u)
-                }
-                Ok(u) if u.scheme_str() == Some("http") => {
+            match metadata_url(url) {
+                Ok(u) => MetadataSource::Url(u),
+                Err(MetadataUrlError::PlainHttp(u)) => {
                     fail(&key_url, format!("{url:?}: metadata decides whose signatures are trusted, so it must come over https (plain http only for 127.0.0.1/localhost); or download it and use {key_file}"));
                     MetadataSource::Url(u)
                 }
-                _ => {
+                Err(MetadataUrlError::Unparsable | MetadataUrlError::NotHttps) => {
                     fail(
                     &key_url,
                     format!("invalid URL {url:?}; expected e.g. \"https://idp.example.com/metadata\""),
@@ -598,6 +642,42 @@ mod tests {
             out.push(format!("{k}: {m}"))
         });
         out
+    }
+
+    #[test]
+    fn metadata_urls_are_https_or_plain_http_on_loopback() {
+        for ok in [
+            "https://idp.example.com/metadata",
+            "http://127.0.0.1:8080/md",
+            "http://localhost/md",
+            "http://LOCALHOST/md",
+            "http://[::1]/md",
+        ] {
+            assert!(metadata_url(ok).is_ok(), "{ok}");
+        }
+        assert!(matches!(
+            metadata_url("http://idp.example.com/md"),
+            Err(MetadataUrlError::PlainHttp(_))
+        ));
+        for not_https in ["ftp://idp.example.com/md", "/relative/md"] {
+            assert_eq!(
+                metadata_url(not_https),
+                Err(MetadataUrlError::NotHttps),
+                "{not_https}"
+            );
+        }
+        assert_eq!(metadata_url("not a url"), Err(MetadataUrlError::Unparsable));
+    }
+
+    #[test]
+    fn sp_urls_sit_under_the_public_url_and_prefix() {
+        let u = sp_urls("https://sp.example.com", "/_auth", "  ");
+        assert_eq!(u.entity_id, "https://sp.example.com/_auth/saml/metadata");
+        assert_eq!(u.acs_url, "https://sp.example.com/_auth/saml/acs");
+        assert_eq!(u.login_url, "https://sp.example.com/_auth/saml/login");
+        assert_eq!(u.logout_url, "https://sp.example.com/_auth/logout");
+        assert_eq!(u.slo_url, "https://sp.example.com/_auth/saml/slo");
+        assert_eq!(sp_urls("https://a", "", " urn:x ").entity_id, "urn:x");
     }
 
     #[test]

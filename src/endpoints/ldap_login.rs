@@ -5,9 +5,8 @@
 //!
 //! - **CSRF**: the form carries a random token; the same token travels in a
 //!   short-lived pre-login cookie sealed with the session keys
-//!   (`session::cookie::seal`, payload prefixed `login-csrf:` so it can
-//!   never open as a session id, which has no `:`). A POST whose form token
-//!   does not match the cookie's gets 403.
+//!   ([`crate::ldap::login::LoginCsrf`], a purpose of its own). A POST
+//!   whose form token does not match the cookie's gets 403.
 //! - **Throttle**: failures per username and per client address, each a
 //!   sliding window (`ldap.max_failures`, `ldap.max_failures_per_client`,
 //!   `ldap.throttle_window`); past the limit: 429 with `Retry-After`.
@@ -37,6 +36,7 @@ use crate::ldap;
 use crate::ldap::login::{LdapLogin, EXPIRED, INVALID, THROTTLED, UNAVAILABLE};
 use crate::pages;
 use crate::request::context::RequestCtx;
+use crate::telemetry::Audit;
 
 /// Largest login form body read (100 KB usernames still get the generic
 /// answer rather than a 413).
@@ -55,8 +55,7 @@ pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd).to_string();
     let Some(l) = state.ldap.as_ref() else {
-        let body = "<h1>Sign in</h1><p>No sign-in method is configured. An administrator must enable LDAP (<code>[ldap]</code>) or SAML SSO (<code>[saml]</code>) in authgate's configuration.</p>";
-        return crate::http::html(StatusCode::OK, pages::frame("Sign in", body));
+        return crate::http::html(StatusCode::OK, pages::login::no_method());
     };
     // Only a directory already known to be down is probed again (cached).
     let down = l.directory.last_health() == Some(false) && !l.directory.reachable().await;
@@ -83,18 +82,17 @@ fn render(state: &State, l: &LdapLogin, headers: &HeaderMap, v: &View<'_>) -> Re
         }
     };
     let action = format!("{}/ldap/login", state.config.server.prefix);
-    let form = pages::LoginForm {
+    let sso = super::saml::sso_buttons(state, v.rd);
+    let form = pages::login::LoginForm {
         action: &action,
         csrf: &token,
         rd: v.rd,
         username: v.username,
         username_label: l.directory.login_label(),
         error: v.error,
+        sso: sso.as_deref(),
     };
-    let mut r = crate::http::html(
-        v.status,
-        super::saml::with_sso(state, v.rd, pages::login(&form)),
-    );
+    let mut r = crate::http::html(v.status, pages::login::login(&form));
     if let Some(c) = set_cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -134,7 +132,7 @@ pub async fn submit(
         aws_lc_rs::constant_time::verify_slices_are_equal(t.as_bytes(), csrf.as_bytes()).is_ok()
     });
     if !ok {
-        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "csrf");
+        login_failure(ctx, &shown, "csrf");
         let status = Error::CsrfMismatch.status();
         // A fresh token and cookie, so the next attempt works.
         let view = View {
@@ -168,7 +166,7 @@ pub async fn submit(
     };
     if let Err(wait) = checked {
         let secs = wait.as_secs().max(1);
-        crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = "throttled");
+        login_failure(ctx, &shown, "throttled");
         state.metrics.logins_failed.inc();
         let mut r = page(Error::Throttled { retry_after: secs }.status(), THROTTLED);
         r.headers_mut()
@@ -201,7 +199,7 @@ pub async fn submit(
                 }
             }
             state.metrics.logins_failed.inc();
-            crate::audit!("login_failure", user = %shown, client = %ctx.client, method = "ldap", reason = %e);
+            login_failure(ctx, &shown, &e.to_string());
             Ok(page(Error::Ldap(e).status(), INVALID))
         }
         Err(e) => {
@@ -210,4 +208,15 @@ pub async fn submit(
             Ok(page(Error::Ldap(e).status(), UNAVAILABLE))
         }
     }
+}
+
+/// The audit line of a refused directory sign-in: the username as typed
+/// (bounded), the client, `method` = `ldap`.
+fn login_failure(ctx: &RequestCtx, user: &str, reason: &str) {
+    Audit::new("login_failure")
+        .user(user)
+        .client(ctx.client)
+        .method("ldap")
+        .reason(reason)
+        .emit();
 }

@@ -7,6 +7,8 @@ pub mod admin;
 pub mod ldap_login;
 pub mod redirect;
 pub mod saml;
+#[cfg(test)]
+mod sealed_tests;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -22,7 +24,9 @@ use crate::http::{full, Body};
 use crate::pages;
 use crate::request::context::{ConnInfo, RequestCtx};
 use crate::request::path;
+use crate::role::Role;
 use crate::session::Session;
+use crate::telemetry::Audit;
 
 /// Routes a request whose normalized path is under the prefix.
 pub async fn dispatch(
@@ -243,21 +247,17 @@ pub async fn logout(
             .map_err(Error::SessionStore)?;
     }
     let id = session.as_ref().map(|s| &s.identity);
-    crate::telemetry::Audit {
-        event: "logout",
-        subject: id.map(|i| i.subject.as_str()),
-        role: id.and_then(|i| i.role.as_deref()),
-        method: ctx.method.as_str(),
-        path,
-        client: ctx.client,
-        reason: if id.is_some() {
+    Audit::new("logout")
+        .subject(id.map(|i| i.subject.as_str()))
+        .role(id.and_then(|i| i.role).map(Role::as_str))
+        .request(ctx.method.as_str(), path, ctx.client)
+        .reason(if id.is_some() {
             "session_ended"
         } else {
             "no_session"
-        },
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+        })
+        .request_id(ctx.id.as_str())
+        .emit();
     let subject = id.map(|i| i.subject.as_str());
     let browser = ctx.wants_html || req.method() == Method::GET;
     // A SAML session continues to the IdP's Single Logout.
@@ -270,13 +270,7 @@ pub async fn logout(
     } else if browser {
         crate::http::html(
             StatusCode::OK,
-            pages::frame(
-                "Signed out",
-                &format!(
-                    "<h1>You are signed out</h1><p><a class=\"button\" href=\"{}/login\">Sign in again</a></p>",
-                    pages::escape(&state.config.server.prefix)
-                ),
-            ),
+            pages::logout::signed_out(&state.config.server.prefix, None),
         )
     } else {
         crate::http::json(

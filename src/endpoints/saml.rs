@@ -29,20 +29,17 @@ use super::{form_value, query_param};
 use crate::app::State;
 use crate::error::{self, Error};
 use crate::http::{full, Body};
-use crate::pages::{self, escape};
+use crate::pages::{self, login::SsoButton};
 use crate::request::context::RequestCtx;
 use crate::saml::{self, Pending, Sso};
-use crate::session::cookie::{self, CookieConfig};
-use crate::session::Session;
+use crate::session::sealed::{ad, MAX_VALUE_LEN};
+use crate::session::{CookieConfig, Expiring, Sealable, Sealed, Session};
+use crate::telemetry::Audit;
 
 /// How long a started sign-in may take at the IdP.
 const STATE_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins remembered per browser (several tabs).
 const STATE_MAX: usize = 4;
-/// Marks a sealed value as SAML request state (never a session id).
-const STATE_TAG: &str = "saml-state:";
-/// Marks a sealed value as pending logout requests.
-const SLO_TAG: &str = "saml-logout:";
 /// SAML bindings §3.4.3: RelayState must not exceed 80 bytes.
 const RELAY_STATE_MAX: usize = 80;
 
@@ -69,54 +66,49 @@ pub async fn dispatch(
     }
 }
 
-/// The "Sign in with SSO" block of the login page (empty when SAML is
-/// off): one button per IdP; the first one's is `id="sso"`.
-pub fn sso_block(state: &State, rd: &str) -> String {
-    let Some(sso) = &state.saml else {
-        return String::new();
-    };
+/// The "Sign in with SSO" buttons of the login page (`None` when SAML is
+/// off): one per IdP, each to `{prefix}/saml/login` with `idp` (when there
+/// are several) and `rd` (when not `/`).
+pub fn sso_buttons<'a>(state: &'a State, rd: &str) -> Option<Vec<SsoButton<'a>>> {
+    let sso = state.saml.as_ref()?;
     let providers = sso.providers();
-    let mut out = String::from("<p>Sign in with your organization's account.</p>");
-    for (i, p) in providers.iter().enumerate() {
-        let mut href = format!("{}/saml/login", state.config.server.prefix);
-        let mut sep = '?';
-        if providers.len() > 1 {
-            href.push_str("?idp=");
-            href.extend(percent_encoding::utf8_percent_encode(
-                &p.id,
-                percent_encoding::NON_ALPHANUMERIC,
-            ));
-            sep = '&';
-        }
-        if rd != "/" {
-            href.push(sep);
-            href.push_str("rd=");
-            href.extend(percent_encoding::utf8_percent_encode(
-                rd,
-                percent_encoding::NON_ALPHANUMERIC,
-            ));
-        }
-        let (id, label) = match (i, providers.len()) {
-            (0, 1) => ("sso".to_string(), "Sign in with SSO".to_string()),
-            (0, _) => ("sso".to_string(), format!("Sign in with {}", p.name)),
-            _ => (format!("sso-{}", p.id), format!("Sign in with {}", p.name)),
-        };
-        out.push_str(&format!(
-            "<a class=\"button\" id=\"{}\" href=\"{}\">{}</a>",
-            escape(&id),
-            escape(&href),
-            escape(&label)
-        ));
-    }
-    out
+    let buttons = providers
+        .iter()
+        .map(|p| {
+            let mut href = format!("{}/saml/login", state.config.server.prefix);
+            let mut sep = '?';
+            if providers.len() > 1 {
+                href.push_str("?idp=");
+                href.extend(percent_encoding::utf8_percent_encode(
+                    &p.id,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
+                sep = '&';
+            }
+            if rd != "/" {
+                href.push(sep);
+                href.push_str("rd=");
+                href.extend(percent_encoding::utf8_percent_encode(
+                    rd,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
+            }
+            SsoButton {
+                id: &p.id,
+                name: &p.name,
+                href,
+            }
+        })
+        .collect();
+    Some(buttons)
 }
 
 /// The login page when SAML is the only sign-in method.
 pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
     let rd = redirect::local_target(&rd);
-    let body = format!("<h1>Sign in</h1>{}", sso_block(state, rd));
-    crate::http::html(StatusCode::OK, pages::frame("Sign in", &body))
+    let buttons = sso_buttons(state, rd).unwrap_or_default();
+    crate::http::html(StatusCode::OK, pages::login::sso_only(&buttons))
 }
 
 /// GET `{prefix}/saml/login?rd=PATH`: 302 to the IdP with a fresh
@@ -186,32 +178,18 @@ fn start(
     Ok(r)
 }
 
-/// The script that submits the HTTP-POST binding form (allowed by its
-/// hash in the page's Content-Security-Policy).
-const AUTO_SUBMIT: &str = "document.forms[0].submit()";
-
-/// HTTP-POST binding (SAML bindings §3.5.4): a page whose form posts
-/// `SAMLRequest` and `RelayState` to the IdP, submitted by a script the
-/// CSP allows by hash (a button without script).
+/// HTTP-POST binding (SAML bindings §3.5.4): the page
+/// ([`pages::saml::post_form`]) with its Content-Security-Policy, which
+/// lets the form go to the IdP's origin only.
 fn post_form(action: &str, saml_request: &str, relay: &str) -> Result<Response<Body>, Error> {
-    use base64::Engine as _;
     let origin = action
         .parse::<http::Uri>()
         .ok()
         .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?)))
         .ok_or(Error::BadRequest("IdP URL"))?;
-    let hash = openssl::sha::sha256(AUTO_SUBMIT.as_bytes());
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; form-action {origin}; frame-ancestors 'none'",
-        base64::engine::general_purpose::STANDARD.encode(hash)
-    );
-    let body = format!(
-        "<h1>Signing in</h1><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"SAMLRequest\" value=\"{}\"/><input type=\"hidden\" name=\"RelayState\" value=\"{}\"/><noscript><button type=\"submit\">Continue</button></noscript></form><script>{AUTO_SUBMIT}</script>",
-        escape(action),
-        escape(saml_request),
-        escape(relay)
-    );
-    let mut r = crate::http::html(StatusCode::OK, pages::frame("Signing in", &body));
+    let csp = pages::saml::post_form_csp(&origin);
+    let body = pages::saml::post_form(action, saml_request, relay);
+    let mut r = crate::http::html(StatusCode::OK, body);
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_str(&csp).map_err(|_| Error::BadRequest("IdP URL"))?,
@@ -249,21 +227,20 @@ async fn acs(
         state.metrics.logins_failed.inc();
         let reason = cause(&e);
         tracing::warn!(request_id = %ctx.id, client = %ctx.client, reason = %reason, "SAML sign-in refused");
-        tracing::info!(target: "authgate::audit", event = "login_failure", method = "POST", path = %path, client = %ctx.client, reason = %reason, request_id = %ctx.id);
+        Audit::new("login_failure")
+            .request("POST", &path, ctx.client)
+            .reason(&reason)
+            .request_id(ctx.id.as_str())
+            .emit();
         // Who was kept out, as for a deactivated user: the IdP vouched for
         // this person, only their groups are missing.
         if let Error::Saml(saml::Error::GroupsOverage { subject, .. }) = &e {
-            crate::telemetry::Audit {
-                event: "login_refused",
-                subject: Some(subject),
-                role: None,
-                method: "POST",
-                path: &path,
-                client: ctx.client,
-                reason: "groups_overage",
-                request_id: Some(&ctx.id),
-            }
-            .emit();
+            Audit::new("login_refused")
+                .subject(subject.as_str())
+                .request("POST", &path, ctx.client)
+                .reason("groups_overage")
+                .request_id(ctx.id.as_str())
+                .emit();
         }
         error::respond(&e, &page_ctx)
     };
@@ -311,7 +288,7 @@ async fn acs(
     }
     let (_session, set_cookie) = match state.sign_in(verified.principal, ctx.client).await {
         Ok(x) => x,
-        Err(e) => return Ok(error::respond(&e.into(), &page_ctx)),
+        Err(e) => return Ok(error::respond(&e, &page_ctx)),
     };
     let mut r = Response::new(full(""));
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -343,12 +320,60 @@ fn saml_now() -> u64 {
 
 /// One started sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     id: String,
     rd: String,
     t: u64,
     /// The IdP the request went to.
     idp: String,
+}
+
+/// What the request-state cookie seals: the sign-ins this browser started
+/// (JSON `[[id, return path, time, idp], ...]`, oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SamlRequests(pub(crate) Vec<Entry>);
+
+impl Sealable for SamlRequests {
+    const AD: &'static [u8] = ad::SAML_REQUESTS;
+    fn encode(&self, out: &mut Vec<u8>) {
+        let list: Vec<(&str, &str, u64, &str)> = self
+            .0
+            .iter()
+            .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
+            .collect();
+        let _ = serde_json::to_writer(out, &list);
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        let list: Vec<(String, String, u64, String)> = serde_json::from_slice(payload).ok()?;
+        Some(SamlRequests(
+            list.into_iter()
+                .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
+                .collect(),
+        ))
+    }
+}
+
+impl Expiring for SamlRequests {
+    const TTL: Duration = STATE_TTL;
+}
+
+/// What the logout cookie seals: the LogoutRequests this browser sent
+/// (JSON `[[id, time], ...]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SamlLogouts(pub(crate) Vec<(String, u64)>);
+
+impl Sealable for SamlLogouts {
+    const AD: &'static [u8] = ad::SAML_LOGOUTS;
+    fn encode(&self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(out, &self.0);
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        serde_json::from_slice(payload).ok().map(SamlLogouts)
+    }
+}
+
+impl Expiring for SamlLogouts {
+    const TTL: Duration = STATE_TTL;
 }
 
 fn state_cookie_config(state: &State) -> CookieConfig {
@@ -364,19 +389,12 @@ fn read_state(state: &State, headers: &HeaderMap, now: u64) -> Vec<Entry> {
     let cfg = state_cookie_config(state);
     for value in cfg.find_all(headers) {
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
-            continue;
-        };
-        let Some(json) = payload.strip_prefix(STATE_TAG) else {
-            continue;
-        };
-        let Ok(list) = serde_json::from_str::<Vec<(String, String, u64, String)>>(json) else {
+        let Some(SamlRequests(list)) = Sealed::open(&state.keys, &value, now) else {
             continue;
         };
         return list
             .into_iter()
-            .filter(|(_, _, t, _)| *t <= now && now - *t <= STATE_TTL.as_secs())
-            .map(|(id, rd, t, idp)| Entry { id, rd, t, idp })
+            .filter(|e| e.t <= now && now - e.t <= STATE_TTL.as_secs())
             .collect();
     }
     Vec::new()
@@ -390,28 +408,25 @@ fn state_cookie(state: &State, entries: &[Entry]) -> HeaderValue {
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
     };
-    let mut list: Vec<(&str, &str, u64, &str)> = entries
-        .iter()
-        .map(|e| (e.id.as_str(), e.rd.as_str(), e.t, e.idp.as_str()))
-        .collect();
+    let mut list = SamlRequests(entries.to_vec());
     let header = loop {
-        if list.is_empty() {
+        if list.0.is_empty() {
             break format!(
                 "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}",
                 cfg.name
             );
         }
-        let json = serde_json::to_string(&list).unwrap_or_default();
-        let sealed = cookie::seal(&state.keys, &format!("{STATE_TAG}{json}"), saml_now());
-        if sealed.len() <= cookie::MAX_VALUE_LEN - 64 {
+        let sealed = Sealed::seal(&state.keys, &list, saml_now());
+        if sealed.as_str().len() <= MAX_VALUE_LEN - 64 {
             break format!(
-                "{}={sealed}; Max-Age={}{attrs}",
+                "{}={}; Max-Age={}{attrs}",
                 cfg.name,
+                sealed.as_str(),
                 STATE_TTL.as_secs()
             );
         }
         // Too big for one cookie (long return paths): forget the oldest.
-        list.remove(0);
+        list.0.remove(0);
     };
     let mut v = HeaderValue::from_str(&header)
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"));
@@ -431,66 +446,14 @@ async fn test_report(
         matches!(state.load_session(headers).await, Ok(Some(s)) if super::admin::is_admin(&s));
     if !admin {
         let e = Error::Forbidden("the test sign-in report is for owners and administrators");
-        return crate::http::html(e.status(), pages::frame("Forbidden", "<h1>Forbidden</h1><p>The test sign-in report is for owners and administrators.</p>"));
+        return crate::http::html(
+            e.status(),
+            pages::error::forbidden("The test sign-in report is for owners and administrators."),
+        );
     }
-    let row = |k: &str, v: &str| {
-        format!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
-            escape(k),
-            escape(v)
-        )
-    };
-    let none = || "(none)".to_string();
-    let mut b = String::from("<h1>Test sign-in: the identity provider answered</h1><p>Nobody was signed in; your own session is unchanged.</p><h2>Assertion</h2><table id=\"assertion\">");
-    b.push_str(&row("NameID (subject)", &p.subject));
-    b.push_str(&row("Email", &p.email.clone().unwrap_or_else(none)));
-    b.push_str(&row(
-        "First name",
-        &p.given_name.clone().unwrap_or_else(none),
-    ));
-    b.push_str(&row(
-        "Last name",
-        &p.family_name.clone().unwrap_or_else(none),
-    ));
-    b.push_str(&row("Name", &p.name.clone().unwrap_or_else(none)));
-    b.push_str(&row(
-        "Username",
-        &p.preferred_username.clone().unwrap_or_else(none),
-    ));
-    b.push_str(&row(
-        "Session index",
-        &p.session_index.clone().unwrap_or_else(none),
-    ));
-    b.push_str(&row(
-        "Groups",
-        &if p.groups.is_empty() {
-            none()
-        } else {
-            p.groups.join("; ")
-        },
-    ));
-    b.push_str("</table><h2>What this user gets</h2>");
-    let e = state.config.mapping.explain(p.email.as_deref(), &p.groups);
-    b.push_str(&super::admin::explanation_html(&e));
-    b.push_str(&format!(
-        "<p><a href=\"{}/admin/sso\">Back to the SSO settings</a></p>",
-        escape(&state.config.server.prefix)
-    ));
-    crate::http::html(StatusCode::OK, pages::frame("Test sign-in", &b))
-}
-
-/// Puts the "Sign in with SSO" block above the directory form of the LDAP
-/// login page (unchanged when SAML is off).
-pub fn with_sso(state: &State, rd: &str, page: String) -> String {
-    let block = sso_block(state, rd);
-    if block.is_empty() {
-        return page;
-    }
-    page.replacen(
-        "<h1>Sign in</h1>",
-        &format!("<h1>Sign in</h1>{block}<hr>"),
-        1,
-    )
+    let grant = state.config.mapping.explain(p.email.as_deref(), &p.groups);
+    let page = pages::saml::test_report(&p, &grant, &state.config.server.prefix);
+    crate::http::html(StatusCode::OK, page)
 }
 
 /// After `/_auth/logout` revoked a SAML session: the 302 to the IdP's
@@ -578,7 +541,7 @@ async fn slo(
         .collect();
     let mut r = match sso.logout_response(&query, &pending, SystemTime::now()) {
         Ok(resp) if resp.status.as_deref() == Some(saml::logout::STATUS_SUCCESS) => {
-            signed_out_page(state, "")
+            signed_out_page(state, None)
         }
         Ok(resp) => {
             let code = resp
@@ -587,13 +550,7 @@ async fn slo(
                 .unwrap_or_else(|| "(none)".into());
             let short = code.rsplit(':').next().unwrap_or(&code).to_string();
             tracing::warn!(request_id = %ctx.id, status = %code, "single logout: the IdP did not end its session");
-            signed_out_page(
-                state,
-                &format!(
-                    "<p>The identity provider answered {}: you may still be signed in there. Close the browser to end that session.</p>",
-                    escape(&short)
-                ),
-            )
+            signed_out_page(state, Some(&short))
         }
         Err(e) => refuse(e),
     };
@@ -650,21 +607,16 @@ async fn idp_logout(
         }
     }
     let path = format!("{}/saml/slo", state.config.server.prefix);
-    crate::telemetry::Audit {
-        event: "logout",
-        subject: Some(&req.name_id),
-        role: None,
-        method: ctx.method.as_str(),
-        path: &path,
-        client: ctx.client,
-        reason: if revoked > 0 {
+    Audit::new("logout")
+        .subject(req.name_id.as_str())
+        .request(ctx.method.as_str(), &path, ctx.client)
+        .reason(if revoked > 0 {
             "idp_logout"
         } else {
             "idp_logout_no_session"
-        },
-        request_id: Some(&ctx.id),
-    }
-    .emit();
+        })
+        .request_id(ctx.id.as_str())
+        .emit();
     // SAML core §3.7.3.2: Success when every session is gone; a store
     // failure is the Responder's.
     let status = if failed {
@@ -680,12 +632,12 @@ async fn idp_logout(
                 r.headers_mut().insert(header::LOCATION, location);
                 r
             }
-            Err(_) => signed_out_page(state, ""),
+            Err(_) => signed_out_page(state, None),
         },
         // No key or no IdP endpoint: the sessions are gone all the same.
         Err(e) => {
             tracing::warn!(request_id = %ctx.id, reason = %e, "single logout: no LogoutResponse sent");
-            signed_out_page(state, "")
+            signed_out_page(state, None)
         }
     };
     let h = r.headers_mut();
@@ -694,16 +646,12 @@ async fn idp_logout(
     r
 }
 
-fn signed_out_page(state: &State, extra: &str) -> Response<Body> {
+/// `idp_status`: the IdP did not end its own session (see
+/// [`pages::logout::signed_out`]).
+fn signed_out_page(state: &State, idp_status: Option<&str>) -> Response<Body> {
     let mut r = crate::http::html(
         StatusCode::OK,
-        pages::frame(
-            "Signed out",
-            &format!(
-                "<h1>You are signed out</h1>{extra}<p><a class=\"button\" href=\"{}/login\">Sign in again</a></p>",
-                escape(&state.config.server.prefix)
-            ),
-        ),
+        pages::logout::signed_out(&state.config.server.prefix, idp_status),
     );
     r.headers_mut()
         .append(header::SET_COOKIE, state.cookie.clear_header());
@@ -722,13 +670,7 @@ fn read_slo(state: &State, headers: &HeaderMap, now: u64) -> Vec<(String, u64)> 
     let cfg = slo_cookie_config(state);
     for value in cfg.find_all(headers) {
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        let Some((payload, _issued)) = cookie::open(&state.keys, &value) else {
-            continue;
-        };
-        let Some(json) = payload.strip_prefix(SLO_TAG) else {
-            continue;
-        };
-        let Ok(list) = serde_json::from_str::<Vec<(String, u64)>>(json) else {
+        let Some(SamlLogouts(list)) = Sealed::open(&state.keys, &value, now) else {
             continue;
         };
         return list
@@ -754,11 +696,11 @@ fn slo_cookie(state: &State, entries: &[(String, u64)]) -> HeaderValue {
             cfg.name
         )
     } else {
-        let json = serde_json::to_string(entries).unwrap_or_default();
-        let sealed = cookie::seal(&state.keys, &format!("{SLO_TAG}{json}"), saml_now());
+        let sealed = Sealed::seal(&state.keys, &SamlLogouts(entries.to_vec()), saml_now());
         format!(
-            "{}={sealed}; Max-Age={}{attrs}",
+            "{}={}; Max-Age={}{attrs}",
             cfg.name,
+            sealed.as_str(),
             STATE_TTL.as_secs()
         )
     };

@@ -28,7 +28,9 @@ use crate::app::State;
 use crate::clock::now_unix;
 use crate::config::Secret;
 use crate::http::Body;
+use crate::role::Role;
 use crate::session::control::{self, Selector, Summary};
+use crate::telemetry::Audit;
 
 /// The API's path prefix on the metrics listener.
 pub const PATH: &str = "/admin/sessions";
@@ -120,20 +122,17 @@ pub struct By<'a> {
 /// `scope`, and the session's short `sid` prefix.
 pub fn audited(done: &[Summary], sel: &Selector, by: &By<'_>) {
     for s in done {
-        crate::audit!(
-            "session_revoked",
-            subject = %s.subject,
-            role = s.role.as_deref(),
-            method = "POST",
-            path = %by.path,
-            client = %by.client,
-            reason = by.via,
-            request_id = by.request_id,
-            by = %by.who,
-            scope = sel.scope(),
-            sid = %s.sid,
-            email = s.email.as_deref(),
-        );
+        Audit::new("session_revoked")
+            .subject(s.subject.as_str())
+            .role(s.role.map(Role::as_str))
+            .request("POST", by.path, by.client)
+            .reason(by.via)
+            .request_id(by.request_id)
+            .by(by.who)
+            .scope(sel.scope())
+            .sid(&s.sid)
+            .email(s.email.as_deref())
+            .emit();
     }
 }
 
@@ -148,21 +147,14 @@ pub async fn api(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) ->
     match authorize(peer.ip(), token, req.headers().get(header::AUTHORIZATION)) {
         Access::Allowed => {}
         refused => {
-            crate::telemetry::Audit {
-                event: "access_refused",
-                subject: None,
-                role: None,
-                method: req.method().as_str(),
-                path: &path,
-                client: peer.ip(),
-                reason: match refused {
+            Audit::new("access_refused")
+                .request(req.method().as_str(), &path, peer.ip())
+                .reason(match refused {
                     Access::NotLoopback => "admin_not_loopback",
                     Access::NoToken => "admin_no_token",
                     _ => "admin_wrong_token",
-                },
-                request_id: None,
-            }
-            .emit();
+                })
+                .emit();
             if refused == Access::NotLoopback {
                 return json_error(
                     StatusCode::FORBIDDEN,

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::keys::{Algorithm, PrivateKey, PublicJwk};
 use super::{random_bytes, Error, Identity};
+use crate::role::Role;
 
 /// Signs identity tokens with one key; publishes it and the previous keys.
 pub struct Signer {
@@ -156,7 +157,7 @@ impl Signer {
             family_name: id.family_name.as_deref(),
             preferred_username: id.preferred_username.as_deref(),
             groups: &id.groups,
-            role: id.role.as_deref(),
+            role: id.role.map(Role::as_str),
             workspaces: &id.workspaces,
             projects: &id.projects,
             amr: [id.method.as_str()],
@@ -306,7 +307,7 @@ mod tests {
             family_name: None,
             preferred_username: Some("jane".to_string()),
             groups: vec!["cn=admins,ou=groups,dc=example,dc=com".to_string()],
-            role: Some("administrator".to_string()),
+            role: Some(Role::Administrator),
             workspaces: vec!["Workspace 1".to_string()],
             projects: BTreeMap::from([("42".to_string(), "reviewer".to_string())]),
             method: Method::Ldap,

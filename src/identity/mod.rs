@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::role::Role;
+
 /// How the user signed in; becomes the `amr` claim (`["saml"]` / `["ldap"]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,8 +40,9 @@ impl Method {
     }
 }
 
-/// What we assert about a signed-in user (after group mapping). Role etc.
-/// are plain strings here; the mapping module owns their vocabulary.
+/// What we assert about a signed-in user (after group mapping). The role
+/// is a [`Role`] (serialized in its claim spelling); workspaces and project
+/// roles are plain strings, as the mapping resolved them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
     /// Stable id: SAML NameID or LDAP DN.
@@ -52,9 +55,9 @@ pub struct Identity {
     /// Already filtered by the caller (only groups a mapping or policy
     /// mentions, unless `identity.all_groups`).
     pub groups: Vec<String>,
-    /// `owner|administrator|manager|reviewer|annotator|not_activated`;
-    /// `None` = no `role` claim at all.
-    pub role: Option<String>,
+    /// `None` = no `role` claim at all. Stored (Redis) and asserted (JWT,
+    /// role header) as [`Role::as_str`].
+    pub role: Option<Role>,
     /// Workspace titles.
     pub workspaces: Vec<String>,
     /// Project -> `annotator|reviewer` (inherit already resolved).
@@ -114,7 +117,7 @@ impl Principal {
             family_name: self.family_name,
             preferred_username: self.preferred_username,
             groups,
-            role: resolved.role.map(|r| r.as_str().to_string()),
+            role: resolved.role,
             workspaces: resolved.workspaces,
             projects: resolved.projects,
             method: self.method,

@@ -6,9 +6,9 @@
 //! people see.
 //!
 //! - **CSRF**: the form carries a random token; the same token travels in a
-//!   short-lived pre-login cookie sealed with the session keys
-//!   (`session::cookie::seal`, payload prefixed `login-csrf:` so it can
-//!   never open as a session id, which has no `:`).
+//!   short-lived pre-login cookie sealed with the session keys as a
+//!   [`LoginCsrf`] (its own purpose: it never opens as a session cookie or
+//!   any other sealed value, nor they as it).
 //! - **One message** for unknown user, wrong password and empty password:
 //!   [`INVALID`].
 //!
@@ -28,12 +28,29 @@ use super::throttle::{Limiter, RedisLimiter, Throttle};
 use super::{Directory, Error, Settings};
 use crate::clock::now_unix;
 use crate::identity::random_bytes;
-use crate::session::cookie::{self, CookieConfig, Keys};
-use crate::session::Redis;
+use crate::session::sealed::{ad, text_payload};
+use crate::session::{CookieConfig, Expiring, Keys, Redis, Sealable, Sealed};
 
-/// Lifetime of the pre-login CSRF cookie.
-const CSRF_TTL: Duration = Duration::from_secs(3600);
-const CSRF_PREFIX: &str = "login-csrf:";
+/// What the pre-login CSRF cookie seals: the token the form also carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginCsrf {
+    pub token: String,
+}
+
+impl Sealable for LoginCsrf {
+    const AD: &'static [u8] = ad::LOGIN_CSRF;
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.token.as_bytes());
+    }
+    fn decode(payload: &[u8]) -> Option<Self> {
+        text_payload(payload).map(|token| LoginCsrf { token })
+    }
+}
+
+impl Expiring for LoginCsrf {
+    /// Lifetime of the pre-login CSRF cookie.
+    const TTL: Duration = Duration::from_secs(3600);
+}
 /// Keys each throttle tracks at most.
 const THROTTLE_CAPACITY: usize = 100_000;
 
@@ -82,19 +99,20 @@ impl LdapLogin {
     /// The CSRF token bound to the request's pre-login cookie, if valid.
     pub fn csrf_from(&self, keys: &Keys, headers: &HeaderMap) -> Option<String> {
         let now = now_unix();
-        self.csrf_cookie.find_all(headers).find_map(|v| {
-            let (payload, issued) = cookie::open(keys, v)?;
-            let token = payload.strip_prefix(CSRF_PREFIX)?;
-            let fresh = issued <= now + 60 && now.saturating_sub(issued) < CSRF_TTL.as_secs();
-            fresh.then(|| token.to_string())
-        })
+        self.csrf_cookie
+            .find_all(headers)
+            .find_map(|v| Sealed::<LoginCsrf>::open(keys, v, now))
+            .map(|c| c.token)
     }
 
     /// A new token and the Set-Cookie that binds it to this browser.
     pub fn new_csrf(&self, keys: &Keys) -> (String, HeaderValue) {
-        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-        let sealed = cookie::seal(keys, &format!("{CSRF_PREFIX}{token}"), now_unix());
-        (token, self.csrf_cookie.set_header(&sealed, CSRF_TTL))
+        let csrf = LoginCsrf {
+            token: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+        };
+        let sealed = Sealed::seal(keys, &csrf, now_unix());
+        let set_cookie = self.csrf_cookie.set_header(sealed.as_str(), LoginCsrf::TTL);
+        (csrf.token, set_cookie)
     }
 
     /// Whether session `sid`, whose identity was read at `identity_at`, is

@@ -85,7 +85,7 @@ impl Mapping {
                     let value = match pr {
                         ProjectRole::Annotator => Some(Role::Annotator),
                         ProjectRole::Reviewer => Some(Role::Reviewer),
-                        ProjectRole::Inherit => resolved.role.filter(|r| r.is_project_member()),
+                        ProjectRole::Inherit => resolved.role.filter(|r| r.is_active()),
                     };
                     value.is_some_and(|v| {
                         resolved.projects.get(p).map(String::as_str) == Some(v.as_str())

@@ -20,67 +20,7 @@ pub mod raw;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-/// An organization role. Declared in precedence order, so the derived `Ord`
-/// answers "which role wins" for a user in several mapped groups:
-/// not_activated < annotator < reviewer < manager < administrator, and
-/// `Deactivated` last because it beats everything a group can grant.
-/// `Owner` is never granted by a group (see [`Mapping::resolve`] for how it
-/// is applied); its place in the order only matters for project values,
-/// where it ranks above administrator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    NotActivated,
-    Annotator,
-    Reviewer,
-    Manager,
-    Administrator,
-    Owner,
-    Deactivated,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::NotActivated => "not_activated",
-            Role::Annotator => "annotator",
-            Role::Reviewer => "reviewer",
-            Role::Manager => "manager",
-            Role::Administrator => "administrator",
-            Role::Owner => "owner",
-            Role::Deactivated => "deactivated",
-        }
-    }
-
-    /// A role name, case-insensitive, surrounding spaces ignored;
-    /// `not-activated` is accepted for `not_activated`.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "owner" => Some(Role::Owner),
-            "administrator" => Some(Role::Administrator),
-            "manager" => Some(Role::Manager),
-            "reviewer" => Some(Role::Reviewer),
-            "annotator" => Some(Role::Annotator),
-            "not_activated" | "not-activated" => Some(Role::NotActivated),
-            "deactivated" => Some(Role::Deactivated),
-            _ => None,
-        }
-    }
-
-    /// Roles that an `inherit` project rule passes on to the project.
-    fn is_project_member(self) -> bool {
-        matches!(
-            self,
-            Role::Annotator | Role::Reviewer | Role::Manager | Role::Administrator | Role::Owner
-        )
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::role::Role;
 
 /// The role a project rule grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -407,7 +347,7 @@ impl Mapping {
             let granted = match rule {
                 ProjectRole::Annotator => Some(Role::Annotator),
                 ProjectRole::Reviewer => Some(Role::Reviewer),
-                ProjectRole::Inherit => role.filter(|r| r.is_project_member()),
+                ProjectRole::Inherit => role.filter(|r| r.is_active()),
             };
             if let Some(granted) = granted {
                 let value = projects.entry(project).or_insert(granted);

@@ -1,6 +1,17 @@
-//! HTML pages: login, errors, admin. Every dynamic value is HTML-escaped here;
-//! pages never include secrets, and they load nothing from other origins.
+//! Every HTML page and fragment authgate serves, one module per family:
+//! [`login`] (the sign-in page: directory form, SSO buttons), [`saml`] (the
+//! HTTP-POST binding form, the test sign-in report), [`logout`] (signed
+//! out), [`error`] (error and refusal pages), [`sso`] (the SSO & SAML
+//! settings page). Endpoints gather what a page shows and set status and
+//! headers; the markup is made here only.
+//!
+//! Every dynamic value is HTML-escaped ([`escape`]); pages never include
+//! secrets, and they load nothing from other origins.
 
+pub mod error;
+pub mod login;
+pub mod logout;
+pub mod saml;
 pub mod sso;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -46,81 +57,6 @@ pub fn frame(title: &str, body: &str) -> String {
     )
 }
 
-pub fn error_page(title: &str, message: &str, request_id: &str, prefix: &str) -> String {
-    frame(
-        title,
-        &format!(
-            "<h1>{}</h1><p>{}</p><p><a href=\"{}/login\">Sign in again</a></p><p class=\"muted\">Request id: <code>{}</code></p>",
-            escape(title),
-            escape(message),
-            escape(prefix),
-            escape(request_id)
-        ),
-    )
-}
-
-/// The username/password form of the login page.
-pub struct LoginForm<'a> {
-    /// Where the form posts (`{prefix}/ldap/login`).
-    pub action: &'a str,
-    pub csrf: &'a str,
-    pub rd: &'a str,
-    /// Shown back after a failure (never the password).
-    pub username: &'a str,
-    /// "Username", "Email" or "Username or email".
-    pub username_label: &'a str,
-    /// One message for the user, announced to screen readers.
-    pub error: Option<&'a str>,
-}
-
-/// The login page with the directory form.
-pub fn login(f: &LoginForm<'_>) -> String {
-    let error = match f.error {
-        Some(e) => format!(
-            "<p class=\"error\" id=\"login-error\" role=\"alert\">{}</p>",
-            escape(e)
-        ),
-        None => String::new(),
-    };
-    let described = if f.error.is_some() {
-        " aria-describedby=\"login-error\" aria-invalid=\"true\""
-    } else {
-        ""
-    };
-    let email_only = f.username_label == "Email";
-    let autofocus_user = if f.username.is_empty() {
-        " autofocus"
-    } else {
-        ""
-    };
-    let autofocus_pw = if f.username.is_empty() {
-        ""
-    } else {
-        " autofocus"
-    };
-    frame(
-        "Sign in",
-        &format!(
-            "<h1>Sign in</h1>{error}\
-<form method=\"post\" action=\"{action}\" novalidate>\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
-<label for=\"username\">{label}</label>\
-<input id=\"username\" name=\"username\" type=\"{kind}\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required{autofocus_user}{described} value=\"{username}\">\
-<label for=\"password\">Password</label>\
-<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{autofocus_pw}{described}>\
-<button type=\"submit\">Sign in</button>\
-</form><p class=\"muted\">Use your directory account.</p>",
-            action = escape(f.action),
-            csrf = escape(f.csrf),
-            rd = escape(f.rd),
-            label = escape(f.username_label),
-            kind = if email_only { "email" } else { "text" },
-            username = escape(f.username),
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,27 +68,10 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_values_are_escaped() {
-        let page = error_page("<x>", "a\"b<script>", "id'1", "/_auth");
-        assert!(!page.contains("<script>"));
-        assert!(page.contains("&lt;script&gt;"));
-        assert!(page.contains("id&#39;1"));
-    }
-
-    #[test]
-    fn login_form_is_labelled_and_escaped() {
-        let page = login(&LoginForm {
-            action: "/_auth/ldap/login",
-            csrf: "t\"ok",
-            rd: "/a?b=<c>",
-            username: "x\"><script>",
-            username_label: "Username",
-            error: Some("Invalid username or password."),
-        });
-        assert!(page.contains("<label for=\"username\">Username</label>"));
-        assert!(page.contains("autocomplete=\"current-password\""));
-        assert!(page.contains("role=\"alert\""));
-        assert!(!page.contains("<script>"));
-        assert!(page.contains("value=\"/a?b=&lt;c&gt;\""));
+    fn escape_covers_markup_and_both_quotes() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

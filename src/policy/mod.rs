@@ -9,11 +9,11 @@
 //! upstream's own API token, and runs before the session is looked at.
 //!
 //! The decision is pure and cheap: no I/O (the caller reads a replacement table and passes its
-//! text), no session or identity, no other authgate module, and no allocation when no row
-//! matches. Matching is a safe superset of how Django routes (case-insensitive, `;param` cut,
-//! `.json`-style suffixes, trailing slash optional, every method-override channel counted); the
-//! file header of the table documents the rules, and [`RouteTable::explain`] shows them at work
-//! (`authgate explain-policy METHOD PATH`).
+//! text), no session or identity, no other authgate module (but the leaf [`crate::role`]), and
+//! no allocation when no row matches. Matching is a safe superset of how Django routes
+//! (case-insensitive, `;param` cut, `.json`-style suffixes, trailing slash optional, every
+//! method-override channel counted); the file header of the table documents the rules, and
+//! [`RouteTable::explain`] shows them at work (`authgate explain-policy METHOD PATH`).
 //!
 //! What the proxy must hand over (see [`Request`]): the *normalized* path it forwards, the query,
 //! the method, every override method ([`override_methods`] collects them) and whether a POST

@@ -43,7 +43,8 @@ fn m(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).expect("method token")
 }
 
-/// `target` is a path with an optional `?query`, as the proxy splits it.
+/// `target` is a path with an optional `?query`, as the proxy splits it; `role` is a claim as
+/// spelled (parsed at the edge, as the session's role is).
 fn decide(t: &RoleTable, method: &str, target: &str, role: Option<&str>) -> RoleDecision {
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -55,7 +56,7 @@ fn decide(t: &RoleTable, method: &str, target: &str, role: Option<&str>) -> Role
             query,
             ..Request::new(&method, path)
         },
-        role,
+        role.and_then(Role::from_claim),
     )
 }
 
@@ -124,14 +125,14 @@ fn every_row_decides_its_own_path_for_every_role() {
                         RoleDecision::Refuse { needed, rule: by }
                     };
                     assert_eq!(
-                        t.decide(&req, Some(role.name())),
+                        t.decide(&req, Some(role)),
                         want,
                         "route[{i}] {r}: {method} {path} as {role}"
                     );
                 }
                 for not in NOT_ROLES {
                     assert_eq!(
-                        t.decide(&req, not),
+                        t.decide(&req, not.and_then(Role::from_claim)),
                         RoleDecision::Refuse { needed, rule: by },
                         "route[{i}] {r}: {method} {path} as {not:?}"
                     );
@@ -209,10 +210,7 @@ fn refused_rows_stay_refused_in_every_spelling_and_method_channel() {
             }
             let refused = |req: &Request<'_>, what: &str| {
                 assert!(
-                    matches!(
-                        t.decide(req, Some(below.name())),
-                        RoleDecision::Refuse { .. }
-                    ),
+                    matches!(t.decide(req, Some(below)), RoleDecision::Refuse { .. }),
                     "route[{i}] {r}: {what} lets {below} through"
                 );
             };
@@ -409,13 +407,13 @@ fn the_highest_role_over_the_methods_checked_is_required() {
         ..Request::new(&get, "/api/projects/3/")
     };
     assert!(matches!(
-        t.decide(&req, Some("annotator")),
+        t.decide(&req, Some(Role::Annotator)),
         RoleDecision::Refuse {
             needed: Role::Manager,
             ..
         }
     ));
-    assert_eq!(t.decide(&req, Some("manager")), RoleDecision::Allow);
+    assert_eq!(t.decide(&req, Some(Role::Manager)), RoleDecision::Allow);
 }
 
 #[test]

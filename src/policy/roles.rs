@@ -6,56 +6,20 @@
 //! whether that role is enough; it uses the route table's path matcher and method rules
 //! (overrides, form bodies, PATCH covers PUT), so both tables see a request the same way.
 //!
-//! Pure: no I/O, no session, no other authgate module. The gate calls it after the session has
-//! given the role; the gate and `error.rs` turn a refusal into the 403 that names the role.
+//! Pure: no I/O, no session, no other authgate module but the leaf [`crate::role`]. The gate
+//! calls it after the session has given the role; the gate and `error.rs` turn a refusal into
+//! the 403 that names the role.
 
 use std::fmt::{self, Write as _};
 
 use super::matcher::{self, Segments, Verb};
 use super::routes::{self, Check, Error, MatchKind, MethodSet, Segment};
 use super::{for_each_verb, Request};
+pub use crate::role::Role;
 
-/// An organization role that the table can require, lowest first (the order is the hierarchy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Annotator,
-    Reviewer,
-    Manager,
-    Administrator,
-    Owner,
-}
-
-impl Role {
-    /// Every role, lowest first.
-    pub const ALL: [Role; 5] = [
-        Role::Annotator,
-        Role::Reviewer,
-        Role::Manager,
-        Role::Administrator,
-        Role::Owner,
-    ];
-
-    /// The role claim's spelling (`identity.role`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Annotator => "annotator",
-            Role::Reviewer => "reviewer",
-            Role::Manager => "manager",
-            Role::Administrator => "administrator",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// A role claim; `not_activated`, `deactivated`, an unknown value or none is no role.
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == s)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// A role a row can require: one of [`Role::ALL`], in the claim's spelling.
+fn required_role(s: &str) -> Option<Role> {
+    Role::from_claim(s).filter(|r| r.is_active())
 }
 
 /// The outcome for one request and role.
@@ -265,10 +229,10 @@ impl RoleTable {
         out
     }
 
-    /// Is `role` (the session's role claim; `None`, `not_activated` or an unknown value is below
-    /// every role) enough for the request?
-    pub fn decide(&self, req: &Request<'_>, role: Option<&str>) -> RoleDecision {
-        let have = role.and_then(Role::parse);
+    /// Is `role` (the session's; `None`, `not_activated` and `deactivated` are below every
+    /// role) enough for the request?
+    pub fn decide(&self, req: &Request<'_>, role: Option<Role>) -> RoleDecision {
+        let have = role.filter(|r| r.is_active());
         match self.required(req) {
             Some((needed, rule)) if have.is_none_or(|h| h < needed) => {
                 RoleDecision::Refuse { needed, rule }
@@ -277,9 +241,11 @@ impl RoleTable {
         }
     }
 
-    /// Human explanation of [`RoleTable::decide`] for `role`: the rows that match per method
-    /// checked, the one that decides, and the outcome.
+    /// Human explanation of [`RoleTable::decide`] for a role claim as typed
+    /// (`authgate explain-policy --role`; an unknown spelling is no role): the rows that match
+    /// per method checked, the one that decides, and the outcome.
     pub fn explain(&self, req: &Request<'_>, role: Option<&str>) -> String {
+        let have = role.and_then(Role::from_claim);
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -291,7 +257,7 @@ impl RoleTable {
             out,
             "role: {}{}",
             role.unwrap_or("(none)"),
-            if role.and_then(Role::parse).is_none() {
+            if have.filter(|r| r.is_active()).is_none() {
                 " (no role the table knows: below annotator)"
             } else {
                 ""
@@ -336,7 +302,7 @@ impl RoleTable {
                 }
             }
         }
-        let decision = match self.decide(req, role) {
+        let decision = match self.decide(req, have) {
             RoleDecision::Allow => match self.required(req) {
                 Some((needed, rule)) => {
                     format!("allow: route[{rule}] needs {needed}, and {} is enough", role.unwrap_or("(none)"))
@@ -400,7 +366,7 @@ fn read_row(i: usize, row: &toml::Value, check: &mut Check) -> Option<RoleRule> 
     };
     let role = check
         .string(t, loc, "role", true)
-        .and_then(|r| match Role::parse(&r) {
+        .and_then(|r| match required_role(&r) {
             Some(role) => Some(role),
             None => {
                 check.push(
@@ -408,7 +374,7 @@ fn read_row(i: usize, row: &toml::Value, check: &mut Check) -> Option<RoleRule> 
                     "role",
                     format!(
                         "`{r}`: expected one of {}",
-                        Role::ALL.map(Role::name).join(", ")
+                        Role::ALL.map(Role::as_str).join(", ")
                     ),
                 );
                 None

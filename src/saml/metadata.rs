@@ -32,6 +32,47 @@ pub struct CertInfo {
     pub expired: bool,
 }
 
+impl CertInfo {
+    /// How close the certificate is to its notAfter, now, with a warning
+    /// `warn_days` ahead. See [`expiry`].
+    pub fn expiry(&self, warn_days: u32) -> Expiry {
+        expiry(&self.der, self.expired, warn_days)
+    }
+}
+
+/// Where a certificate stands against its notAfter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Expired,
+    /// Within the warning period.
+    Soon,
+    Later,
+}
+
+/// How close a certificate (DER) is to its notAfter, now: expired,
+/// within `warn_days`, or later. `expired_at_load` is used when the
+/// certificate cannot be read again.
+pub fn expiry(der: &[u8], expired_at_load: bool, warn_days: u32) -> Expiry {
+    let (Ok(x), Ok(now), Ok(soon)) = (
+        openssl::x509::X509::from_der(der),
+        openssl::asn1::Asn1Time::days_from_now(0),
+        openssl::asn1::Asn1Time::days_from_now(warn_days),
+    ) else {
+        return if expired_at_load {
+            Expiry::Expired
+        } else {
+            Expiry::Later
+        };
+    };
+    if x.not_after() < now {
+        Expiry::Expired
+    } else if x.not_after() < soon {
+        Expiry::Soon
+    } else {
+        Expiry::Later
+    }
+}
+
 /// What authgate uses from the IdP metadata.
 #[derive(Debug, Clone)]
 pub struct IdpMetadata {
@@ -424,6 +465,47 @@ pub fn describe_time(t: Option<SystemTime>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A self-signed certificate valid from `from` to `to` days from now.
+    fn cert(from: i64, to: i64) -> Vec<u8> {
+        use openssl::asn1::Asn1Time;
+        let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa"))
+            .expect("key");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "idp").expect("cn");
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().expect("builder");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        b.set_not_before(&Asn1Time::from_unix(now + from * 86400).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::from_unix(now + to * 86400).expect("t"))
+            .expect("na");
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .expect("sign");
+        b.build().to_der().expect("der")
+    }
+
+    #[test]
+    fn certificates_expiring_within_30_days_are_flagged() {
+        let table = [
+            (-400, -1, Expiry::Expired),
+            (-10, 1, Expiry::Soon),
+            (-10, 29, Expiry::Soon),
+            (-10, 31, Expiry::Later),
+            (-10, 365, Expiry::Later),
+        ];
+        for (from, to, want) in table {
+            assert_eq!(expiry(&cert(from, to), false, 30), want, "{from}..{to}");
+        }
+        assert_eq!(expiry(b"not DER", true, 30), Expiry::Expired);
+        assert_eq!(expiry(b"not DER", false, 30), Expiry::Later);
+    }
 
     #[test]
     fn cache_durations_read_as_metadata_uses_them() {

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::{Session, Store, StoreError};
 use crate::identity::Identity;
+use crate::role::Role;
 
 /// Characters of the session id a listing shows.
 pub const SID_PREFIX_LEN: usize = 12;
@@ -37,7 +38,7 @@ pub struct Summary {
     pub user: String,
     /// `ldap` or `saml`.
     pub method: &'static str,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// The SAML IdP (`saml.idps` id) the session signed in with.
     pub idp: Option<String>,
     /// Unix seconds.
@@ -94,7 +95,7 @@ impl Summary {
             email: non_empty(&identity.email),
             user,
             method: identity.method.as_str(),
-            role: identity.role.clone(),
+            role: identity.role,
             idp: identity.saml_idp.clone(),
             created,
             last_seen,

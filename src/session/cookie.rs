@@ -1,148 +1,42 @@
-//! The session cookie: AES-256-GCM sealing of (session id, issue time), the
-//! key ring that makes key rotation painless, and the cookie's name,
-//! attributes and lookup in request headers.
+//! The session cookie: what it seals ([`SessionCookie`], the session id
+//! and, as every [`Sealed`] value, its issue time), its name and
+//! attributes, and its lookup in request headers.
 //!
 //! The cookie holds only the session id and its issue time, never the
 //! identity or groups (DESIGN.md: "the session cookie holds only an id").
-//! Format: `base64url_nopad(nonce(12) || ciphertext || tag(16))`, with
-//! `0x01 "authgate-session"` (format version, purpose) as AAD, so a value
-//! sealed for another purpose or format never opens as a session.
+//! Format: [`super::sealed`], with AD [`ad::SESSION`] (`0x01
+//! "authgate-session"`), unchanged since the first release: cookies issued
+//! before purposes were typed still open.
 //!
 //! Must not: log cookie values or keys; panic on any input; allocate when
 //! merely searching request headers.
 
-use std::fmt;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
-use aws_lc_rs::hkdf;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
+#[cfg(doc)]
+use super::sealed::Sealed;
+use super::sealed::{ad, text_payload, Sealable};
 use super::Error;
 
-/// Minimum secret length: the secret is the only entropy behind the key.
-pub const MIN_SECRET_LEN: usize = 32;
-/// Longest cookie value we try to open (browsers cap a cookie near 4 KB).
-pub const MAX_VALUE_LEN: usize = 4096;
-
-/// Format version and purpose, authenticated with every cookie.
-const AAD: &[u8] = b"\x01authgate-session";
-/// HKDF-SHA256 `info` (RFC 5869 §3.2): binds the derived key to this use,
-/// so the same configured secret could safely key something else too.
-const HKDF_INFO: &[u8] = b"authgate session cookie v1 aes-256-gcm";
-const TAG_LEN: usize = 16;
-const ISSUED_LEN: usize = 8;
-
-/// AES-256-GCM keys derived from the configured secrets: the first seals,
-/// all open, so a new secret can be put first while the old one still
-/// opens existing cookies. `Debug` shows only the count.
-pub struct Keys {
-    keys: Vec<RandomizedNonceKey>,
+/// What the session cookie seals: the session id. Its lifetime is the
+/// configured `session.ttl` ([`Sealed::open_within`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCookie {
+    pub sid: String,
 }
 
-struct Len32;
-impl hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
+impl Sealable for SessionCookie {
+    const AD: &'static [u8] = ad::SESSION;
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.sid.as_bytes());
     }
-}
-
-impl Keys {
-    /// Each secret must be at least [`MIN_SECRET_LEN`] bytes
-    /// (`Error::KeyTooShort { index }`, 0-based); each 256-bit key is
-    /// derived with HKDF-SHA256 (empty salt, fixed info).
-    pub fn from_secrets(secrets: &[Vec<u8>]) -> Result<Keys, Error> {
-        if secrets.is_empty() {
-            return Err(Error::NoKeys);
-        }
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]);
-        let mut keys = Vec::with_capacity(secrets.len());
-        for (index, secret) in secrets.iter().enumerate() {
-            if secret.len() < MIN_SECRET_LEN {
-                return Err(Error::KeyTooShort { index });
-            }
-            let mut bytes = [0u8; 32];
-            salt.extract(secret)
-                .expand(&[HKDF_INFO], Len32)
-                .and_then(|okm| okm.fill(&mut bytes))
-                .map_err(|_| Error::Crypto)?;
-            let key = RandomizedNonceKey::new(&AES_256_GCM, &bytes).map_err(|_| Error::Crypto);
-            bytes.fill(0);
-            keys.push(key?);
-        }
-        Ok(Keys { keys })
+    fn decode(payload: &[u8]) -> Option<Self> {
+        text_payload(payload).map(|sid| SessionCookie { sid })
     }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-impl fmt::Debug for Keys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("count", &self.keys.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Encrypts `(session_id, issued_unix)` with the first key.
-///
-/// AES-GCM sealing with a random nonce fails only if AWS-LC fails
-/// internally (its RNG aborts the process instead of failing; inputs here
-/// are far below GCM's size limit). Should it ever happen, the result is an
-/// empty string: a cookie that opens to nothing, i.e. the user is asked to
-/// sign in again; never a panic, never a weak cookie.
-pub fn seal(keys: &Keys, session_id: &str, issued_unix: u64) -> String {
-    let Some(key) = keys.keys.first() else {
-        return String::new();
-    };
-    let mut buf = Vec::with_capacity(ISSUED_LEN + session_id.len() + TAG_LEN);
-    buf.extend_from_slice(&issued_unix.to_be_bytes());
-    buf.extend_from_slice(session_id.as_bytes());
-    let Ok(nonce) = key.seal_in_place_append_tag(Aad::from(AAD), &mut buf) else {
-        return String::new();
-    };
-    let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
-    out.extend_from_slice(nonce.as_ref());
-    out.extend_from_slice(&buf);
-    URL_SAFE_NO_PAD.encode(out)
-}
-
-/// Decrypts a cookie value with each key in turn: `Some((session_id,
-/// issued_unix))`, or `None` for anything that is not a value we sealed
-/// (tampered, truncated, wrong key, not base64url, longer than
-/// [`MAX_VALUE_LEN`], not UTF-8 inside). Never panics.
-pub fn open(keys: &Keys, value: &str) -> Option<(String, u64)> {
-    if value.is_empty() || value.len() > MAX_VALUE_LEN {
-        return None;
-    }
-    let data = URL_SAFE_NO_PAD.decode(value).ok()?;
-    if data.len() < NONCE_LEN + ISSUED_LEN + 1 + TAG_LEN {
-        return None;
-    }
-    let (nonce, sealed) = data.split_at(NONCE_LEN);
-    let mut buf = Vec::with_capacity(sealed.len());
-    for key in &keys.keys {
-        buf.clear();
-        buf.extend_from_slice(sealed);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        if let Ok(plain) = key.open_in_place(nonce, Aad::from(AAD), &mut buf) {
-            let (issued, sid) = plain.split_at(ISSUED_LEN);
-            let issued = u64::from_be_bytes(issued.try_into().ok()?);
-            let sid = std::str::from_utf8(sid).ok()?;
-            return Some((sid.to_string(), issued));
-        }
-    }
-    None
 }
 
 /// RFC 6265 §4.1.1 cookie-octet complement: what must be escaped in a value.
@@ -217,7 +111,7 @@ impl CookieConfig {
         }
     }
 
-    /// `Set-Cookie` for `value` (a [`seal`] output; anything outside RFC
+    /// `Set-Cookie` for `value` (a [`Sealed`] text; anything outside RFC
     /// 6265 cookie-octets is percent-encoded, so the header is always valid).
     pub fn set_header(&self, value: &str, max_age: Duration) -> HeaderValue {
         let value = utf8_percent_encode(value, NOT_COOKIE_OCTET);
@@ -314,22 +208,57 @@ fn to_header_value(s: String) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sealed::tests::keys;
+    use super::super::sealed::{Sealed, MAX_VALUE_LEN};
     use super::*;
-
-    fn keys(secrets: &[&[u8]]) -> Keys {
-        let v: Vec<Vec<u8>> = secrets.iter().map(|s| s.to_vec()).collect();
-        Keys::from_secrets(&v).expect("keys")
-    }
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
 
     const A: &[u8] = b"secret-A-0123456789abcdefghijklmnopqrstuvwxyz";
     const B: &[u8] = b"secret-B-0123456789abcdefghijklmnopqrstuvwxyz";
     const SID: &str = "bU0ZPaaHnZdUvLw7mtF1yxvRr9hGkpKJuS2oX6XKUjQ";
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn seal(k: &Keys, sid: &str, issued: u64) -> String {
+        let c = SessionCookie {
+            sid: sid.to_string(),
+        };
+        Sealed::seal(k, &c, issued).into_string()
+    }
+
+    /// The session id in `v`, if it opens at `now` (lifetime a day).
+    fn open(k: &Keys, v: &str, now: u64) -> Option<String> {
+        Sealed::<SessionCookie>::open_within(k, v, now, DAY).map(|c| c.sid)
+    }
+
+    use super::super::Keys;
+
+    /// A cookie sealed by an independent implementation (Python
+    /// `cryptography`: HKDF-SHA256 of secret A, AES-256-GCM, nonce 0..11,
+    /// AD `0x01 "authgate-session"`, plaintext `1_700_000_000` big-endian
+    /// then SID): the format of every session cookie issued so far.
+    const ISSUED_BEFORE: &str = "AAECAwQFBgcICQoL7gjauYBWAirlvwtsSLuduJEiwr7n2kKjC5TrSqgtm1DczQA6Ax--GV9TrNj9jr_9UdcEgqUB0dZ97Z0IYVP8fACtew";
+
+    #[test]
+    fn the_wire_format_is_unchanged() {
+        let k = keys(&[A]);
+        let t = 1_700_000_000;
+        assert_eq!(open(&k, ISSUED_BEFORE, t), Some(SID.to_string()));
+        assert_eq!(open(&k, ISSUED_BEFORE, t + 86_399), Some(SID.to_string()));
+        assert_eq!(open(&k, ISSUED_BEFORE, t + 86_400), None, "issued at t");
+        assert_eq!(open(&keys(&[B]), ISSUED_BEFORE, t), None);
+        // And what we seal now has the same shape: nonce, issued, id, tag.
+        let v = seal(&k, SID, t);
+        let raw = URL_SAFE_NO_PAD.decode(&v).expect("b64");
+        assert_eq!(raw.len(), 12 + 8 + SID.len() + 16);
+        assert_eq!(v.len(), ISSUED_BEFORE.len());
+    }
 
     #[test]
     fn round_trip() {
         let k = keys(&[A]);
         let v = seal(&k, SID, 1_700_000_000);
-        assert_eq!(open(&k, &v), Some((SID.to_string(), 1_700_000_000)));
+        assert_eq!(open(&k, &v, 1_700_000_000), Some(SID.to_string()));
         let other = seal(&k, SID, 1_700_000_000);
         assert_ne!(v, other, "random nonce: two seals differ");
         assert!(!v.contains(SID));
@@ -346,7 +275,7 @@ mod tests {
             for bit in [0x01u8, 0x80] {
                 let mut t = raw.clone();
                 t[i] ^= bit;
-                assert_eq!(open(&k, &URL_SAFE_NO_PAD.encode(&t)), None, "byte {i}");
+                assert_eq!(open(&k, &URL_SAFE_NO_PAD.encode(&t), 42), None, "byte {i}");
             }
         }
     }
@@ -356,22 +285,22 @@ mod tests {
         let k = keys(&[A]);
         let v = seal(&k, SID, 42);
         for n in 0..v.len() {
-            assert_eq!(open(&k, &v[..n]), None, "prefix {n}");
+            assert_eq!(open(&k, &v[..n], 42), None, "prefix {n}");
         }
-        assert_eq!(open(&k, &format!("{v}A")), None);
-        assert_eq!(open(&k, &format!("{v}=")), None, "padding is not ours");
+        assert_eq!(open(&k, &format!("{v}A"), 42), None);
+        assert_eq!(open(&k, &format!("{v}="), 42), None, "padding is not ours");
         for bad in ["", "!!!!", "not base64 at all", "é", "....", "AAAA"] {
-            assert_eq!(open(&k, bad), None, "{bad:?}");
+            assert_eq!(open(&k, bad, 42), None, "{bad:?}");
         }
         let big = "A".repeat(10 * 1024);
-        assert_eq!(open(&k, &big), None);
+        assert_eq!(open(&k, &big, 42), None);
         let big_valid_b64 = URL_SAFE_NO_PAD.encode(vec![7u8; 3000]);
         assert!(big_valid_b64.len() <= MAX_VALUE_LEN);
-        assert_eq!(open(&k, &big_valid_b64), None);
+        assert_eq!(open(&k, &big_valid_b64, 42), None);
         let garbage: String = (0..10 * 1024)
             .map(|i| char::from(b'!' + (i % 90) as u8))
             .collect();
-        assert_eq!(open(&k, &garbage), None);
+        assert_eq!(open(&k, &garbage, 42), None);
     }
 
     #[test]
@@ -380,31 +309,12 @@ mod tests {
         let rotated = keys(&[B, A]);
         let only_new = keys(&[B]);
         let v = seal(&old, SID, 7);
-        assert_eq!(open(&rotated, &v), Some((SID.to_string(), 7)));
-        assert_eq!(open(&only_new, &v), None);
+        assert_eq!(open(&rotated, &v, 7), Some(SID.to_string()));
+        assert_eq!(open(&only_new, &v, 7), None);
         // New cookies are sealed with the first key.
         let w = seal(&rotated, SID, 8);
-        assert_eq!(open(&only_new, &w), Some((SID.to_string(), 8)));
-        assert_eq!(open(&old, &w), None);
-    }
-
-    #[test]
-    fn short_or_missing_secrets_are_refused() {
-        assert!(matches!(Keys::from_secrets(&[]), Err(Error::NoKeys)));
-        let short = vec![A.to_vec(), vec![b'x'; 31]];
-        match Keys::from_secrets(&short) {
-            Err(Error::KeyTooShort { index }) => assert_eq!(index, 1),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(Keys::from_secrets(&[vec![0u8; 32]]).is_ok());
-    }
-
-    #[test]
-    fn keys_debug_shows_no_secret() {
-        let k = keys(&[A, B]);
-        let dbg = format!("{k:?}");
-        assert!(dbg.contains("count: 2"));
-        assert!(!dbg.contains("secret-A"));
+        assert_eq!(open(&only_new, &w, 8), Some(SID.to_string()));
+        assert_eq!(open(&old, &w, 8), None);
     }
 
     #[test]
@@ -517,6 +427,6 @@ mod tests {
             .expect("pair");
         let h = headers(&[format!("theme=dark; {pair}").as_bytes()]);
         let found = c.find(&h).expect("found");
-        assert_eq!(open(&k, found), Some((SID.to_string(), 9)));
+        assert_eq!(open(&k, found, 9), Some(SID.to_string()));
     }
 }

@@ -19,6 +19,7 @@ pub mod control;
 pub mod cookie;
 pub mod memory;
 pub mod redis;
+pub mod sealed;
 pub mod settings;
 
 use std::fmt;
@@ -37,9 +38,10 @@ use crate::identity::jwt::{Signer, TokenCache};
 use crate::identity::{self, random_bytes, Identity};
 
 pub use control::Summary;
-pub use cookie::{CookieConfig, Keys};
+pub use cookie::{CookieConfig, SessionCookie};
 pub use memory::MemoryStore;
 pub use redis::{Redis, RedisStore};
+pub use sealed::{Expiring, Keys, Sealable, Sealed};
 pub use settings::{RedisSettings, Settings, StoreKind};
 
 /// Errors of session handling. Messages never contain cookie values,
@@ -330,7 +332,10 @@ impl PlainHeaders {
             &names.groups,
             Some(groups).filter(|g| !g.is_empty()).map(encoded),
         );
-        push(&names.role, non_empty(&id.role).map(value));
+        push(
+            &names.role,
+            id.role.map(|r| HeaderValue::from_static(r.as_str())),
+        );
         PlainHeaders { headers }
     }
 
@@ -391,15 +396,22 @@ pub async fn start(
         now,
         ttl,
     ));
-    let sealed = cookie::seal(keys, &session.id, now);
+    let sealed = Sealed::seal(
+        keys,
+        &SessionCookie {
+            sid: session.id.clone(),
+        },
+        now,
+    );
     store.insert(Arc::clone(&session)).await?;
-    Ok((session, cookie.set_header(&sealed, ttl)))
+    Ok((session, cookie.set_header(sealed.as_str(), ttl)))
 }
 
 /// The live session named by the request's cookie, if any. Every copy of
 /// our cookie is tried (see [`CookieConfig::find_all`]: a planted duplicate
-/// cannot hide the real one), and a cookie issued `ttl` or longer ago is
-/// refused even if a store forgot to expire its session.
+/// cannot hide the real one), and a cookie issued `ttl` or longer ago (or
+/// more than [`sealed::MAX_SKEW`] ahead) is refused even if a store forgot
+/// to expire its session.
 pub async fn load(
     store: &dyn Store,
     keys: &Keys,
@@ -409,12 +421,9 @@ pub async fn load(
     ttl: Duration,
 ) -> Result<Option<Arc<Session>>, StoreError> {
     for value in cookie.find_all(headers) {
-        let Some((sid, issued)) = cookie::open(keys, value) else {
+        let Some(SessionCookie { sid }) = Sealed::open_within(keys, value, now, ttl) else {
             continue;
         };
-        if now >= issued.saturating_add(ttl.as_secs()) {
-            continue;
-        }
         if let Some(s) = store.get(&sid, now).await? {
             return Ok(Some(s));
         }
@@ -426,6 +435,7 @@ pub async fn load(
 pub(crate) mod tests {
     use super::*;
     use crate::identity::Method;
+    use crate::role::Role;
     use std::collections::BTreeMap;
 
     pub(crate) fn identity(subject: &str) -> Identity {
@@ -440,7 +450,7 @@ pub(crate) mod tests {
                 "cn=Team A,ou=groups,dc=example,dc=com".to_string(),
                 "ls-annotators".to_string(),
             ],
-            role: Some("annotator".to_string()),
+            role: Some(Role::Annotator),
             workspaces: Vec::new(),
             projects: BTreeMap::new(),
             method: Method::Saml,
@@ -531,7 +541,6 @@ pub(crate) mod tests {
         let mut id = identity("s");
         id.preferred_username = Some("jürgen".to_string());
         id.email = Some("evil@example.com\r\nX-Forwarded-Role: owner".to_string());
-        id.role = Some(" spaced ".to_string());
         let p = PlainHeaders::new(&id, &HeaderNames::default());
         assert_eq!(get(&p, "x-forwarded-user"), Some("j%C3%BCrgen"));
         assert_eq!(
@@ -542,11 +551,19 @@ pub(crate) mod tests {
             get(&p, "x-forwarded-email"),
             Some("evil@example.com%0D%0AX-Forwarded-Role:%20owner")
         );
-        assert_eq!(get(&p, "x-forwarded-role"), Some("%20spaced%20"));
-        // Printable ASCII with inner spaces passes as is.
-        id.role = Some("a b%c".to_string());
+        id.email = Some(" spaced ".to_string());
         let p = PlainHeaders::new(&id, &HeaderNames::default());
-        assert_eq!(get(&p, "x-forwarded-role"), Some("a b%c"));
+        assert_eq!(get(&p, "x-forwarded-email"), Some("%20spaced%20"));
+        // Printable ASCII with inner spaces passes as is.
+        id.email = Some("a b%c".to_string());
+        let p = PlainHeaders::new(&id, &HeaderNames::default());
+        assert_eq!(get(&p, "x-forwarded-email"), Some("a b%c"));
+        // The role (a `Role`, whatever its source) is its claim spelling.
+        for role in [Role::NotActivated, Role::Owner, Role::Deactivated] {
+            id.role = Some(role);
+            let p = PlainHeaders::new(&id, &HeaderNames::default());
+            assert_eq!(get(&p, "x-forwarded-role"), Some(role.as_str()));
+        }
     }
 
     #[test]
@@ -647,6 +664,16 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_cookie_sealed_more_than_a_minute_ahead_is_refused() {
+        let e = env(Duration::ZERO, 7);
+        let t = 1_700_000_000;
+        let (_, ahead) = e.start("jane", t + 60).await;
+        assert!(e.load(&request_with(&[&ahead]), t).await.is_some());
+        let (_, too_far) = e.start("joe", t + 61).await;
+        assert!(e.load(&request_with(&[&too_far]), t).await.is_none());
+    }
+
+    #[tokio::test]
     async fn a_planted_duplicate_cookie_does_not_hide_the_real_one() {
         let e = env(Duration::ZERO, 7);
         let attacker = env(Duration::ZERO, 9);
@@ -667,12 +694,12 @@ pub(crate) mod tests {
         let (s, set) = e.start("jane", t).await;
         let req = request_with(&[&set]);
         let mut changed = identity("jane");
-        changed.role = Some("reviewer".to_string());
+        changed.role = Some(Role::Reviewer);
         let next = Arc::new(s.with_identity(Arc::new(changed), &e.names, t + 300));
         e.store.insert(Arc::clone(&next)).await.expect("refresh");
         assert_eq!((next.id.as_str(), next.created), (s.id.as_str(), s.created));
         let loaded = e.load(&req, t + 301).await.expect("live");
-        assert_eq!(loaded.identity.role.as_deref(), Some("reviewer"));
+        assert_eq!(loaded.identity.role, Some(Role::Reviewer));
         assert_eq!(loaded.identity_at, t + 300);
         assert_eq!(get(&loaded.plain, "x-forwarded-role"), Some("reviewer"));
 

@@ -10,6 +10,7 @@ mod settings;
 pub use settings::{LogFormat, Settings};
 
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
@@ -127,32 +128,136 @@ impl std::fmt::Debug for RequestId {
 }
 
 /// One audit event: a decision that matters (login success or failure, a
-/// refusal, a policy denial, a logout), written as one line to target
-/// `authgate::audit` (one JSON object with `log.format = "json"`).
+/// refusal, a policy denial, a logout, a revoked session, saved settings),
+/// written as one line to target `authgate::audit` (one JSON object with
+/// `log.format = "json"`). Built with [`Audit::new`] and the setters below,
+/// written with [`Audit::emit`]: the only way audit lines are made.
 ///
-/// Every event carries the same fields, so one query finds them all:
-/// `event`, `subject` and `role` (left out when unknown), `method` and
-/// `path` (the normalized path, never the query: an invite token lives
-/// there), `client`, `reason`, and `request_id` when there is a request.
-/// Never put a password, token, cookie or assertion in any of them.
-#[derive(Debug, Clone, Copy)]
+/// The common fields, so one query finds every event: `event`, `subject`
+/// and `role` (left out when unknown), `method` and `path` (the normalized
+/// path, never the query: an invite token lives there), `client`, `reason`,
+/// and `request_id` when there is a request. Some events add their own
+/// (`user`, `by`, `scope`, `sid`, `email`, `version`, `changed`); a field
+/// never set is left out of the line. Never put a password, token, cookie
+/// or assertion in any of them.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use = "an audit event is written only by emit()"]
 pub struct Audit<'a> {
-    /// `login_success`, `login_failure`, `login_refused`, `access_refused`,
-    /// `policy_denied`, `role_denied`, `logout`.
-    pub event: &'static str,
-    pub subject: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub client: std::net::IpAddr,
-    /// A short machine-readable why: the armed switch, `deactivated`,
-    /// `pending_activation`, `session_ended`...
-    pub reason: &'a str,
-    pub request_id: Option<&'a str>,
+    event: &'static str,
+    subject: Option<&'a str>,
+    role: Option<&'a str>,
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+    client: Option<IpAddr>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    user: Option<&'a str>,
+    by: Option<&'a str>,
+    scope: Option<&'a str>,
+    sid: Option<&'a str>,
+    email: Option<&'a str>,
+    version: Option<u64>,
+    changed: Option<&'a str>,
 }
 
-impl Audit<'_> {
-    pub fn emit(&self) {
+impl<'a> Audit<'a> {
+    /// `event`: `login_success`, `login_failure`, `login_refused`,
+    /// `access_refused`, `policy_denied`, `role_denied`, `logout`,
+    /// `session_revoked`, `sso_settings_saved`.
+    pub fn new(event: &'static str) -> Self {
+        Audit {
+            event,
+            ..Audit::default()
+        }
+    }
+
+    /// Who the event is about: SAML NameID or LDAP DN.
+    pub fn subject(mut self, subject: impl Into<Option<&'a str>>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+
+    /// Their organization role, in the claim's spelling.
+    pub fn role(mut self, role: impl Into<Option<&'a str>>) -> Self {
+        self.role = role.into();
+        self
+    }
+
+    /// The request: its method, normalized path and client address.
+    pub fn request(self, method: &'a str, path: &'a str, client: IpAddr) -> Self {
+        self.method(method).path(path).client(client)
+    }
+
+    /// The HTTP method (or, for directory events, `ldap`).
+    pub fn method(mut self, method: &'a str) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    pub fn path(mut self, path: &'a str) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    pub fn client(mut self, client: IpAddr) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// A short machine-readable why: the armed switch, `deactivated`,
+    /// `pending_activation`, `session_ended`...
+    pub fn reason(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    pub fn request_id(mut self, id: impl Into<Option<&'a str>>) -> Self {
+        self.request_id = id.into();
+        self
+    }
+
+    /// The username typed into the login form (bounded by the caller).
+    pub fn user(mut self, user: &'a str) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// Who acted (an administrator ending sessions).
+    pub fn by(mut self, by: &'a str) -> Self {
+        self.by = Some(by);
+        self
+    }
+
+    /// What a revocation selected: `sid`, `user` or `all`.
+    pub fn scope(mut self, scope: &'a str) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// A session id's short prefix (never the id).
+    pub fn sid(mut self, sid: &'a str) -> Self {
+        self.sid = Some(sid);
+        self
+    }
+
+    pub fn email(mut self, email: impl Into<Option<&'a str>>) -> Self {
+        self.email = email.into();
+        self
+    }
+
+    /// The version of saved settings (a number in JSON).
+    pub fn version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// What saved settings changed, human-readable.
+    pub fn changed(mut self, changed: &'a str) -> Self {
+        self.changed = Some(changed);
+        self
+    }
+
+    pub fn emit(self) {
         tracing::info!(
             target: "authgate::audit",
             event = self.event,
@@ -160,20 +265,18 @@ impl Audit<'_> {
             role = self.role,
             method = self.method,
             path = self.path,
-            client = %self.client,
+            client = self.client.as_ref().map(tracing::field::display),
             reason = self.reason,
             request_id = self.request_id,
+            user = self.user,
+            by = self.by,
+            scope = self.scope,
+            sid = self.sid,
+            email = self.email,
+            version = self.version,
+            changed = self.changed,
         );
     }
-}
-
-/// One structured audit event with free-form fields. Prefer [`Audit`],
-/// which carries the fields every audit line must have.
-#[macro_export]
-macro_rules! audit {
-    ($event:expr, $($field:tt)*) => {
-        tracing::info!(target: "authgate::audit", event = $event, $($field)*)
-    };
 }
 
 #[cfg(test)]
@@ -205,5 +308,103 @@ mod tests {
         let cut = RequestId::from(long.as_str());
         assert_eq!(cut.as_str(), "é".repeat(16));
         assert_eq!(RequestId::from("").as_str(), "");
+    }
+
+    /// The audit lines `f` writes, as JSON objects (`log.format = "json"`).
+    fn audit_json(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buffer").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().expect("buffer").clone()).expect("utf-8");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    }
+
+    #[test]
+    fn an_audit_line_has_the_fields_set_and_no_others() {
+        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let lines = audit_json(|| {
+            Audit::new("role_denied")
+                .subject("uid=jane")
+                .role(Some("annotator"))
+                .request("DELETE", "/api/projects/3/", client)
+                .reason("role_required:manager")
+                .request_id("0123456789abcdef")
+                .emit();
+            Audit::new("login_failure")
+                .user("jane")
+                .client(client)
+                .method("ldap")
+                .reason("csrf")
+                .emit();
+            Audit::new("sso_settings_saved")
+                .subject("s")
+                .role(None)
+                .request_id(None)
+                .version(2)
+                .changed("a | b")
+                .emit();
+        });
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v
+                .as_object()
+                .expect("object")
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "timestamp" | "level" | "target"))
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        for v in &lines {
+            assert_eq!(v["target"], "authgate::audit");
+            assert_eq!(v["level"], "INFO");
+        }
+        let denied = &lines[0];
+        assert_eq!(
+            keys(denied),
+            [
+                "client",
+                "event",
+                "method",
+                "path",
+                "reason",
+                "request_id",
+                "role",
+                "subject"
+            ]
+        );
+        assert_eq!(denied["event"], "role_denied");
+        assert_eq!(denied["client"], "192.0.2.7");
+        assert_eq!(denied["path"], "/api/projects/3/");
+        let failure = &lines[1];
+        assert_eq!(
+            keys(failure),
+            ["client", "event", "method", "reason", "user"]
+        );
+        assert_eq!(failure["method"], "ldap");
+        let saved = &lines[2];
+        assert_eq!(keys(saved), ["changed", "event", "subject", "version"]);
+        assert_eq!(saved["version"], 2, "a number, not a string");
     }
 }

@@ -232,7 +232,8 @@ pub fn identity(
                 .into(),
         ),
         groups: groups.iter().map(|g| g.to_string()).collect(),
-        role: role.map(str::to_string),
+        role: role
+            .map(|r| authgate::role::Role::from_claim(r).expect("a role, spelled as the claim")),
         workspaces: vec![],
         projects: Default::default(),
         method: authgate::identity::Method::Ldap,

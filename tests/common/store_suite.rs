@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgate::role::Role;
 use authgate::session::control::{self, Selector};
 use authgate::session::{new_session_id, HeaderNames, LogoutTarget, Session, Store};
 
@@ -122,11 +123,11 @@ pub async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
     store.insert(Arc::clone(&s)).await.expect("insert");
     assert!(store.get(&s.id, T + 90).await.expect("get").is_some());
     let mut id = (*s.identity).clone();
-    id.role = Some("reviewer".into());
+    id.role = Some(Role::Reviewer);
     let next = Arc::new(s.with_identity(Arc::new(id), &HeaderNames::default(), T + 50));
     store.insert(next).await.expect("replace");
     let got = store.get(&s.id, T + 189).await.expect("get").expect("live");
-    assert_eq!(got.identity.role.as_deref(), Some("reviewer"));
+    assert_eq!(got.identity.role, Some(Role::Reviewer));
     assert_eq!(got.expires, s.expires);
     assert_eq!(store.len().await, 1);
 
@@ -177,8 +178,8 @@ pub async fn store_suite(make: &dyn Fn(Duration) -> Arc<dyn Store>) {
     );
     assert_eq!(listed.idp.as_deref(), Some("default"));
     assert_eq!(
-        (listed.method, listed.role.as_deref(), listed.sid.len()),
-        ("saml", Some("annotator"), 12)
+        (listed.method, listed.role, listed.sid.len()),
+        ("saml", Some(Role::Annotator), 12)
     );
     for (user, want) in [
         ("bob@example.com", 1),

@@ -1,33 +1,11 @@
-//! The SSO & SAML settings page (`{prefix}/admin/sso`): plain semantic HTML,
-//! a label on every field, every form usable without JavaScript (the one
-//! script, `sso.js`, served by authgate, only adds the copy buttons). The
-//! style sheet is allowed by its hash, so the CSP allows no inline script
-//! and no other style.
+//! The SSO page's building blocks: table rows, copyable values, the
+//! editable mapping tables, form fields. Every value escaped.
 
-use super::escape;
 use crate::config::raw::ProjectRule;
+use crate::mapping::ProjectRole;
+use crate::pages::escape;
+use crate::role::Role;
 use crate::settings::{Problem, RoleRow, WorkspaceRow};
-
-pub const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}\
-main{max-width:60rem;margin:2rem auto;background:#fff;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.12);padding:1.5rem 2rem}\
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-top:1px solid #e3e6eb;padding-top:1rem}h3{font-size:1rem}\
-table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid #eef0f3}\
-code{word-break:break-all}label{font-weight:600}input[type=text],input[type=url],input[type=email],select,textarea{width:100%;box-sizing:border-box;padding:.4rem;border:1px solid #b8bfcc;border-radius:4px;font:inherit}\
-textarea{min-height:3.5rem}button{padding:.45rem .9rem;border:0;border-radius:4px;background:#2457d6;color:#fff;font:inherit;cursor:pointer}\
-button.secondary{background:#e8ecf5;color:#1d2330}fieldset{border:1px solid #e3e6eb;border-radius:6px;margin:1rem 0}\
-.error{background:#fdecec;border:1px solid #f3b4b4;color:#8a1c1c;padding:.6rem;border-radius:4px}\
-.ok{background:#e9f7ee;border:1px solid #a8dcb9;color:#145c2c;padding:.6rem;border-radius:4px}\
-.warn{color:#8a4b00;font-weight:600}.muted{color:#5b6372;font-size:.9rem}.locked{background:#f5f6f8;padding:.6rem;border-radius:4px}";
-
-/// The page frame: the style sheet inline (allowed by hash), `sso.js` by URL.
-pub fn frame(title: &str, script: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{t}</title><style>{STYLE}</style><script src=\"{s}\" defer></script></head><body><main>{body}</main></body></html>",
-        t = escape(title),
-        s = escape(script),
-    )
-}
 
 /// A value to paste into the IdP, with a copy button (shown by the script).
 pub fn copy_row(id: &str, label: &str, value: &str) -> String {
@@ -71,15 +49,21 @@ pub fn csrf_field(token: &str) -> String {
     )
 }
 
-pub const ROLES: &[&str] = &[
-    "administrator",
-    "manager",
-    "reviewer",
-    "annotator",
-    "not_activated",
-    "deactivated",
+/// The roles a group can grant (the role select's options, highest first).
+pub const ROLES: [Role; 6] = [
+    Role::Administrator,
+    Role::Manager,
+    Role::Reviewer,
+    Role::Annotator,
+    Role::NotActivated,
+    Role::Deactivated,
 ];
-pub const PROJECT_ROLES: &[&str] = &["annotator", "reviewer", "inherit"];
+/// The project select's options.
+pub const PROJECT_ROLES: [ProjectRole; 3] = [
+    ProjectRole::Annotator,
+    ProjectRole::Reviewer,
+    ProjectRole::Inherit,
+];
 
 fn select(name: &str, id: &str, label: &str, options: &[&str], chosen: &str) -> String {
     let mut s = format!(
@@ -124,7 +108,7 @@ pub fn role_rows(rows: &[RoleRow]) -> String {
                 &format!("role-{i}-name"),
                 &format!("role-{i}-name"),
                 &format!("Role of row {}", i + 1),
-                ROLES,
+                &ROLES.map(Role::as_str),
                 &r.role
             ),
             groups_area(
@@ -185,7 +169,7 @@ pub fn project_rows(rows: &[ProjectRule]) -> String {
                 &format!("prj-{i}-role"),
                 &format!("prj-{i}-role"),
                 &format!("Project role of row {}", i + 1),
-                PROJECT_ROLES,
+                &PROJECT_ROLES.map(|p| p.as_str()),
                 &r.role
             ),
             remove(&format!("prj-{i}-remove"), &format!("prj-{i}-remove")),
@@ -203,31 +187,3 @@ pub fn locked(what: &str, source: &str, content: &str) -> String {
         escape(source)
     )
 }
-
-/// The copy buttons: the only script of the page, served as a file.
-pub const SCRIPT: &str = r#"// authgate SSO page: copy buttons (the page works without this file).
-document.addEventListener("DOMContentLoaded", function () {
-  document.querySelectorAll("button.copy").forEach(function (b) {
-    b.hidden = false;
-    b.addEventListener("click", function () {
-      var el = document.getElementById(b.getAttribute("data-copy"));
-      if (!el) { return; }
-      var text = el.textContent;
-      var done = function () { b.textContent = "Copied"; setTimeout(function () { b.textContent = "Copy"; }, 1500); };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(text).then(done, function () { select(el); });
-      } else {
-        select(el);
-        try { if (document.execCommand("copy")) { done(); } } catch (e) { }
-      }
-    });
-  });
-  function select(el) {
-    var r = document.createRange();
-    r.selectNodeContents(el);
-    var s = window.getSelection();
-    s.removeAllRanges();
-    s.addRange(r);
-  }
-});
-"#;
