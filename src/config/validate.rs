@@ -566,7 +566,7 @@ fn upstream(c: &mut Check<'_>, u: &raw::Upstream) -> Upstream {
             None
         }
     };
-    let upstream = Upstream {
+    Upstream {
         authority: authority.unwrap_or_else(|| Authority::from_static("127.0.0.1:1")),
         pass_host_header: u.pass_host_header,
         connect_timeout: c.duration("upstream.connect_timeout", &u.connect_timeout),
@@ -587,8 +587,7 @@ fn upstream(c: &mut Check<'_>, u: &raw::Upstream) -> Upstream {
                 }
             },
         },
-    };
-    upstream
+    }
 }
 
 /// `[log]`.
@@ -613,13 +612,12 @@ fn log(c: &mut Check<'_>, l: &raw::Log) -> Log {
             ),
         );
     }
-    let log = Log {
+    Log {
         format,
         level: l.level.clone(),
         access_log: l.access_log,
         audit: l.audit,
-    };
-    log
+    }
 }
 
 /// `[session]`.
@@ -677,14 +675,13 @@ fn session(c: &mut Check<'_>, ss: &raw::Session) -> Session {
             Store::Memory
         }
     };
-    let session = Session {
+    Session {
         store,
         secrets,
         cookie_name: ss.cookie_name.clone(),
         ttl: c.duration("session.ttl", &ss.ttl),
         idle_timeout: c.duration("session.idle_timeout", &ss.idle_timeout),
-    };
-    session
+    }
 }
 
 /// `[identity]`.
@@ -994,7 +991,7 @@ fn policy(c: &mut Check<'_>, raw: &Raw, warnings: &mut Vec<String>) -> Policy {
             "policy.enforce_roles = true while policy.manual_role_management = true: a person in no mapped group carries no role claim and is refused every route of the role table (set mapping.default_role, e.g. annotator, to give them one)".into(),
         );
     }
-    let policy = Policy {
+    Policy {
         public_paths,
         allow_upstream_tokens: p.allow_upstream_tokens,
         manual_role_management: p.manual_role_management,
@@ -1005,8 +1002,7 @@ fn policy(c: &mut Check<'_>, raw: &Raw, warnings: &mut Vec<String>) -> Policy {
         switches: p.switches.clone(),
         enforce_roles,
         role_routes,
-    };
-    policy
+    }
 }
 
 /// Settings of a feature that is off do nothing: one warning per key set.
@@ -1017,7 +1013,7 @@ fn ignored_while_disabled(raw: &Raw, origins: &Origins) -> Vec<String> {
             "ldap",
             &raw.ldap,
             &raw::Ldap::default(),
-            &origins,
+            origins,
             "LDAP",
             "ldap.enabled = true (AUTH_LDAP_ENABLED=1)",
             // Also the owner of SAML sign-ins (see [mapping] above).
@@ -1029,7 +1025,7 @@ fn ignored_while_disabled(raw: &Raw, origins: &Origins) -> Vec<String> {
             "saml",
             &raw.saml,
             &raw::Saml::default(),
-            &origins,
+            origins,
             "SAML",
             if raw.server.state_dir.trim().is_empty() {
                 "saml.enabled = true (AUTHGATE_SAML__ENABLED=true)"
