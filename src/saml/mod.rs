@@ -17,13 +17,13 @@
 //! signing certificate (samael would then skip verification).
 
 pub mod attributes;
-pub mod decrypt;
 pub mod logout;
 pub mod metadata;
 pub mod replay;
 pub mod request;
 pub mod response;
 pub mod settings;
+mod xmlsec;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -35,6 +35,8 @@ pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use request::AuthnRedirect;
 pub use response::{Pending, Verified};
 pub use settings::Settings;
+pub use xmlsec::decrypt;
+pub(crate) use xmlsec::errors_to_tracing as xmlsec_errors_to_tracing;
 
 /// Largest SAMLResponse form body accepted (before base64 decoding).
 /// Real responses are a few KB; samael needs ~0.5 s and 65 MB per MB of XML.
@@ -895,58 +897,4 @@ pub fn write_sp_pair(
         key_path.display(),
         cert_path.display()
     ))
-}
-
-/// libxmlsec1 prints one unstructured stderr line per failed verification
-/// (breaking JSON log pipelines); route those reports to `tracing` at
-/// debug level instead. Our own error and log line carry the reason.
-/// Called after samael's first use: its lazy libxmlsec1 initialisation
-/// resets the callback.
-pub(crate) fn xmlsec_errors_to_tracing() {
-    use std::os::raw::{c_char, c_int};
-    type Callback = unsafe extern "C" fn(
-        *const c_char,
-        c_int,
-        *const c_char,
-        *const c_char,
-        *const c_char,
-        c_int,
-        *const c_char,
-    );
-    extern "C" {
-        // xmlsec/errors.h; libxmlsec1 is linked by samael.
-        fn xmlSecErrorsSetCallback(callback: Option<Callback>);
-    }
-    unsafe extern "C" fn report(
-        _file: *const c_char,
-        _line: c_int,
-        func: *const c_char,
-        _object: *const c_char,
-        subject: *const c_char,
-        reason: c_int,
-        msg: *const c_char,
-    ) {
-        let text = |p: *const c_char| {
-            if p.is_null() {
-                String::new()
-            } else {
-                // SAFETY: xmlsec passes NUL-terminated strings or NULL.
-                unsafe { std::ffi::CStr::from_ptr(p) }
-                    .to_string_lossy()
-                    .into_owned()
-            }
-        };
-        let (func, subject, msg) = (text(func), text(subject), text(msg));
-        // Never unwind into C.
-        let _ = std::panic::catch_unwind(move || {
-            tracing::debug!(target: "authgate::saml::xmlsec", func, subject, reason, msg, "xmlsec");
-        });
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: the function only stores the pointer in a global that
-        // xmlsec reads when reporting; `report` has the C signature of
-        // xmlSecErrorsCallback and never unwinds.
-        unsafe { xmlSecErrorsSetCallback(Some(report)) }
-    });
 }

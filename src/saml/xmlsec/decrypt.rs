@@ -21,12 +21,13 @@
 //! one error kind with one page for the user (no decryption oracle); the
 //! log line says why.
 
-use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::os::raw::{c_char, c_int};
 
 use libxml::bindings as xml;
 use openssl::pkey::{PKey, Private};
 
-use super::Error;
+use super::sys;
+use crate::saml::Error;
 
 pub const XMLENC_NS: &str = "http://www.w3.org/2001/04/xmlenc#";
 const SAML_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -80,37 +81,9 @@ pub const ALLOWED_ELEMENTS: &[&str] = &[
     "CarriedKeyName",
 ];
 
-// libxmlsec1 (xmlsec/keysmngr.h, xmlenc.h, buffer.h, keys.h,
-// openssl/app.h); linked by samael's build script. `xmlSecSize` is
-// `unsigned int` or `size_t` depending on how the library was built
-// (XMLSEC_NO_SIZE_T): sizes are passed as `usize` (the callee reads the
-// low half of the register when it is 32-bit) and returned sizes read as
-// `c_uint` (the low half of either), which is right for both on the
-// 64-bit targets authgate runs on.
-extern "C" {
-    fn xmlSecKeysMngrCreate() -> *mut c_void;
-    fn xmlSecKeysMngrDestroy(mngr: *mut c_void);
-    fn xmlSecOpenSSLAppDefaultKeysMngrInit(mngr: *mut c_void) -> c_int;
-    fn xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr: *mut c_void, key: *mut c_void) -> c_int;
-    fn xmlSecOpenSSLAppKeyLoadMemory(
-        data: *const u8,
-        size: usize,
-        format: c_int,
-        pwd: *const c_char,
-        pwd_callback: *mut c_void,
-        pwd_callback_ctx: *mut c_void,
-    ) -> *mut c_void;
-    fn xmlSecKeyDestroy(key: *mut c_void);
-    fn xmlSecEncCtxCreate(mngr: *mut c_void) -> *mut c_void;
-    fn xmlSecEncCtxDestroy(ctx: *mut c_void);
-    fn xmlSecEncCtxDecryptToBuffer(ctx: *mut c_void, node: xml::xmlNodePtr) -> *mut c_void;
-    fn xmlSecBufferGetData(buf: *mut c_void) -> *const u8;
-    fn xmlSecBufferGetSize(buf: *mut c_void) -> c_uint;
-}
-
-/// xmlsec/keysdata.h `xmlSecKeyDataFormatPem` (PEM_read_bio_PrivateKey:
-/// takes the unencrypted PKCS#8 `PRIVATE KEY` form).
-const FORMAT_PEM: c_int = 2;
+/// `xmlSecKeyDataFormatPem` (PEM_read_bio_PrivateKey: takes the
+/// unencrypted PKCS#8 `PRIVATE KEY` form).
+const FORMAT_PEM: sys::xmlSecKeyDataFormat = sys::xmlSecKeyDataFormat_xmlSecKeyDataFormatPem;
 
 /// libxmlsec1 must be initialised once, by samael (its guard also shuts it
 /// down): loading a key through samael does that. A throwaway certificate
@@ -127,7 +100,7 @@ pub(crate) fn ensure_xmlsec() {
             &samael::crypto::CertificateDer::from(cert),
             None,
         );
-        super::xmlsec_errors_to_tracing();
+        super::errors_to_tracing();
     });
 }
 
@@ -235,53 +208,84 @@ unsafe fn element_children(n: xml::xmlNodePtr) -> Vec<xml::xmlNodePtr> {
 /// SAFETY (callers): `enc_data` is a live node of a live document.
 unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option<Vec<u8>> {
     let pem = zeroizing(key.private_key_to_pem_pkcs8().ok()?);
-    // SAFETY: every pointer below is checked for NULL and released exactly
-    // once on every path; the key is owned by the manager once adopted.
-    unsafe {
-        let mngr = xmlSecKeysMngrCreate();
-        if mngr.is_null() {
-            return None;
+    // `xmlSecSize`: `unsigned int` or `size_t` as the library was built.
+    let pem_len = pem.0.len().try_into().ok()?;
+    // SAFETY: no arguments; a new manager or NULL, destroyed once (drop).
+    let mngr = KeysMngr(unsafe { sys::xmlSecKeysMngrCreate() });
+    if mngr.0.is_null() {
+        return None;
+    }
+    // SAFETY: a live manager, initialised once.
+    if unsafe { sys::xmlSecOpenSSLAppDefaultKeysMngrInit(mngr.0) } < 0 {
+        return None;
+    }
+    // SAFETY: the buffer is valid for `pem_len` bytes; no password, no
+    // callback. A new key or NULL.
+    let k = unsafe {
+        sys::xmlSecOpenSSLAppKeyLoadMemory(
+            pem.0.as_ptr(),
+            pem_len,
+            FORMAT_PEM,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if k.is_null() {
+        return None;
+    }
+    // SAFETY: a live manager and key; on success the manager owns the key.
+    if unsafe { sys::xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr.0, k) } < 0 {
+        // SAFETY: not adopted, so still ours: destroyed once, here.
+        unsafe { sys::xmlSecKeyDestroy(k) };
+        return None;
+    }
+    // SAFETY: a live, initialised manager. The context is declared after
+    // the manager, so it is dropped (destroyed) first.
+    let ctx = EncCtx(unsafe { sys::xmlSecEncCtxCreate(mngr.0) });
+    if ctx.0.is_null() {
+        return None;
+    }
+    // SAFETY: a live context; `enc_data` is a live node of a live document
+    // (the caller's promise). libxml2's and bindgen's `xmlNode` are the
+    // same C struct.
+    let buf = unsafe { sys::xmlSecEncCtxDecryptToBuffer(ctx.0, enc_data.cast()) };
+    if buf.is_null() {
+        return None;
+    }
+    // SAFETY: the result buffer belongs to the context, alive until `ctx`
+    // drops at the end of this function.
+    let (data, size) = unsafe { (sys::xmlSecBufferGetData(buf), sys::xmlSecBufferGetSize(buf)) };
+    if data.is_null() {
+        return None;
+    }
+    let size = usize::try_from(size).ok()?;
+    // SAFETY: libxmlsec1's buffer holds `size` initialised bytes at `data`.
+    Some(unsafe { std::slice::from_raw_parts(data, size) }.to_vec())
+}
+
+/// A libxmlsec1 keys manager, destroyed when dropped.
+struct KeysMngr(sys::xmlSecKeysMngrPtr);
+
+impl Drop for KeysMngr {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: made by xmlSecKeysMngrCreate, destroyed once.
+            unsafe { sys::xmlSecKeysMngrDestroy(self.0) }
         }
-        let out = (|| {
-            if xmlSecOpenSSLAppDefaultKeysMngrInit(mngr) < 0 {
-                return None;
-            }
-            let k = xmlSecOpenSSLAppKeyLoadMemory(
-                pem.0.as_ptr(),
-                pem.0.len(),
-                FORMAT_PEM,
-                std::ptr::null(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            if k.is_null() {
-                return None;
-            }
-            if xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr, k) < 0 {
-                xmlSecKeyDestroy(k);
-                return None;
-            }
-            let ctx = xmlSecEncCtxCreate(mngr);
-            if ctx.is_null() {
-                return None;
-            }
-            let buf = xmlSecEncCtxDecryptToBuffer(ctx, enc_data);
-            let plain = if buf.is_null() {
-                None
-            } else {
-                let data = xmlSecBufferGetData(buf);
-                let size = xmlSecBufferGetSize(buf) as usize;
-                if data.is_null() {
-                    None
-                } else {
-                    Some(std::slice::from_raw_parts(data, size).to_vec())
-                }
-            };
-            xmlSecEncCtxDestroy(ctx);
-            plain
-        })();
-        xmlSecKeysMngrDestroy(mngr);
-        out
+    }
+}
+
+/// A libxmlsec1 encryption context, destroyed when dropped.
+struct EncCtx(sys::xmlSecEncCtxPtr);
+
+impl Drop for EncCtx {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: made by xmlSecEncCtxCreate, destroyed once, before its
+            // keys manager.
+            unsafe { sys::xmlSecEncCtxDestroy(self.0) }
+        }
     }
 }
 
@@ -314,120 +318,146 @@ pub fn decrypt_response(xml_text: &str, keys: &[PKey<Private>]) -> Result<String
     ensure_xmlsec();
     let doc = Doc::parse(xml_text)?;
     let fail = |why: &str| Error::Decrypt(why.to_string());
-    // SAFETY: every node pointer comes from `doc`, which lives until the
-    // end of this function; nodes are freed only after being unlinked.
-    unsafe {
-        let root = xml::xmlDocGetRootElement(doc.ptr());
-        if root.is_null() {
-            return Err(Error::Malformed("the document has no root element".into()));
-        }
-        let children = element_children(root);
-        let encrypted: Vec<_> = children
-            .iter()
-            .copied()
-            .filter(|&c| name_of(c) == ("EncryptedAssertion".into(), SAML_NS.into()))
-            .collect();
-        let [enc_assertion] = encrypted[..] else {
-            return Err(Error::AssertionCount {
-                assertions: 0,
-                encrypted: encrypted.len(),
-            });
-        };
-        let data: Vec<_> = element_children(enc_assertion)
-            .into_iter()
-            .filter(|&c| name_of(c) == ("EncryptedData".into(), XMLENC_NS.into()))
-            .collect();
-        let [enc_data] = data[..] else {
-            return Err(fail(
-                "the EncryptedAssertion does not hold exactly one EncryptedData",
-            ));
-        };
-        let plain = keys
-            .iter()
-            .find_map(|k| decrypt_with(enc_data, k))
-            .ok_or_else(|| {
-                fail(if keys.len() == 1 {
-                    "it does not open with the SP key (encrypted to another certificate, or altered)"
-                } else {
-                    "it opens with none of the SP keys (encrypted to another certificate, or altered)"
-                })
-            });
-        super::xmlsec_errors_to_tracing();
-        let plain = plain?;
-        let mut bytes: &[u8] = &plain;
-        if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-            bytes = rest;
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| fail("the plaintext is not UTF-8"))?;
-        let mut text = text.trim_start();
-        if text.starts_with("<?xml") {
-            let end = text.find("?>").ok_or_else(|| fail("bad XML declaration"))?;
-            text = &text[end + 2..];
-        }
-        if super::metadata::contains_ci(text, "<!DOCTYPE")
-            || super::metadata::contains_ci(text, "<!ENTITY")
-        {
-            return Err(Error::Doctype);
-        }
-        let len = c_int::try_from(text.len()).map_err(|_| fail("the plaintext is too large"))?;
-        let mut list: xml::xmlNodePtr = std::ptr::null_mut();
-        // Parsed where the assertion was encrypted from: prefixes declared
-        // on the Response resolve as the IdP meant them.
-        let rc = xml::xmlParseInNodeContext(
+    // Every node pointer below comes from `doc`, which lives until the end
+    // of this function; nodes are freed only after being unlinked.
+    // SAFETY: a live document.
+    let root = unsafe { xml::xmlDocGetRootElement(doc.ptr()) };
+    if root.is_null() {
+        return Err(Error::Malformed("the document has no root element".into()));
+    }
+    // SAFETY (each `name_of` / `element_children` below): live nodes of `doc`.
+    let children = unsafe { element_children(root) };
+    let encrypted: Vec<_> = children
+        .iter()
+        .copied()
+        .filter(|&c| unsafe { name_of(c) } == ("EncryptedAssertion".into(), SAML_NS.into()))
+        .collect();
+    let [enc_assertion] = encrypted[..] else {
+        return Err(Error::AssertionCount {
+            assertions: 0,
+            encrypted: encrypted.len(),
+        });
+    };
+    let data: Vec<_> = unsafe { element_children(enc_assertion) }
+        .into_iter()
+        .filter(|&c| unsafe { name_of(c) } == ("EncryptedData".into(), XMLENC_NS.into()))
+        .collect();
+    let [enc_data] = data[..] else {
+        return Err(fail(
+            "the EncryptedAssertion does not hold exactly one EncryptedData",
+        ));
+    };
+    let plain = keys
+        .iter()
+        // SAFETY: a live node of `doc`.
+        .find_map(|k| unsafe { decrypt_with(enc_data, k) })
+        .ok_or_else(|| {
+            fail(if keys.len() == 1 {
+                "it does not open with the SP key (encrypted to another certificate, or altered)"
+            } else {
+                "it opens with none of the SP keys (encrypted to another certificate, or altered)"
+            })
+        });
+    super::errors_to_tracing();
+    let plain = plain?;
+    let mut bytes: &[u8] = &plain;
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        bytes = rest;
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| fail("the plaintext is not UTF-8"))?;
+    let mut text = text.trim_start();
+    if text.starts_with("<?xml") {
+        let end = text.find("?>").ok_or_else(|| fail("bad XML declaration"))?;
+        text = &text[end + 2..];
+    }
+    if crate::saml::metadata::contains_ci(text, "<!DOCTYPE")
+        || crate::saml::metadata::contains_ci(text, "<!ENTITY")
+    {
+        return Err(Error::Doctype);
+    }
+    let len = c_int::try_from(text.len()).map_err(|_| fail("the plaintext is too large"))?;
+    let mut list: xml::xmlNodePtr = std::ptr::null_mut();
+    // Parsed where the assertion was encrypted from: prefixes declared
+    // on the Response resolve as the IdP meant them.
+    // SAFETY: a live node; the buffer is valid for `len` bytes; `list`
+    // receives a new node list (ours to free) or stays NULL.
+    let rc = unsafe {
+        xml::xmlParseInNodeContext(
             enc_assertion,
             text.as_ptr() as *const c_char,
             len,
             xml::xmlParserOption_XML_PARSE_NONET as c_int,
             &mut list,
-        );
-        if rc != xml::xmlParserErrors_XML_ERR_OK || list.is_null() {
-            if !list.is_null() {
-                xml::xmlFreeNodeList(list);
-            }
-            return Err(fail("the plaintext is not well-formed XML"));
+        )
+    };
+    if rc != xml::xmlParserErrors_XML_ERR_OK || list.is_null() {
+        if !list.is_null() {
+            // SAFETY: the list is ours and linked nowhere.
+            unsafe { xml::xmlFreeNodeList(list) };
         }
-        // Exactly one element, a saml:Assertion; nothing but blanks around.
-        let mut assertion: xml::xmlNodePtr = std::ptr::null_mut();
-        let mut bad = false;
-        let mut n = list;
-        while !n.is_null() {
-            if (*n).type_ == xml::xmlElementType_XML_ELEMENT_NODE {
-                if assertion.is_null() && name_of(n) == ("Assertion".into(), SAML_NS.into()) {
-                    assertion = n;
-                } else {
-                    bad = true;
-                }
-            } else if xml::xmlIsBlankNode(n) == 0 {
+        return Err(fail("the plaintext is not well-formed XML"));
+    }
+    // Exactly one element, a saml:Assertion; nothing but blanks around.
+    let mut assertion: xml::xmlNodePtr = std::ptr::null_mut();
+    let mut bad = false;
+    let mut n = list;
+    while !n.is_null() {
+        // SAFETY: `n` walks the live list libxml2 returned.
+        let (kind, next) = unsafe { ((*n).type_, (*n).next) };
+        if kind == xml::xmlElementType_XML_ELEMENT_NODE {
+            // SAFETY: a live node of the list.
+            if assertion.is_null() && unsafe { name_of(n) } == ("Assertion".into(), SAML_NS.into())
+            {
+                assertion = n;
+            } else {
                 bad = true;
             }
-            n = (*n).next;
+        } else if unsafe { xml::xmlIsBlankNode(n) } == 0 {
+            // SAFETY (above): a live node of the list.
+            bad = true;
         }
-        if bad || assertion.is_null() {
-            xml::xmlFreeNodeList(list);
-            return Err(fail("the plaintext is not exactly one saml:Assertion"));
-        }
-        let rest = if list == assertion {
-            (*assertion).next
-        } else {
-            list
-        };
+        n = next;
+    }
+    if bad || assertion.is_null() {
+        // SAFETY: the list is ours and linked nowhere.
+        unsafe { xml::xmlFreeNodeList(list) };
+        return Err(fail("the plaintext is not exactly one saml:Assertion"));
+    }
+    let rest = if list == assertion {
+        // SAFETY: a live node of the list.
+        unsafe { (*assertion).next }
+    } else {
+        list
+    };
+    // SAFETY: `assertion` is a live node; unlinked, it is ours alone, and
+    // what remains of the list (`rest`) is freed once.
+    unsafe {
         xml::xmlUnlinkNode(assertion);
         if !rest.is_null() {
             xml::xmlFreeNodeList(rest);
         }
-        if xml::xmlAddPrevSibling(enc_assertion, assertion).is_null() {
-            xml::xmlFreeNode(assertion);
-            return Err(fail("the assertion could not be put in place"));
-        }
-        // Declarations the assertion used from the EncryptedAssertion are
-        // copied onto it before that element goes.
-        if xml::xmlReconciliateNs(doc.ptr(), assertion) < 0 {
-            return Err(fail("the assertion's namespaces could not be kept"));
-        }
+    }
+    // SAFETY: both live; on success the document owns the assertion.
+    if unsafe { xml::xmlAddPrevSibling(enc_assertion, assertion) }.is_null() {
+        // SAFETY: not added, so still ours: freed once.
+        unsafe { xml::xmlFreeNode(assertion) };
+        return Err(fail("the assertion could not be put in place"));
+    }
+    // Declarations the assertion used from the EncryptedAssertion are
+    // copied onto it before that element goes.
+    // SAFETY: a live document and a node in it.
+    if unsafe { xml::xmlReconciliateNs(doc.ptr(), assertion) } < 0 {
+        return Err(fail("the assertion's namespaces could not be kept"));
+    }
+    // SAFETY: a live node, unlinked first, then freed once.
+    unsafe {
         xml::xmlUnlinkNode(enc_assertion);
         xml::xmlFreeNode(enc_assertion);
-        for c in element_children(root) {
-            if name_of(c) == ("Signature".into(), DSIG_NS.into()) {
+    }
+    // SAFETY: live nodes of `doc`; each signature unlinked, then freed once.
+    for c in unsafe { element_children(root) } {
+        if unsafe { name_of(c) } == ("Signature".into(), DSIG_NS.into()) {
+            unsafe {
                 xml::xmlUnlinkNode(c);
                 xml::xmlFreeNode(c);
             }
