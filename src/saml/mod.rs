@@ -18,6 +18,7 @@
 
 pub mod attributes;
 pub mod decrypt;
+pub mod dsig;
 pub mod logout;
 pub mod metadata;
 pub mod replay;
@@ -678,8 +679,9 @@ impl Sso {
         pending: &[Pending],
         now: SystemTime,
     ) -> Result<Verified, Error> {
-        let issuer = response::peek_issuer(saml_response);
-        let by_issuer = issuer.as_deref().and_then(|i| {
+        // Decoded and pre-scanned once: the scan names the Issuer.
+        let decoded = response::decode(saml_response)?;
+        let by_issuer = decoded.issuer().and_then(|i| {
             self.providers
                 .iter()
                 .find(|p| p.loaded().idp.entity_id == i.trim())
@@ -697,7 +699,7 @@ impl Sso {
         let p = by_issuer.or_else(by_request).unwrap_or(self.first());
         let mine: Vec<Pending> = pending.iter().filter(|x| x.idp == p.id).cloned().collect();
         let loaded = p.loaded();
-        let mut verified = response::verify(&loaded, &p.settings, saml_response, &mine, now)?;
+        let mut verified = response::verify_decoded(&loaded, &p.settings, decoded, &mine, now)?;
         verified.idp = p.id.clone();
         verified.principal.saml_idp = Some(p.id.clone());
         let key = format!("{}\u{1f}{}", loaded.idp.entity_id, verified.assertion_id);

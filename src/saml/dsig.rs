@@ -1,0 +1,609 @@
+//! XML signature verification of a posted Response by libxmlsec1, with each
+//! IdP certificate's public key loaded once per metadata load.
+//!
+//! samael 0.0.22 re-reads the metadata certificates and loads each one into
+//! libxmlsec1 (X.509 DER decoding through OpenSSL 3's decoders) for every
+//! signature of every response: a third of the ACS's CPU time. Here the
+//! same libxmlsec1 call (`xmlSecDSigCtxVerify`) verifies with keys built
+//! once, and the reduction is samael's `PreDigest` one, done the same way:
+//! every `ds:Signature` in the document must verify with an IdP key, and
+//! only the bytes libxmlsec1 digested for a verified Reference (its
+//! pre-digest buffer: the signed element, canonicalized, the enveloped
+//! signature removed) are handed on; with two signatures, the one over the
+//! Response (which contains the assertion). Nothing outside those bytes is
+//! ever read as signed, so a wrapped or duplicated assertion cannot get in.
+//!
+//! On top of samael's checks: every Reference must point into this
+//! document (`""` or `#id`) and use only the enveloped and canonicalization
+//! transforms, so libxmlsec1 never fetches a URI nor runs XSLT/XPath for an
+//! unauthenticated sender.
+//!
+//! libxmlsec1 1.2 has no accessors for the fields used here (the context's
+//! flags, key and status, the references' pre-digest buffers), so they are
+//! read at the offsets of its 1.2 ABI on 64-bit Linux (the layout of
+//! Debian bookworm's 1.2.37, which samael's generated bindings assert).
+//! [`available`] checks the library is 1.2.x, that a fresh context has the
+//! known values at those offsets, and that a signature made by samael
+//! verifies (and a tampered one does not) before the first use; otherwise
+//! the caller keeps samael's own path.
+
+use std::collections::HashSet;
+use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::sync::OnceLock;
+
+use libxml::bindings as xml;
+
+use super::{Error, SignatureAlgorithm};
+
+const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+const PROTOCOL_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+
+/// Canonicalization methods, and the transforms a Reference may list.
+const C14N: &[&str] = &[
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments",
+    "http://www.w3.org/2006/12/xml-c14n11",
+    "http://www.w3.org/2006/12/xml-c14n11#WithComments",
+];
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+
+// xmlsec/xmldsig.h, keys.h, list.h, membuf.h, buffer.h, app.h, xmlsec.h;
+// linked by samael's build script. Sizes: see decrypt.rs.
+extern "C" {
+    fn xmlSecDSigCtxCreate(mngr: *mut c_void) -> *mut c_void;
+    fn xmlSecDSigCtxDestroy(ctx: *mut c_void);
+    fn xmlSecDSigCtxVerify(ctx: *mut c_void, node: xml::xmlNodePtr) -> c_int;
+    fn xmlSecDSigReferenceCtxListGetKlass() -> *const c_void;
+    fn xmlSecKeyDuplicate(key: *mut c_void) -> *mut c_void;
+    fn xmlSecKeyDestroy(key: *mut c_void);
+    fn xmlSecPtrListGetSize(list: *mut c_void) -> c_uint;
+    fn xmlSecPtrListGetItem(list: *mut c_void, pos: usize) -> *mut c_void;
+    fn xmlSecTransformMemBufGetBuffer(transform: *mut c_void) -> *mut c_void;
+    fn xmlSecBufferGetData(buf: *mut c_void) -> *const u8;
+    fn xmlSecBufferGetSize(buf: *mut c_void) -> c_uint;
+    fn xmlSecOpenSSLAppKeyLoadMemory(
+        data: *const u8,
+        size: usize,
+        format: c_int,
+        pwd: *const c_char,
+        pwd_callback: *mut c_void,
+        pwd_callback_ctx: *mut c_void,
+    ) -> *mut c_void;
+    fn xmlSecCheckVersionExt(major: c_int, minor: c_int, subminor: c_int, mode: c_int) -> c_int;
+}
+
+/// `xmlSecCheckVersionABICompatible`.
+const VERSION_ABI_COMPATIBLE: c_int = 1;
+/// `xmlSecKeyDataFormatPem`.
+const FORMAT_PEM: c_int = 2;
+/// `XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES`.
+const STORE_SIGNEDINFO_REFERENCES: c_uint = 0x2;
+/// `xmlSecDSigStatusSucceeded`.
+const STATUS_SUCCEEDED: c_int = 1;
+/// `xmlSecTransformUriTypeAny`, the default of `enabledReferenceUris`.
+const URI_TYPE_ANY: c_uint = 0xFFFF;
+
+// Offsets in `struct _xmlSecDSigCtx` (1.2 ABI, LP64).
+const CTX_FLAGS: usize = 8;
+const CTX_ENABLED_REFERENCE_URIS: usize = 832;
+const CTX_SIGN_KEY: usize = 880;
+const CTX_STATUS: usize = 904;
+const CTX_SIGNED_INFO_REFERENCES: usize = 952;
+const CTX_MANIFEST_REFERENCES: usize = 984;
+// Offsets in `struct _xmlSecDSigReferenceCtx`.
+const REF_STATUS: usize = 168;
+const REF_PRE_DIGEST: usize = 176;
+
+/// The public keys of an IdP's signing certificates, in metadata order.
+pub struct IdpKeys {
+    keys: Vec<Key>,
+}
+
+struct Key(*mut c_void);
+
+// SAFETY: an xmlSecKey is only read after creation (duplicated per
+// verification; EVP_PKEY reference counts are atomic) and destroyed once.
+unsafe impl Send for Key {}
+unsafe impl Sync for Key {}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: created by xmlSecOpenSSLAppKeyLoadMemory, owned here.
+        unsafe { xmlSecKeyDestroy(self.0) }
+    }
+}
+
+impl IdpKeys {
+    /// From the certificates (DER) of the metadata: their public keys only
+    /// (no certificate data attached, so a per-verification copy is a
+    /// reference count). `None` when one cannot be loaded.
+    pub fn new(certs_der: &[Vec<u8>]) -> Option<IdpKeys> {
+        super::decrypt::ensure_xmlsec();
+        let mut keys = Vec::with_capacity(certs_der.len());
+        for der in certs_der {
+            let pem = openssl::x509::X509::from_der(der)
+                .and_then(|c| c.public_key())
+                .and_then(|k| k.public_key_to_pem())
+                .ok()?;
+            // SAFETY: a PEM buffer and its length; no password callback.
+            let key = unsafe {
+                xmlSecOpenSSLAppKeyLoadMemory(
+                    pem.as_ptr(),
+                    pem.len(),
+                    FORMAT_PEM,
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            if key.is_null() {
+                return None;
+            }
+            keys.push(Key(key));
+        }
+        (!keys.is_empty()).then_some(IdpKeys { keys })
+    }
+}
+
+/// What the verified signature(s) cover: the pre-digest bytes of the
+/// signed element, and what that element is.
+#[derive(Debug)]
+pub struct Signed {
+    pub xml: String,
+    pub root: Root,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Response,
+    Assertion,
+}
+
+/// Whether this libxmlsec1 is the one the offsets above describe and the
+/// path works end to end (checked once).
+pub fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        let ok = self_test();
+        if !ok {
+            tracing::warn!("libxmlsec1 is not the 1.2 ABI this build knows; SAML responses are verified through samael's slower path");
+        }
+        ok
+    })
+}
+
+fn self_test() -> bool {
+    super::decrypt::ensure_xmlsec();
+    // SAFETY: version queries; a context created and destroyed here, read
+    // only at offsets inside its 1032 bytes.
+    let layout_ok = unsafe {
+        if xmlSecCheckVersionExt(1, 2, 0, VERSION_ABI_COMPATIBLE) != 1
+            || xmlSecCheckVersionExt(1, 3, 0, VERSION_ABI_COMPATIBLE) == 1
+        {
+            return false;
+        }
+        let ctx = xmlSecDSigCtxCreate(std::ptr::null_mut());
+        if ctx.is_null() {
+            return false;
+        }
+        let base = ctx as *const u8;
+        let klass = xmlSecDSigReferenceCtxListGetKlass();
+        let ok = *(base.add(CTX_FLAGS) as *const c_uint) == 0
+            && *(base.add(CTX_ENABLED_REFERENCE_URIS) as *const c_uint) == URI_TYPE_ANY
+            && (*(base.add(CTX_SIGN_KEY) as *const *mut c_void)).is_null()
+            && *(base.add(CTX_STATUS) as *const c_int) == 0
+            && *(base.add(CTX_SIGNED_INFO_REFERENCES) as *const *const c_void) == klass
+            && *(base.add(CTX_MANIFEST_REFERENCES) as *const *const c_void) == klass;
+        xmlSecDSigCtxDestroy(ctx);
+        ok
+    };
+    layout_ok && functional_test().unwrap_or(false)
+}
+
+/// A document signed by samael (libxmlsec1's signing) verifies here and
+/// yields exactly the signed element; the same with one byte changed does
+/// not verify.
+fn functional_test() -> Option<bool> {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    use samael::crypto::CryptoProvider as _;
+    let key = PKey::from_rsa(Rsa::generate(2048).ok()?).ok()?;
+    let mut name = x509::X509NameBuilder::new().ok()?;
+    name.append_entry_by_text("CN", "authgate dsig self-test").ok()?;
+    let name = name.build();
+    let mut b = x509::X509Builder::new().ok()?;
+    b.set_subject_name(&name).ok()?;
+    b.set_issuer_name(&name).ok()?;
+    b.set_pubkey(&key).ok()?;
+    b.set_not_before(Asn1Time::days_from_now(0).ok()?.as_ref()).ok()?;
+    b.set_not_after(Asn1Time::days_from_now(1).ok()?.as_ref()).ok()?;
+    b.sign(&key, MessageDigest::sha256()).ok()?;
+    let cert = b.build().to_der().ok()?;
+    let template = format!(
+        "<saml:Assertion xmlns:saml=\"{ASSERTION_NS}\" ID=\"_selftest\" Version=\"2.0\"><saml:Issuer>self-test</saml:Issuer><ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{}\"/><ds:SignatureMethod Algorithm=\"{}\"/><ds:Reference URI=\"#_selftest\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"/><ds:Transform Algorithm=\"{}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature><saml:Subject>ok</saml:Subject></saml:Assertion>",
+        C14N[0],
+        SignatureAlgorithm::RsaSha256.uri(),
+        C14N[0]
+    );
+    let signed = samael::crypto::XmlSec::sign_xml(template, &key.private_key_to_der().ok()?).ok()?;
+    super::xmlsec_errors_to_tracing();
+    let keys = IdpKeys::new(&[cert])?;
+    let algs = [SignatureAlgorithm::RsaSha256];
+    let good = verify(&signed, &keys, &algs).ok()?;
+    let expected = "<saml:Subject>ok</saml:Subject></saml:Assertion>";
+    let tampered = signed.replace(">ok<", ">ko<");
+    Some(
+        good.root == Root::Assertion
+            && good.xml.ends_with(expected)
+            && !good.xml.contains("Signature")
+            && tampered != signed
+            && verify(&tampered, &keys, &algs).is_err(),
+    )
+}
+
+/// A parsed document, freed on drop.
+struct Doc(xml::xmlDocPtr);
+
+impl Drop for Doc {
+    fn drop(&mut self) {
+        // SAFETY: from xmlReadMemory, freed once.
+        unsafe { xml::xmlFreeDoc(self.0) }
+    }
+}
+
+/// A signature context, destroyed (with its key copy) on drop.
+struct Ctx(*mut c_void);
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // SAFETY: from xmlSecDSigCtxCreate, destroyed once; it owns signKey.
+        unsafe { xmlSecDSigCtxDestroy(self.0) }
+    }
+}
+
+/// Verifies every signature of the document `xml` (a Response whose
+/// structure, DOCTYPE absence and algorithms `response::prescan` already
+/// checked) with the IdP keys, and returns the signed element's bytes.
+pub fn verify(xml_text: &str, keys: &IdpKeys, allowed: &[SignatureAlgorithm]) -> Result<Signed, Error> {
+    let len = c_int::try_from(xml_text.len()).map_err(|_| Error::Malformed("too large".into()))?;
+    // SAFETY: a buffer and its length; no network, no entity substitution,
+    // no DTD loading (a DOCTYPE was refused before).
+    let ptr = unsafe {
+        xml::xmlReadMemory(
+            xml_text.as_ptr() as *const c_char,
+            len,
+            std::ptr::null(),
+            std::ptr::null(),
+            xml::xmlParserOption_XML_PARSE_NONET as c_int,
+        )
+    };
+    if ptr.is_null() {
+        return Err(Error::Malformed("the XML does not parse".into()));
+    }
+    let doc = Doc(ptr);
+    // SAFETY: the tree of `doc`, alive for this block; nodes are only read
+    // (and their ID attributes registered in the document's ID table).
+    unsafe {
+        let root = xml::xmlDocGetRootElement(doc.0);
+        if root.is_null() {
+            return Err(Error::Malformed("no root element".into()));
+        }
+        let signatures = register_ids_and_find_signatures(doc.0, root)?;
+        if signatures.is_empty() {
+            return Err(Error::Unsigned);
+        }
+        let mut predigests = Vec::with_capacity(signatures.len());
+        for sig in signatures {
+            check_signature_shape(sig, allowed)?;
+            let mut verified = None;
+            for key in &keys.keys {
+                if let Some(p) = verify_with(sig, key)? {
+                    verified = Some(p);
+                    break;
+                }
+            }
+            predigests.extend(verified.ok_or(Error::SignatureInvalid)?);
+        }
+        select(predigests)
+    }
+}
+
+/// samael's PreDigest choice: the one verified element, or among several
+/// the one Response (which holds the rest).
+fn select(predigests: Vec<String>) -> Result<Signed, Error> {
+    let mut found: Option<Signed> = None;
+    let single = predigests.len() == 1;
+    for xml in predigests {
+        let root = root_of(&xml).ok_or(Error::SignatureInvalid)?;
+        if single {
+            return Ok(Signed { xml, root });
+        }
+        if root == Root::Response {
+            if found.is_some() {
+                return Err(Error::SignatureInvalid);
+            }
+            found = Some(Signed { xml, root });
+        }
+    }
+    found.ok_or(Error::SignatureInvalid)
+}
+
+/// The root element of a pre-digest buffer: a protocol Response or an
+/// Assertion, by namespace and local name; anything else is refused.
+fn root_of(xml: &str) -> Option<Root> {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    let mut r = quick_xml::NsReader::from_str(xml);
+    loop {
+        match r.read_resolved_event().ok()? {
+            (ResolveResult::Bound(ns), Event::Start(e) | Event::Empty(e)) => {
+                return match (ns.as_ref(), e.local_name().as_ref()) {
+                    (n, b"Response") if n == PROTOCOL_NS.as_bytes() => Some(Root::Response),
+                    (n, b"Assertion") if n == ASSERTION_NS.as_bytes() => Some(Root::Assertion),
+                    _ => None,
+                };
+            }
+            (_, Event::Start(_) | Event::Empty(_) | Event::Eof) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Walks the tree: registers each `ID` attribute (an NCName, unique in the
+/// document, as samael requires) so references resolve, and collects every
+/// `ds:Signature` element, in document order.
+unsafe fn register_ids_and_find_signatures(
+    doc: xml::xmlDocPtr,
+    root: xml::xmlNodePtr,
+) -> Result<Vec<xml::xmlNodePtr>, Error> {
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut signatures = Vec::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        // SAFETY (whole body): `n` is an element node of `doc`.
+        let attr = unsafe { xml::xmlHasProp(n, c"ID".as_ptr() as *const u8) };
+        if !attr.is_null() {
+            let value = unsafe { xml::xmlNodeListGetString(doc, (*attr).children, 1) };
+            if value.is_null() {
+                return Err(Error::SignatureInvalid);
+            }
+            let bytes = unsafe { std::ffi::CStr::from_ptr(value as *const c_char) }
+                .to_bytes()
+                .to_vec();
+            let valid = unsafe { xml::xmlValidateNCName(value, 0) } == 0;
+            let registered = valid
+                && seen.insert(bytes)
+                && !unsafe { xml::xmlAddID(std::ptr::null_mut(), doc, value, attr) }.is_null();
+            unsafe { free_xml(value as *mut c_void) };
+            if !registered {
+                return Err(Error::SignatureInvalid);
+            }
+        }
+        if unsafe { is(n, DSIG_NS, "Signature") } {
+            signatures.push(n);
+        }
+        // Children pushed in reverse so they pop in document order.
+        let mut children = Vec::new();
+        let mut c = unsafe { (*n).children };
+        while !c.is_null() {
+            if unsafe { (*c).type_ } == xml::xmlElementType_XML_ELEMENT_NODE {
+                children.push(c);
+            }
+            c = unsafe { (*c).next };
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(signatures)
+}
+
+unsafe fn free_xml(p: *mut c_void) {
+    // SAFETY: `xmlFree` is libxml2's deallocator, set at initialisation.
+    if let Some(f) = unsafe { xml::xmlFree } {
+        unsafe { f(p) }
+    }
+}
+
+/// Whether element `n` is `{ns}local`.
+unsafe fn is(n: xml::xmlNodePtr, ns: &str, local: &str) -> bool {
+    // SAFETY: an element node; its name and namespace are NUL-terminated.
+    unsafe {
+        let node = &*n;
+        !node.name.is_null()
+            && std::ffi::CStr::from_ptr(node.name as *const c_char).to_bytes() == local.as_bytes()
+            && !node.ns.is_null()
+            && !(*node.ns).href.is_null()
+            && std::ffi::CStr::from_ptr((*node.ns).href as *const c_char).to_bytes()
+                == ns.as_bytes()
+    }
+}
+
+unsafe fn attr(n: xml::xmlNodePtr, name: &std::ffi::CStr) -> Option<String> {
+    // SAFETY: an element node; the value is copied and freed.
+    unsafe {
+        let v = xml::xmlGetNoNsProp(n, name.as_ptr() as *const u8);
+        if v.is_null() {
+            return None;
+        }
+        let s = std::ffi::CStr::from_ptr(v as *const c_char)
+            .to_string_lossy()
+            .into_owned();
+        free_xml(v as *mut c_void);
+        Some(s)
+    }
+}
+
+unsafe fn dsig_children(n: xml::xmlNodePtr, local: &str) -> Vec<xml::xmlNodePtr> {
+    let mut out = Vec::new();
+    // SAFETY: walking the children of an element node.
+    unsafe {
+        let mut c = (*n).children;
+        while !c.is_null() {
+            if (*c).type_ == xml::xmlElementType_XML_ELEMENT_NODE && is(c, DSIG_NS, local) {
+                out.push(c);
+            }
+            c = (*c).next;
+        }
+    }
+    out
+}
+
+/// The signature's algorithms are allowed (SignatureMethod, and each
+/// Reference's DigestMethod of the same family, as samael checks), each
+/// Reference points into this document, and only the enveloped-signature
+/// and canonicalization transforms are used.
+unsafe fn check_signature_shape(
+    sig: xml::xmlNodePtr,
+    allowed: &[SignatureAlgorithm],
+) -> Result<(), Error> {
+    let one = |v: Vec<xml::xmlNodePtr>, what: &str| -> Result<xml::xmlNodePtr, Error> {
+        match v.as_slice() {
+            [n] => Ok(*n),
+            _ => Err(Error::Malformed(format!("a signature without exactly one {what}"))),
+        }
+    };
+    // SAFETY (whole body): element nodes of the parsed document.
+    unsafe {
+        let signed_info = one(dsig_children(sig, "SignedInfo"), "SignedInfo")?;
+        let method = one(dsig_children(signed_info, "SignatureMethod"), "SignatureMethod")?;
+        let alg = attr(method, c"Algorithm").unwrap_or_default();
+        if !SignatureAlgorithm::parse(&alg).is_some_and(|a| allowed.contains(&a)) {
+            return Err(Error::SignatureAlgorithm(alg));
+        }
+        let c14n = one(
+            dsig_children(signed_info, "CanonicalizationMethod"),
+            "CanonicalizationMethod",
+        )?;
+        let c14n = attr(c14n, c"Algorithm").unwrap_or_default();
+        if !C14N.contains(&c14n.as_str()) {
+            return Err(Error::Malformed(format!(
+                "the canonicalization method {c14n:?} is not accepted"
+            )));
+        }
+        let references = dsig_children(signed_info, "Reference");
+        if references.is_empty() {
+            return Err(Error::SignatureInvalid);
+        }
+        for r in references {
+            let uri = attr(r, c"URI").unwrap_or_default();
+            if !(uri.is_empty() || uri.starts_with('#')) {
+                return Err(Error::Malformed(format!(
+                    "a signature reference to {uri:?} (outside the document) is not accepted"
+                )));
+            }
+            let digest = one(dsig_children(r, "DigestMethod"), "DigestMethod")?;
+            let digest = attr(digest, c"Algorithm").unwrap_or_default();
+            if !allowed.iter().any(|a| digest_uri(*a) == digest) {
+                return Err(Error::SignatureAlgorithm(digest));
+            }
+            for transforms in dsig_children(r, "Transforms") {
+                for t in dsig_children(transforms, "Transform") {
+                    let a = attr(t, c"Algorithm").unwrap_or_default();
+                    if a != ENVELOPED && !C14N.contains(&a.as_str()) {
+                        return Err(Error::Malformed(format!(
+                            "the signature transform {a:?} is not accepted"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The DigestMethod that goes with a signature algorithm.
+fn digest_uri(a: SignatureAlgorithm) -> &'static str {
+    match a {
+        SignatureAlgorithm::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#sha1",
+        SignatureAlgorithm::RsaSha256 | SignatureAlgorithm::EcdsaSha256 => {
+            "http://www.w3.org/2001/04/xmlenc#sha256"
+        }
+        SignatureAlgorithm::RsaSha384 | SignatureAlgorithm::EcdsaSha384 => {
+            "http://www.w3.org/2001/04/xmldsig-more#sha384"
+        }
+        SignatureAlgorithm::RsaSha512 | SignatureAlgorithm::EcdsaSha512 => {
+            "http://www.w3.org/2001/04/xmlenc#sha512"
+        }
+    }
+}
+
+/// One signature with one key: `Some(pre-digest buffers)` when it
+/// verifies (every reference verified), `None` when it does not.
+unsafe fn verify_with(sig: xml::xmlNodePtr, key: &Key) -> Result<Option<Vec<String>>, Error> {
+    // SAFETY (whole body): a context of the 1.2 layout checked by
+    // `available`, fields written before verification and read after.
+    unsafe {
+        let ctx = Ctx(xmlSecDSigCtxCreate(std::ptr::null_mut()));
+        if ctx.0.is_null() {
+            return Err(Error::SignatureInvalid);
+        }
+        let base = ctx.0 as *mut u8;
+        *(base.add(CTX_FLAGS) as *mut c_uint) |= STORE_SIGNEDINFO_REFERENCES;
+        let copy = xmlSecKeyDuplicate(key.0);
+        if copy.is_null() {
+            return Err(Error::SignatureInvalid);
+        }
+        // Owned by the context from here (destroyed with it).
+        *(base.add(CTX_SIGN_KEY) as *mut *mut c_void) = copy;
+        if xmlSecDSigCtxVerify(ctx.0, sig) < 0 {
+            return Ok(None);
+        }
+        if *(base.add(CTX_STATUS) as *const c_int) != STATUS_SUCCEEDED {
+            return Ok(None);
+        }
+        let list = base.add(CTX_SIGNED_INFO_REFERENCES) as *mut c_void;
+        let n = xmlSecPtrListGetSize(list) as usize;
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let r = xmlSecPtrListGetItem(list, i) as *const u8;
+            if r.is_null() || *(r.add(REF_STATUS) as *const c_int) != STATUS_SUCCEEDED {
+                return Ok(None);
+            }
+            let membuf = *(r.add(REF_PRE_DIGEST) as *const *mut c_void);
+            if membuf.is_null() {
+                return Err(Error::SignatureInvalid);
+            }
+            let buf = xmlSecTransformMemBufGetBuffer(membuf);
+            if buf.is_null() {
+                return Err(Error::SignatureInvalid);
+            }
+            let (data, size) = (xmlSecBufferGetData(buf), xmlSecBufferGetSize(buf) as usize);
+            if data.is_null() || size == 0 {
+                return Err(Error::SignatureInvalid);
+            }
+            let bytes = std::slice::from_raw_parts(data, size);
+            let text = std::str::from_utf8(bytes).map_err(|_| Error::SignatureInvalid)?;
+            out.push(text.to_owned());
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_libxmlsec1_passes_the_self_test() {
+        assert!(available());
+    }
+
+    #[test]
+    fn several_verified_elements_reduce_to_the_one_response() {
+        let a = format!("<saml:Assertion xmlns:saml=\"{ASSERTION_NS}\" ID=\"a\"/>");
+        let r = format!("<samlp:Response xmlns:samlp=\"{PROTOCOL_NS}\" ID=\"r\"/>");
+        let evil = "<evil:Response xmlns:evil=\"urn:evil\"/>".to_string();
+        assert_eq!(select(vec![a.clone()]).expect("one").root, Root::Assertion);
+        let s = select(vec![a.clone(), r.clone()]).expect("both");
+        assert_eq!((s.root, s.xml), (Root::Response, r.clone()));
+        assert!(select(vec![a.clone(), a.clone()]).is_err());
+        assert!(select(vec![r.clone(), r.clone()]).is_err());
+        assert!(select(vec![a.clone(), evil.clone()]).is_err());
+        assert!(select(vec![evil]).is_err());
+        assert!(select(vec![]).is_err());
+    }
+}
