@@ -206,9 +206,10 @@ fn self_test() -> bool {
 /// A document signed by samael (libxmlsec1's signing) verifies here and
 /// yields exactly the signed element; the same with one byte changed does
 /// not verify.
-fn functional_test() -> Option<bool> {
+/// An RSA-2048 key (PKCS#1 DER, as samael signs with) and a self-signed
+/// certificate (DER) for it.
+fn throwaway_key_and_cert() -> Option<(Vec<u8>, Vec<u8>)> {
     use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
-    use samael::crypto::CryptoProvider as _;
     let key = PKey::from_rsa(Rsa::generate(2048).ok()?).ok()?;
     let mut name = x509::X509NameBuilder::new().ok()?;
     name.append_entry_by_text("CN", "authgate dsig self-test").ok()?;
@@ -220,15 +221,34 @@ fn functional_test() -> Option<bool> {
     b.set_not_before(Asn1Time::days_from_now(0).ok()?.as_ref()).ok()?;
     b.set_not_after(Asn1Time::days_from_now(1).ok()?.as_ref()).ok()?;
     b.sign(&key, MessageDigest::sha256()).ok()?;
-    let cert = b.build().to_der().ok()?;
-    let template = format!(
-        "<saml:Assertion xmlns:saml=\"{ASSERTION_NS}\" ID=\"_selftest\" Version=\"2.0\"><saml:Issuer>self-test</saml:Issuer><ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{}\"/><ds:SignatureMethod Algorithm=\"{}\"/><ds:Reference URI=\"#_selftest\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"/><ds:Transform Algorithm=\"{}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature><saml:Subject>ok</saml:Subject></saml:Assertion>",
-        C14N[0],
+    Some((key.private_key_to_der().ok()?, b.build().to_der().ok()?))
+}
+
+/// A `ds:Signature` template over `#id` (RSA-SHA256, enveloped + exclusive
+/// c14n), as IdPs write them.
+fn signature_template(id: &str) -> String {
+    format!(
+        "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{c14n}\"/><ds:SignatureMethod Algorithm=\"{}\"/><ds:Reference URI=\"#{id}\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"/><ds:Transform Algorithm=\"{c14n}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature>",
         SignatureAlgorithm::RsaSha256.uri(),
-        C14N[0]
-    );
-    let signed = samael::crypto::XmlSec::sign_xml(template, &key.private_key_to_der().ok()?).ok()?;
+        c14n = C14N[0],
+    )
+}
+
+/// Signs the first `ds:Signature` template of `xml` (samael, libxmlsec1).
+fn sign_first(xml: &str, key_der: &[u8]) -> Option<String> {
+    use samael::crypto::CryptoProvider as _;
+    let signed = samael::crypto::XmlSec::sign_xml(xml, key_der).ok();
     super::xmlsec_errors_to_tracing();
+    signed
+}
+
+fn functional_test() -> Option<bool> {
+    let (key, cert) = throwaway_key_and_cert()?;
+    let template = format!(
+        "<saml:Assertion xmlns:saml=\"{ASSERTION_NS}\" ID=\"_selftest\" Version=\"2.0\"><saml:Issuer>self-test</saml:Issuer>{}<saml:Subject>ok</saml:Subject></saml:Assertion>",
+        signature_template("_selftest")
+    );
+    let signed = sign_first(&template, &key)?;
     let keys = IdpKeys::new(&[cert])?;
     let algs = [SignatureAlgorithm::RsaSha256];
     let good = verify(&signed, &keys, &algs).ok()?;
@@ -587,9 +607,134 @@ unsafe fn verify_with(sig: xml::xmlNodePtr, key: &Key) -> Result<Option<Vec<Stri
 mod tests {
     use super::*;
 
+    const ALGS: &[SignatureAlgorithm] = &[SignatureAlgorithm::RsaSha256];
+
     #[test]
     fn this_libxmlsec1_passes_the_self_test() {
         assert!(available());
+    }
+
+    fn assertion(id: &str, who: &str, signed: bool) -> String {
+        format!(
+            "<saml:Assertion xmlns:saml=\"{ASSERTION_NS}\" ID=\"{id}\" Version=\"2.0\"><saml:Issuer>idp</saml:Issuer>{}<saml:Subject><saml:NameID>{who}</saml:NameID></saml:Subject></saml:Assertion>",
+            if signed { signature_template(id) } else { String::new() }
+        )
+    }
+
+    fn response(inner: &str, signed: bool) -> String {
+        format!(
+            "<samlp:Response xmlns:samlp=\"{PROTOCOL_NS}\" ID=\"_r\" Version=\"2.0\"><saml:Issuer xmlns:saml=\"{ASSERTION_NS}\">idp</saml:Issuer>{}<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>{inner}</samlp:Response>",
+            if signed { signature_template("_r") } else { String::new() }
+        )
+    }
+
+    /// The signed assertion alone (without its XML declaration).
+    fn signed_assertion(key: &[u8], who: &str) -> String {
+        let a = sign_first(&assertion("_a", who, true), key).expect("sign the assertion");
+        match a.find("?>") {
+            Some(i) if a.starts_with("<?xml") => a[i + 2..].trim().to_string(),
+            _ => a,
+        }
+    }
+
+    /// Changes the first SignatureValue after `from` (its first base64
+    /// characters), so that signature no longer verifies.
+    fn break_signature_value(xml: &str, from: usize) -> String {
+        let i = from + xml[from..].find("SignatureValue>").expect("a SignatureValue") + 15;
+        let mut out = xml.to_string();
+        let c = if &xml[i..i + 1] == "A" { "B" } else { "A" };
+        out.replace_range(i..i + 1, c);
+        out
+    }
+
+    #[test]
+    fn both_signatures_must_verify() {
+        let (key, cert) = throwaway_key_and_cert().expect("key");
+        let keys = IdpKeys::new(&[cert]).expect("keys");
+        let good = sign_first(&response(&signed_assertion(&key, "alice"), true), &key).expect("sign");
+        let v = verify(&good, &keys, ALGS).expect("both verify");
+        assert_eq!(v.root, Root::Response);
+        assert!(v.xml.contains("alice"));
+
+        // The assertion's signature broken before the Response was signed:
+        // the Response signature is good, the assertion's is not.
+        let a = signed_assertion(&key, "alice");
+        let bad_a = break_signature_value(&a, 0);
+        let doc = sign_first(&response(&bad_a, true), &key).expect("sign");
+        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+
+        // The Response's signature broken, the assertion's intact.
+        let doc = break_signature_value(&good, 0);
+        assert!(doc.contains(&a[a.find("<ds:SignatureValue>").expect("sv")..a.find("</ds:SignatureValue>").expect("sv")]));
+        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+    }
+
+    #[test]
+    fn only_the_signed_assertion_comes_out_of_a_wrapped_response() {
+        let (key, cert) = throwaway_key_and_cert().expect("key");
+        let keys = IdpKeys::new(&[cert]).expect("keys");
+        let signed = signed_assertion(&key, "alice");
+        // A forged unsigned assertion before and after the signed one, and
+        // the signed one wrapped inside a forged one.
+        for doc in [
+            response(&format!("{}{signed}", assertion("_f", "victim", false)), false),
+            response(&format!("{signed}{}", assertion("_f", "victim", false)), false),
+            response(
+                &assertion("_f", "victim", false)
+                    .replace("</saml:Assertion>", &format!("<saml:Advice>{signed}</saml:Advice></saml:Assertion>")),
+                false,
+            ),
+        ] {
+            let v = verify(&doc, &keys, ALGS).expect("the signed assertion verifies");
+            assert_eq!(v.root, Root::Assertion);
+            assert!(v.xml.contains("alice") && !v.xml.contains("victim"), "{}", v.xml);
+        }
+        // A forged copy under the signed assertion's own ID.
+        let doc = response(&format!("{}{signed}", assertion("_a", "victim", false)), false);
+        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+    }
+
+    #[test]
+    fn other_keys_algorithms_transforms_and_references_are_refused() {
+        let (key, _) = throwaway_key_and_cert().expect("key");
+        let (_, other_cert) = throwaway_key_and_cert().expect("key");
+        let doc = response(&signed_assertion(&key, "alice"), false);
+        let other = IdpKeys::new(&[other_cert.clone()]).expect("keys");
+        assert!(matches!(verify(&doc, &other, ALGS), Err(Error::SignatureInvalid)));
+        assert!(matches!(
+            verify(&doc, &IdpKeys::new(&[other_cert]).expect("k"), &[SignatureAlgorithm::RsaSha512]),
+            Err(Error::SignatureAlgorithm(_))
+        ));
+        let table = [
+            (ENVELOPED, "http://www.w3.org/TR/1999/REC-xpath-19991116"),
+            (ENVELOPED, "http://www.w3.org/TR/1999/REC-xslt-19991116"),
+            ("URI=\"#_a\"", "URI=\"http://attacker.example/x\""),
+            ("URI=\"#_a\"", "URI=\"file:///etc/passwd\""),
+            (C14N[0], "urn:unknown-c14n"),
+        ];
+        for (from, to) in table {
+            let bad = doc.replacen(from, to, 1);
+            assert_ne!(bad, doc);
+            assert!(matches!(verify(&bad, &other, ALGS), Err(Error::Malformed(_))), "{to}");
+        }
+        // Duplicate or non-NCName IDs.
+        let dup = doc.replace("ID=\"_r\"", "ID=\"_a\"");
+        assert!(matches!(verify(&dup, &other, ALGS), Err(Error::SignatureInvalid)));
+        let bad_id = doc.replace("ID=\"_r\"", "ID=\"a b\"");
+        assert!(matches!(verify(&bad_id, &other, ALGS), Err(Error::SignatureInvalid)));
+        assert!(matches!(
+            verify(&response(&assertion("_a", "alice", false), false), &other, ALGS),
+            Err(Error::Unsigned)
+        ));
+    }
+
+    #[test]
+    fn a_second_metadata_certificate_verifies_during_rollover() {
+        let (key, cert) = throwaway_key_and_cert().expect("key");
+        let (_, old) = throwaway_key_and_cert().expect("key");
+        let keys = IdpKeys::new(&[old, cert]).expect("keys");
+        let doc = response(&signed_assertion(&key, "alice"), false);
+        assert!(verify(&doc, &keys, ALGS).is_ok());
     }
 
     #[test]
