@@ -16,12 +16,16 @@
  *     (SAMLResponse + RelayState, url-encoded, as a browser posts it) to
  *     LOGINS.tsv and the base64 Response alone to RESPONSES.b64.
  *
- *   saml-xmlsec verify CERT.pem RESPONSES.b64 [MIN_CPU_SECONDS]
+ *   saml-xmlsec verify KEYMODE CERT.pem RESPONSES.b64 [MIN_CPU_SECONDS]
  *     The floor: for each response (base64-decoded beforehand, not timed),
  *     libxml2 parses it, its two ID attributes are registered, and every
- *     ds:Signature in it is verified by xmlSecDSigCtxVerify with the IdP
- *     certificate's key (loaded once; set as the context's signKey, so
- *     KeyInfo is not read) — parse + verify and nothing else: no
+ *     ds:Signature in it is verified by xmlSecDSigCtxVerify with a copy of
+ *     the IdP key loaded once (set as the context's signKey, so KeyInfo is
+ *     not read). KEYMODE pubkey: the certificate's public key alone (the
+ *     copy is a reference count: the strict floor); cert: the key loaded
+ *     from the certificate as `xmlsec1 --pubkey-cert-pem` and most
+ *     bindings load it, with the X.509 data attached (each copy duplicates
+ *     the certificate). Parse + verify and nothing else: no
  *     signature-wrapping defence, no SAML checks. Repeats the list until
  *     MIN_CPU_SECONDS (default 2) of this thread's CPU time have passed.
  *     Every verification must succeed. Prints
@@ -35,12 +39,15 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/valid.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/xmltree.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/base64.h>
 #include <xmlsec/crypto.h>
+#include <xmlsec/openssl/evp.h>
 
 #define SIG_TEMPLATE                                                                            \
     "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>"             \
@@ -235,13 +242,35 @@ static int verify_one(const struct doc *d, xmlSecKeyPtr key) {
     return ok && verified > 0;
 }
 
+/* The certificate's public key alone, as an xmlsec key. */
+static xmlSecKeyPtr pubkey_of(const char *cert_path) {
+    FILE *cf = fopen(cert_path, "r");
+    if (!cf) die("cannot open CERT");
+    X509 *cert = PEM_read_X509(cf, NULL, NULL, NULL);
+    fclose(cf);
+    EVP_PKEY *pkey = cert ? X509_get_pubkey(cert) : NULL;
+    if (pkey == NULL) die("cannot read the certificate's public key");
+    X509_free(cert);
+    xmlSecKeyDataPtr value = xmlSecOpenSSLEvpKeyAdopt(pkey);
+    xmlSecKeyPtr key = xmlSecKeyCreate();
+    if (value == NULL || key == NULL || xmlSecKeySetValue(key, value) < 0) die("cannot make the key");
+    return key;
+}
+
 static int cmd_verify(int argc, char **argv) {
-    if (argc != 4 && argc != 5) die("usage: verify CERT RESPONSES [MIN_CPU_SECONDS]");
-    double min_cpu = argc == 5 ? atof(argv[4]) : 2.0;
+    if (argc != 5 && argc != 6) die("usage: verify pubkey|cert CERT RESPONSES [MIN_CPU_SECONDS]");
+    double min_cpu = argc == 6 ? atof(argv[5]) : 2.0;
     init_xmlsec();
-    xmlSecKeyPtr key = xmlSecCryptoAppKeyLoad(argv[2], xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
-    if (key == NULL) die("cannot load the certificate");
-    FILE *in = fopen(argv[3], "r");
+    xmlSecKeyPtr key = NULL;
+    if (!strcmp(argv[2], "cert")) {
+        key = xmlSecCryptoAppKeyLoad(argv[3], xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
+        if (key == NULL) die("cannot load the certificate");
+    } else if (!strcmp(argv[2], "pubkey")) {
+        key = pubkey_of(argv[3]);
+    } else {
+        die("KEYMODE is pubkey or cert");
+    }
+    FILE *in = fopen(argv[4], "r");
     if (!in) die("cannot open RESPONSES");
     struct doc *docs = NULL;
     int n = 0, cap = 0;
