@@ -212,14 +212,17 @@ fn throwaway_key_and_cert() -> Option<(Vec<u8>, Vec<u8>)> {
     use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
     let key = PKey::from_rsa(Rsa::generate(2048).ok()?).ok()?;
     let mut name = x509::X509NameBuilder::new().ok()?;
-    name.append_entry_by_text("CN", "authgate dsig self-test").ok()?;
+    name.append_entry_by_text("CN", "authgate dsig self-test")
+        .ok()?;
     let name = name.build();
     let mut b = x509::X509Builder::new().ok()?;
     b.set_subject_name(&name).ok()?;
     b.set_issuer_name(&name).ok()?;
     b.set_pubkey(&key).ok()?;
-    b.set_not_before(Asn1Time::days_from_now(0).ok()?.as_ref()).ok()?;
-    b.set_not_after(Asn1Time::days_from_now(1).ok()?.as_ref()).ok()?;
+    b.set_not_before(Asn1Time::days_from_now(0).ok()?.as_ref())
+        .ok()?;
+    b.set_not_after(Asn1Time::days_from_now(1).ok()?.as_ref())
+        .ok()?;
     b.sign(&key, MessageDigest::sha256()).ok()?;
     Some((key.private_key_to_der().ok()?, b.build().to_der().ok()?))
 }
@@ -286,7 +289,11 @@ impl Drop for Ctx {
 /// Verifies every signature of the document `xml` (a Response whose
 /// structure, DOCTYPE absence and algorithms `response::prescan` already
 /// checked) with the IdP keys, and returns the signed element's bytes.
-pub fn verify(xml_text: &str, keys: &IdpKeys, allowed: &[SignatureAlgorithm]) -> Result<Signed, Error> {
+pub fn verify(
+    xml_text: &str,
+    keys: &IdpKeys,
+    allowed: &[SignatureAlgorithm],
+) -> Result<Signed, Error> {
     let len = c_int::try_from(xml_text.len()).map_err(|_| Error::Malformed("too large".into()))?;
     // SAFETY: a buffer and its length; no network, no entity substitution,
     // no DTD loading (a DOCTYPE was refused before).
@@ -480,13 +487,18 @@ unsafe fn check_signature_shape(
     let one = |v: Vec<xml::xmlNodePtr>, what: &str| -> Result<xml::xmlNodePtr, Error> {
         match v.as_slice() {
             [n] => Ok(*n),
-            _ => Err(Error::Malformed(format!("a signature without exactly one {what}"))),
+            _ => Err(Error::Malformed(format!(
+                "a signature without exactly one {what}"
+            ))),
         }
     };
     // SAFETY (whole body): element nodes of the parsed document.
     unsafe {
         let signed_info = one(dsig_children(sig, "SignedInfo"), "SignedInfo")?;
-        let method = one(dsig_children(signed_info, "SignatureMethod"), "SignatureMethod")?;
+        let method = one(
+            dsig_children(signed_info, "SignatureMethod"),
+            "SignatureMethod",
+        )?;
         let alg = attr(method, c"Algorithm").unwrap_or_default();
         if !SignatureAlgorithm::parse(&alg).is_some_and(|a| allowed.contains(&a)) {
             return Err(Error::SignatureAlgorithm(alg));
@@ -640,7 +652,11 @@ mod tests {
     /// Changes the first SignatureValue after `from` (its first base64
     /// characters), so that signature no longer verifies.
     fn break_signature_value(xml: &str, from: usize) -> String {
-        let i = from + xml[from..].find("SignatureValue>").expect("a SignatureValue") + 15;
+        let i = from
+            + xml[from..]
+                .find("SignatureValue>")
+                .expect("a SignatureValue")
+            + 15;
         let mut out = xml.to_string();
         let c = if &xml[i..i + 1] == "A" { "B" } else { "A" };
         out.replace_range(i..i + 1, c);
@@ -651,7 +667,8 @@ mod tests {
     fn both_signatures_must_verify() {
         let (key, cert) = throwaway_key_and_cert().expect("key");
         let keys = IdpKeys::new(&[cert]).expect("keys");
-        let good = sign_first(&response(&signed_assertion(&key, "alice"), true), &key).expect("sign");
+        let good =
+            sign_first(&response(&signed_assertion(&key, "alice"), true), &key).expect("sign");
         let v = verify(&good, &keys, ALGS).expect("both verify");
         assert_eq!(v.root, Root::Response);
         assert!(v.xml.contains("alice"));
@@ -661,12 +678,21 @@ mod tests {
         let a = signed_assertion(&key, "alice");
         let bad_a = break_signature_value(&a, 0);
         let doc = sign_first(&response(&bad_a, true), &key).expect("sign");
-        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+        assert!(matches!(
+            verify(&doc, &keys, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
 
         // The Response's signature broken, the assertion's intact.
         let doc = break_signature_value(&good, 0);
-        assert!(doc.contains(&a[a.find("<ds:SignatureValue>").expect("sv")..a.find("</ds:SignatureValue>").expect("sv")]));
-        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+        assert!(doc.contains(
+            &a[a.find("<ds:SignatureValue>").expect("sv")
+                ..a.find("</ds:SignatureValue>").expect("sv")]
+        ));
+        assert!(matches!(
+            verify(&doc, &keys, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
     }
 
     #[test]
@@ -677,21 +703,39 @@ mod tests {
         // A forged unsigned assertion before and after the signed one, and
         // the signed one wrapped inside a forged one.
         for doc in [
-            response(&format!("{}{signed}", assertion("_f", "victim", false)), false),
-            response(&format!("{signed}{}", assertion("_f", "victim", false)), false),
             response(
-                &assertion("_f", "victim", false)
-                    .replace("</saml:Assertion>", &format!("<saml:Advice>{signed}</saml:Advice></saml:Assertion>")),
+                &format!("{}{signed}", assertion("_f", "victim", false)),
+                false,
+            ),
+            response(
+                &format!("{signed}{}", assertion("_f", "victim", false)),
+                false,
+            ),
+            response(
+                &assertion("_f", "victim", false).replace(
+                    "</saml:Assertion>",
+                    &format!("<saml:Advice>{signed}</saml:Advice></saml:Assertion>"),
+                ),
                 false,
             ),
         ] {
             let v = verify(&doc, &keys, ALGS).expect("the signed assertion verifies");
             assert_eq!(v.root, Root::Assertion);
-            assert!(v.xml.contains("alice") && !v.xml.contains("victim"), "{}", v.xml);
+            assert!(
+                v.xml.contains("alice") && !v.xml.contains("victim"),
+                "{}",
+                v.xml
+            );
         }
         // A forged copy under the signed assertion's own ID.
-        let doc = response(&format!("{}{signed}", assertion("_a", "victim", false)), false);
-        assert!(matches!(verify(&doc, &keys, ALGS), Err(Error::SignatureInvalid)));
+        let doc = response(
+            &format!("{}{signed}", assertion("_a", "victim", false)),
+            false,
+        );
+        assert!(matches!(
+            verify(&doc, &keys, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
     }
 
     #[test]
@@ -700,9 +744,16 @@ mod tests {
         let (_, other_cert) = throwaway_key_and_cert().expect("key");
         let doc = response(&signed_assertion(&key, "alice"), false);
         let other = IdpKeys::new(&[other_cert.clone()]).expect("keys");
-        assert!(matches!(verify(&doc, &other, ALGS), Err(Error::SignatureInvalid)));
         assert!(matches!(
-            verify(&doc, &IdpKeys::new(&[other_cert]).expect("k"), &[SignatureAlgorithm::RsaSha512]),
+            verify(&doc, &other, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
+        assert!(matches!(
+            verify(
+                &doc,
+                &IdpKeys::new(&[other_cert]).expect("k"),
+                &[SignatureAlgorithm::RsaSha512]
+            ),
             Err(Error::SignatureAlgorithm(_))
         ));
         let table = [
@@ -715,15 +766,28 @@ mod tests {
         for (from, to) in table {
             let bad = doc.replacen(from, to, 1);
             assert_ne!(bad, doc);
-            assert!(matches!(verify(&bad, &other, ALGS), Err(Error::Malformed(_))), "{to}");
+            assert!(
+                matches!(verify(&bad, &other, ALGS), Err(Error::Malformed(_))),
+                "{to}"
+            );
         }
         // Duplicate or non-NCName IDs.
         let dup = doc.replace("ID=\"_r\"", "ID=\"_a\"");
-        assert!(matches!(verify(&dup, &other, ALGS), Err(Error::SignatureInvalid)));
-        let bad_id = doc.replace("ID=\"_r\"", "ID=\"a b\"");
-        assert!(matches!(verify(&bad_id, &other, ALGS), Err(Error::SignatureInvalid)));
         assert!(matches!(
-            verify(&response(&assertion("_a", "alice", false), false), &other, ALGS),
+            verify(&dup, &other, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
+        let bad_id = doc.replace("ID=\"_r\"", "ID=\"a b\"");
+        assert!(matches!(
+            verify(&bad_id, &other, ALGS),
+            Err(Error::SignatureInvalid)
+        ));
+        assert!(matches!(
+            verify(
+                &response(&assertion("_a", "alice", false), false),
+                &other,
+                ALGS
+            ),
             Err(Error::Unsigned)
         ));
     }

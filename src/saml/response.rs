@@ -28,7 +28,7 @@ use samael::schema::Assertion;
 use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProviderBuilder};
 
 use super::attributes;
-use super::metadata::{contains_ci, IdpMetadata};
+use super::metadata::IdpMetadata;
 use super::{chrono_duration, Error, SignatureAlgorithm};
 use crate::config::saml::Saml as Settings;
 use crate::identity::Principal;
@@ -166,8 +166,9 @@ impl Loaded {
         let dsig_keys = if super::dsig::available() {
             let der: Vec<Vec<u8>> = certs.iter().map(|c| c.der_data().to_vec()).collect();
             Some(
-                super::dsig::IdpKeys::new(&der)
-                    .ok_or(Error::MetadataBadCertificate("libxmlsec1 cannot load its key".into()))?,
+                super::dsig::IdpKeys::new(&der).ok_or(Error::MetadataBadCertificate(
+                    "libxmlsec1 cannot load its key".into(),
+                ))?,
             )
         } else {
             None
@@ -452,8 +453,8 @@ fn check_signed(
     ids: &[&str],
     now: DateTime<Utc>,
 ) -> Result<Assertion, SpError> {
-    use samael::schema::Response;
     use super::dsig::Root;
+    use samael::schema::Response;
     let delay = chrono_duration(MAX_RESPONSE_AGE + settings.clock_skew);
     let entity_id = Some(loaded.idp.entity_id.clone());
     let assertion = match signed.root {
@@ -466,7 +467,8 @@ fn check_signed(
                 .xml
                 .parse()
                 .map_err(SpError::FailedToParseSamlResponse)?;
-            if r.destination.is_some() && r.destination.as_deref() != Some(settings.acs_url.as_str())
+            if r.destination.is_some()
+                && r.destination.as_deref() != Some(settings.acs_url.as_str())
             {
                 return Err(SpError::DestinationValidationError {
                     response_destination: r.destination.clone(),
@@ -765,16 +767,11 @@ fn short_status(s: &str) -> &str {
 /// wherever they are (wrapping attacks hide them in Extensions, Objects,
 /// or inside other assertions).
 pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
-    if contains_ci(xml, "<!DOCTYPE") {
-        return Err(Error::Doctype);
-    }
-    if contains_ci(xml, "<!ENTITY") {
-        return Err(Error::Entity);
-    }
+    refuse_declarations(xml)?;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut out = Outer::default();
-    // Local names of the open elements.
-    let mut stack: Vec<Vec<u8>> = Vec::new();
+    // Whether each open element is a `Status`.
+    let mut stack: Vec<bool> = Vec::with_capacity(16);
     let mut text_target: Option<&'static str> = None;
     let mut text = String::new();
     // Depth of the EncryptedAssertion being read, if inside one.
@@ -787,7 +784,8 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
             Event::DocType(_) => return Err(Error::Doctype),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
-                let local = e.local_name().as_ref().to_vec();
+                let local_name = e.local_name();
+                let local = local_name.as_ref();
                 let depth = stack.len();
                 if depth == 0 {
                     if local != b"Response" {
@@ -810,7 +808,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                     }
                 }
                 if enc_at.is_some_and(|d| depth > d) {
-                    let name = String::from_utf8_lossy(&local).into_owned();
+                    let name = String::from_utf8_lossy(local).into_owned();
                     if !super::decrypt::ALLOWED_ELEMENTS.contains(&name.as_str()) {
                         out.enc_refused.get_or_insert(format!("element {name}"));
                     }
@@ -823,7 +821,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                         }
                     }
                 }
-                match local.as_slice() {
+                match local {
                     b"Assertion" => out.assertions += 1,
                     b"EncryptedAssertion" => {
                         out.encrypted += 1;
@@ -845,7 +843,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                             }
                         }
                     }
-                    b"StatusCode" if depth >= 2 && stack[1] == b"Status" => {
+                    b"StatusCode" if depth >= 2 && stack[1] => {
                         for a in e.attributes().flatten() {
                             if a.key.as_ref() == b"Value" {
                                 let v = String::from_utf8_lossy(&a.value).into_owned();
@@ -860,13 +858,13 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                     _ => {}
                 }
                 if !empty {
-                    text_target = match (depth, local.as_slice()) {
+                    text_target = match (depth, local) {
                         (1, b"Issuer") => Some("issuer"),
-                        (2, b"StatusMessage") if stack[1] == b"Status" => Some("message"),
+                        (2, b"StatusMessage") if stack[1] => Some("message"),
                         _ => None,
                     };
                     text.clear();
-                    stack.push(local);
+                    stack.push(local == b"Status");
                 }
             }
             Event::Text(t) if text_target.is_some() => {
@@ -902,6 +900,32 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
         return Err(Error::Malformed("the Response has no Status".into()));
     }
     Ok(out)
+}
+
+/// A DOCTYPE (checked first) or ENTITY declaration anywhere, in any case:
+/// what `contains_ci(xml, "<!DOCTYPE")` and `contains_ci(xml, "<!ENTITY")`
+/// found, in one pass over the `<!` occurrences.
+fn refuse_declarations(xml: &str) -> Result<(), Error> {
+    let b = xml.as_bytes();
+    let (mut doctype, mut entity) = (false, false);
+    let mut from = 0;
+    while let Some(i) = xml[from..].find("<!") {
+        let at = from + i + 2;
+        let starts = |word: &[u8]| {
+            b.get(at..at + word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        };
+        doctype |= starts(b"DOCTYPE");
+        entity |= starts(b"ENTITY");
+        from = at;
+    }
+    if doctype {
+        return Err(Error::Doctype);
+    }
+    if entity {
+        return Err(Error::Entity);
+    }
+    Ok(())
 }
 
 /// samael's verdicts, in our words.
@@ -995,6 +1019,40 @@ mod tests {
             o.algorithms,
             vec!["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_string()]
         );
+    }
+
+    #[test]
+    fn declarations_are_found_as_the_case_insensitive_search_found_them() {
+        use super::super::metadata::contains_ci;
+        let table = [
+            "<a/>",
+            "<!DOCTYPE a><a/>",
+            "<!doctype a><a/>",
+            "<a><!--x--><![CDATA[<!ENTITY]]></a>",
+            "<!ENTITY",
+            "<!EnTiTy x",
+            "<!DOCTYP",
+            "<!<!DOCTYPE",
+            "<a>&lt;!DOCTYPE</a>",
+            "<!ENTITY e 'x'><!DOCTYPE d>",
+            "x<!",
+            "<!é<!doctype",
+        ];
+        for doc in table {
+            let want = if contains_ci(doc, "<!DOCTYPE") {
+                Some("doctype")
+            } else if contains_ci(doc, "<!ENTITY") {
+                Some("entity")
+            } else {
+                None
+            };
+            let got = match refuse_declarations(doc) {
+                Err(Error::Doctype) => Some("doctype"),
+                Err(Error::Entity) => Some("entity"),
+                _ => None,
+            };
+            assert_eq!(got, want, "{doc}");
+        }
     }
 
     #[test]
