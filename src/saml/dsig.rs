@@ -743,7 +743,7 @@ mod tests {
         let (key, _) = throwaway_key_and_cert().expect("key");
         let (_, other_cert) = throwaway_key_and_cert().expect("key");
         let doc = response(&signed_assertion(&key, "alice"), false);
-        let other = IdpKeys::new(&[other_cert.clone()]).expect("keys");
+        let other = IdpKeys::new(std::slice::from_ref(&other_cert)).expect("keys");
         assert!(matches!(
             verify(&doc, &other, ALGS),
             Err(Error::SignatureInvalid)

@@ -461,7 +461,7 @@ fn check_signed(
         Root::Assertion => signed
             .xml
             .parse::<Assertion>()
-            .map_err(|e| SpError::FailedToParseSamlAssertion(e))?,
+            .map_err(SpError::FailedToParseSamlAssertion)?,
         Root::Response => {
             let r: Response = signed
                 .xml
@@ -539,7 +539,7 @@ fn check_signed(
         if let Some(restrictions) = &c.audience_restrictions {
             if !restrictions
                 .iter()
-                .any(|r| r.audience.iter().any(|x| *x == settings.entity_id))
+                .any(|r| r.audience.contains(&settings.entity_id))
             {
                 return Err(SpError::AssertionConditionAudienceRestrictionFailed {
                     requirement: settings.entity_id.clone(),
