@@ -2,8 +2,11 @@
 //! validation of a Response posted to the ACS.
 //!
 //! Owns everything that knows samael (0.0.22, xmlsec feature) and SAML XML.
-//! samael verifies the XML signature and reduces the document to the signed
-//! element (so signature-wrapping cannot smuggle unsigned content in); the
+//! libxmlsec1 verifies the XML signature with the IdP keys loaded once per
+//! metadata load (`dsig.rs`), and only the signed element's bytes are read
+//! (samael's PreDigest reduction, so signature-wrapping cannot smuggle
+//! unsigned content in); samael does both where that path is unavailable
+//! and for encrypted assertions; the
 //! checks samael leaves out are done here, as measured in
 //! `shared/notes-samael.md`: body size, DOCTYPE/ENTITY refusal, one
 //! assertion only, signature-algorithm allow-list, required

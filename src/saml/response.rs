@@ -6,13 +6,18 @@
 //! (`decrypt.rs`) after the Response signature, if any, was verified over
 //! the ciphertext, and the checks below run on the result; at least one
 //! signature with an allowed algorithm;
-//! Destination and Issuer of the Response), then samael (signature by an
-//! IdP metadata certificate, reduction to the signed element, Issuer,
-//! bearer SubjectConfirmation with Recipient and times, Conditions times),
-//! then what samael skips (required AudienceRestriction, future
-//! IssueInstant, InResponseTo bound to this browser's requests even with
-//! IdP-initiated SSO on). Only the assertion samael returned — the signed
-//! one — is read for the user.
+//! Destination and Issuer of the Response), then the signature by an IdP
+//! metadata certificate and the reduction to the signed element
+//! (`dsig.rs`: libxmlsec1 with the keys loaded once, samael's PreDigest
+//! reduction; samael itself when this libxmlsec1 cannot take that path,
+//! and for decrypted assertions), then samael's checks of the signed
+//! element (`check_signed`, or samael's own: Issuer, bearer
+//! SubjectConfirmation with Recipient and times, Conditions times), then
+//! what samael skips (required AudienceRestriction, future IssueInstant,
+//! InResponseTo bound to this browser's requests even with IdP-initiated
+//! SSO on). Only the signed assertion is read for the user.
+//! The posted value is base64-decoded and pre-scanned once ([`decode`]):
+//! the scan also names the Issuer that picks the IdP.
 //!
 //! The Response-level checks read the Response element even when only the
 //! assertion is signed: they can only refuse, never grant (SAML bindings
