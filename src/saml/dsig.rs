@@ -296,14 +296,19 @@ pub fn verify(
 ) -> Result<Signed, Error> {
     let len = c_int::try_from(xml_text.len()).map_err(|_| Error::Malformed("too large".into()))?;
     // SAFETY: a buffer and its length; no network, no entity substitution,
-    // no DTD loading (a DOCTYPE was refused before).
+    // no DTD loading (a DOCTYPE was refused before), not in recovery mode
+    // (a document that is not well-formed is refused), and libxml2's own
+    // reports kept off stderr (our error says why).
+    let options = xml::xmlParserOption_XML_PARSE_NONET
+        | xml::xmlParserOption_XML_PARSE_NOERROR
+        | xml::xmlParserOption_XML_PARSE_NOWARNING;
     let ptr = unsafe {
         xml::xmlReadMemory(
             xml_text.as_ptr() as *const c_char,
             len,
             std::ptr::null(),
             std::ptr::null(),
-            xml::xmlParserOption_XML_PARSE_NONET as c_int,
+            options as c_int,
         )
     };
     if ptr.is_null() {
