@@ -2,8 +2,11 @@
 //! validation of a Response posted to the ACS.
 //!
 //! Owns everything that knows samael (0.0.22, xmlsec feature) and SAML XML.
-//! samael verifies the XML signature and reduces the document to the signed
-//! element (so signature-wrapping cannot smuggle unsigned content in); the
+//! libxmlsec1 verifies the XML signature with the IdP keys loaded once per
+//! metadata load (`dsig.rs`), and only the signed element's bytes are read
+//! (samael's PreDigest reduction, so signature-wrapping cannot smuggle
+//! unsigned content in); samael does both where that path is unavailable
+//! and for encrypted assertions; the
 //! checks samael leaves out are done here, as measured in
 //! `shared/notes-samael.md`: body size, DOCTYPE/ENTITY refusal, one
 //! assertion only, signature-algorithm allow-list, required
@@ -35,8 +38,8 @@ pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use request::AuthnRedirect;
 pub use response::{Pending, Verified};
 pub use settings::Settings;
-pub use xmlsec::decrypt;
 pub(crate) use xmlsec::errors_to_tracing as xmlsec_errors_to_tracing;
+pub use xmlsec::{decrypt, dsig};
 
 /// Largest SAMLResponse form body accepted (before base64 decoding).
 /// Real responses are a few KB; samael needs ~0.5 s and 65 MB per MB of XML.
@@ -682,8 +685,9 @@ impl Sso {
         pending: &[Pending],
         now: SystemTime,
     ) -> Result<Verified, Error> {
-        let issuer = response::peek_issuer(saml_response);
-        let by_issuer = issuer.as_deref().and_then(|i| {
+        // Decoded and pre-scanned once: the scan names the Issuer.
+        let decoded = response::decode(saml_response)?;
+        let by_issuer = decoded.issuer().and_then(|i| {
             self.providers
                 .iter()
                 .find(|p| p.loaded().idp.entity_id == i.trim())
@@ -701,7 +705,7 @@ impl Sso {
         let p = by_issuer.or_else(by_request).unwrap_or(self.first());
         let mine: Vec<Pending> = pending.iter().filter(|x| x.idp == p.id).cloned().collect();
         let loaded = p.loaded();
-        let mut verified = response::verify(&loaded, &p.settings, saml_response, &mine, now)?;
+        let mut verified = response::verify_decoded(&loaded, &p.settings, decoded, &mine, now)?;
         verified.idp = p.id.clone();
         verified.principal.saml_idp = Some(p.id.clone());
         let key = format!("{}\u{1f}{}", loaded.idp.entity_id, verified.assertion_id);

@@ -6,13 +6,18 @@
 //! (`decrypt.rs`) after the Response signature, if any, was verified over
 //! the ciphertext, and the checks below run on the result; at least one
 //! signature with an allowed algorithm;
-//! Destination and Issuer of the Response), then samael (signature by an
-//! IdP metadata certificate, reduction to the signed element, Issuer,
-//! bearer SubjectConfirmation with Recipient and times, Conditions times),
-//! then what samael skips (required AudienceRestriction, future
-//! IssueInstant, InResponseTo bound to this browser's requests even with
-//! IdP-initiated SSO on). Only the assertion samael returned — the signed
-//! one — is read for the user.
+//! Destination and Issuer of the Response), then the signature by an IdP
+//! metadata certificate and the reduction to the signed element
+//! (`dsig.rs`: libxmlsec1 with the keys loaded once, samael's PreDigest
+//! reduction; samael itself when this libxmlsec1 cannot take that path,
+//! and for decrypted assertions), then samael's checks of the signed
+//! element (`check_signed`, or samael's own: Issuer, bearer
+//! SubjectConfirmation with Recipient and times, Conditions times), then
+//! what samael skips (required AudienceRestriction, future IssueInstant,
+//! InResponseTo bound to this browser's requests even with IdP-initiated
+//! SSO on). Only the signed assertion is read for the user.
+//! The posted value is base64-decoded and pre-scanned once ([`decode`]):
+//! the scan also names the Issuer that picks the IdP.
 //!
 //! The Response-level checks read the Response element even when only the
 //! assertion is signed: they can only refuse, never grant (SAML bindings
@@ -22,13 +27,13 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use quick_xml::events::Event;
 use samael::schema::Assertion;
 use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProviderBuilder};
 
 use super::attributes;
-use super::metadata::{contains_ci, IdpMetadata};
+use super::metadata::IdpMetadata;
 use super::{chrono_duration, Error, SignatureAlgorithm};
 use crate::identity::Principal;
 use crate::saml::settings::Settings;
@@ -73,6 +78,10 @@ pub struct Loaded {
     sp_outer_verified: ServiceProvider,
     /// samael's form of `saml.allowed_signature_algorithms`.
     samael_algs: Option<Vec<samael::crypto::AllowedSignatureAlgorithm>>,
+    /// The IdP signing certificates' keys, loaded into libxmlsec1 once
+    /// (`dsig.rs`); None when this libxmlsec1 cannot take that path, and
+    /// samael verifies instead.
+    dsig_keys: Option<super::dsig::IdpKeys>,
     /// The SP key (`saml.sp_key`), for signing requests and logout messages.
     pub sp_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
     /// The SP certificate (DER) published in our metadata.
@@ -154,15 +163,27 @@ impl Loaded {
         }
         // Never run with a certificate-less SP (samael would skip
         // verification); `metadata::parse` already refuses such metadata.
-        match sp.idp_signing_certs() {
-            Ok(Some(c)) if !c.is_empty() => {}
+        let certs = match sp.idp_signing_certs() {
+            Ok(Some(c)) if !c.is_empty() => c,
             _ => return Err(Error::MetadataNoSigningCertificate),
-        }
+        };
+        // The same certificates samael would use, each loaded once.
+        let dsig_keys = if super::dsig::available() {
+            let der: Vec<Vec<u8>> = certs.iter().map(|c| c.der_data().to_vec()).collect();
+            Some(
+                super::dsig::IdpKeys::new(&der).ok_or(Error::MetadataBadCertificate(
+                    "libxmlsec1 cannot load its key".into(),
+                ))?,
+            )
+        } else {
+            None
+        };
         Ok(Loaded {
             idp,
             sp,
             sp_outer_verified,
             samael_algs,
+            dsig_keys,
             sp_key: keys.key,
             sp_cert_der: keys.cert_der,
             sp_previous_certs: keys.previous,
@@ -211,6 +232,39 @@ pub(crate) struct Outer {
     enc_refused: Option<String>,
 }
 
+/// A posted `SAMLResponse`, base64-decoded and pre-scanned once (the scan
+/// also names the Issuer that picks the IdP).
+pub struct Decoded {
+    xml: String,
+    first: Outer,
+}
+
+impl Decoded {
+    /// The Response's own Issuer, unverified: it only chooses which IdP's
+    /// metadata the response is then verified against.
+    pub fn issuer(&self) -> Option<&str> {
+        self.first.issuer.as_deref()
+    }
+}
+
+/// Base64 (whitespace ignored), UTF-8, and the pre-scan (DOCTYPE/ENTITY
+/// refusal, structure, envelope values).
+pub fn decode(saml_response: &str) -> Result<Decoded, Error> {
+    let compact: Vec<u8> = saml_response
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(Error::MissingResponse);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|_| Error::Base64)?;
+    let xml = String::from_utf8(bytes).map_err(|_| Error::NotUtf8)?;
+    let first = prescan(&xml)?;
+    Ok(Decoded { xml, first })
+}
+
 /// Validates a base64 `SAMLResponse`. `pending` are the requests this
 /// browser started; the replay check is the caller's (`Sso::consume`).
 pub fn verify(
@@ -220,21 +274,21 @@ pub fn verify(
     pending: &[Pending],
     now: SystemTime,
 ) -> Result<Verified, Error> {
-    let compact: String = saml_response
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    if compact.is_empty() {
-        return Err(Error::MissingResponse);
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| Error::Base64)?;
-    let xml = String::from_utf8(bytes).map_err(|_| Error::NotUtf8)?;
+    verify_decoded(loaded, settings, decode(saml_response)?, pending, now)
+}
+
+/// [`verify`] of a response already [`decode`]d.
+pub fn verify_decoded(
+    loaded: &Loaded,
+    settings: &Settings,
+    decoded: Decoded,
+    pending: &[Pending],
+    now: SystemTime,
+) -> Result<Verified, Error> {
+    let Decoded { xml, first } = decoded;
     let now_c: DateTime<Utc> = DateTime::<Utc>::from(now);
     let skew = chrono_duration(settings.clock_skew);
 
-    let first = prescan(&xml)?;
     check_status(&first)?;
     let one = (first.assertions, first.encrypted);
     if one != (1, 0) && one != (0, 1) {
@@ -322,7 +376,14 @@ pub fn verify(
     } else {
         samael::crypto::ReduceMode::default()
     };
-    let result = if outer.signatures > 0 {
+    let result = if let (Some(keys), false) = (&loaded.dsig_keys, outer_verified) {
+        // Verified by libxmlsec1 with the keys loaded once; only the signed
+        // element's bytes are read (samael's PreDigest reduction), then
+        // checked as samael checks them.
+        let signed = super::dsig::verify(&xml, keys, &settings.allowed_signature_algorithms)?;
+        super::xmlsec_errors_to_tracing();
+        check_signed(&signed, loaded, settings, &ids, now_c)
+    } else if outer.signatures > 0 {
         loaded
             .sp
             .parse_xml_response_with_mode(&xml, Some(&ids), mode)
@@ -380,6 +441,191 @@ pub fn verify(
         replay_until: replay_until(&assertion, settings),
         idp: settings.idp_id.clone(),
     })
+}
+
+/// What samael's `validate_parsed_response` and `validate_assertion` check
+/// (samael 0.0.22, `service_provider/mod.rs`), on the element the
+/// signature(s) covered, with samael's error values so the verdicts read
+/// as before: for a signed Response, its Destination (when present),
+/// InResponseTo (unless IdP-initiated SSO is on), IssueInstant age, Issuer
+/// and Status, then its one plain Assertion; for the assertion, its
+/// IssueInstant age, Issuer, Conditions times and audience, and a bearer
+/// SubjectConfirmation with times, Recipient and InResponseTo.
+fn check_signed(
+    signed: &super::dsig::Signed,
+    loaded: &Loaded,
+    settings: &Settings,
+    ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Assertion, SpError> {
+    use super::dsig::Root;
+    use samael::schema::Response;
+    let delay = chrono_duration(MAX_RESPONSE_AGE + settings.clock_skew);
+    let entity_id = Some(loaded.idp.entity_id.clone());
+    let assertion = match signed.root {
+        Root::Assertion => signed
+            .xml
+            .parse::<Assertion>()
+            .map_err(SpError::FailedToParseSamlAssertion)?,
+        Root::Response => {
+            let r: Response = signed
+                .xml
+                .parse()
+                .map_err(SpError::FailedToParseSamlResponse)?;
+            if r.destination.is_some()
+                && r.destination.as_deref() != Some(settings.acs_url.as_str())
+            {
+                return Err(SpError::DestinationValidationError {
+                    response_destination: r.destination.clone(),
+                    sp_acs_url: Some(settings.acs_url.clone()),
+                });
+            }
+            let irt_ok = settings.allow_idp_initiated
+                || r.in_response_to
+                    .as_deref()
+                    .is_some_and(|v| ids.contains(&v));
+            if !irt_ok {
+                return Err(SpError::ResponseInResponseToInvalid {
+                    possible_ids: ids.iter().map(|s| s.to_string()).collect(),
+                });
+            }
+            if r.issue_instant + delay < now {
+                return Err(SpError::ResponseExpired {
+                    time: (r.issue_instant + delay).to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+            }
+            if let Some(issuer) = &r.issuer {
+                if issuer.value != entity_id {
+                    return Err(SpError::ResponseIssuerMismatch {
+                        issuer: issuer.value.clone(),
+                        entity_id,
+                    });
+                }
+            }
+            if let Some(code) = r.status.as_ref().and_then(|s| s.status_code.value.as_ref()) {
+                if code != STATUS_SUCCESS {
+                    return Err(SpError::ResponseBadStatusCode { code: code.clone() });
+                }
+            }
+            match (r.assertion, r.encrypted_assertion) {
+                (Some(a), None) => a,
+                _ => return Err(SpError::UnexpectedError),
+            }
+        }
+    };
+    let a = &assertion;
+    if a.issue_instant + delay < now {
+        return Err(SpError::AssertionExpired {
+            time: (a.issue_instant + delay).to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
+    }
+    if a.issuer.value != entity_id {
+        return Err(SpError::AssertionIssuerMismatch {
+            issuer: a.issuer.value.clone(),
+            entity_id,
+        });
+    }
+    let skew = chrono_duration(settings.clock_skew);
+    if let Some(c) = &a.conditions {
+        if let Some(t) = c.not_before {
+            if now < t - skew {
+                return Err(SpError::AssertionConditionExpiredBefore {
+                    time: (t - skew).to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+            }
+        }
+        if let Some(t) = c.not_on_or_after {
+            if t + skew < now {
+                return Err(SpError::AssertionConditionExpired {
+                    time: (t + skew).to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+            }
+        }
+        if let Some(restrictions) = &c.audience_restrictions {
+            if !restrictions
+                .iter()
+                .any(|r| r.audience.contains(&settings.entity_id))
+            {
+                return Err(SpError::AssertionConditionAudienceRestrictionFailed {
+                    requirement: settings.entity_id.clone(),
+                });
+            }
+        }
+    }
+    check_bearer(a, settings, ids, now, skew)?;
+    Ok(assertion)
+}
+
+/// samael's `validate_assertion_subject_confirmation`: one bearer
+/// confirmation must be in time, name our ACS as Recipient and (unless
+/// IdP-initiated SSO is on) answer one of our requests.
+fn check_bearer(
+    a: &Assertion,
+    settings: &Settings,
+    ids: &[&str],
+    now: DateTime<Utc>,
+    skew: chrono::Duration,
+) -> Result<(), SpError> {
+    let bearers: Vec<_> = a
+        .subject
+        .as_ref()
+        .and_then(|s| s.subject_confirmations.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.method.as_deref() == Some(BEARER))
+        .collect();
+    if bearers.is_empty() {
+        return Err(SpError::AssertionBearerSubjectConfirmationMissing);
+    }
+    let mut first_error = None;
+    for c in bearers {
+        let Some(data) = c.subject_confirmation_data.as_ref() else {
+            first_error.get_or_insert(SpError::AssertionSubjectConfirmationMissing);
+            continue;
+        };
+        if let Some(t) = data.not_before {
+            if now < t - skew {
+                first_error.get_or_insert(SpError::AssertionSubjectConfirmationExpiredBefore {
+                    time: (t - skew).to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+                continue;
+            }
+        }
+        match data.not_on_or_after {
+            Some(t) if t + skew < now => {
+                first_error.get_or_insert(SpError::AssertionSubjectConfirmationExpired {
+                    time: (t + skew).to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                first_error.get_or_insert(SpError::AssertionSubjectConfirmationMissing);
+                continue;
+            }
+        }
+        if data.recipient.as_deref() != Some(settings.acs_url.as_str()) {
+            first_error.get_or_insert(SpError::AssertionRecipientMismatch {
+                assertion_recipient: data.recipient.clone(),
+                sp_acs_url: Some(settings.acs_url.clone()),
+            });
+            continue;
+        }
+        if settings.allow_idp_initiated {
+            return Ok(());
+        }
+        if data
+            .in_response_to
+            .as_deref()
+            .is_some_and(|v| ids.contains(&v))
+        {
+            return Ok(());
+        }
+        first_error.get_or_insert(SpError::AssertionInResponseToInvalid {
+            possible_ids: ids.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    Err(first_error.unwrap_or(SpError::AssertionSubjectConfirmationMissing))
 }
 
 /// The Response's own Issuer, read without verifying anything: it only
@@ -526,16 +772,11 @@ fn short_status(s: &str) -> &str {
 /// wherever they are (wrapping attacks hide them in Extensions, Objects,
 /// or inside other assertions).
 pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
-    if contains_ci(xml, "<!DOCTYPE") {
-        return Err(Error::Doctype);
-    }
-    if contains_ci(xml, "<!ENTITY") {
-        return Err(Error::Entity);
-    }
+    refuse_declarations(xml)?;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut out = Outer::default();
-    // Local names of the open elements.
-    let mut stack: Vec<Vec<u8>> = Vec::new();
+    // Whether each open element is a `Status`.
+    let mut stack: Vec<bool> = Vec::with_capacity(16);
     let mut text_target: Option<&'static str> = None;
     let mut text = String::new();
     // Depth of the EncryptedAssertion being read, if inside one.
@@ -548,7 +789,8 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
             Event::DocType(_) => return Err(Error::Doctype),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
-                let local = e.local_name().as_ref().to_vec();
+                let local_name = e.local_name();
+                let local = local_name.as_ref();
                 let depth = stack.len();
                 if depth == 0 {
                     if local != b"Response" {
@@ -571,7 +813,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                     }
                 }
                 if enc_at.is_some_and(|d| depth > d) {
-                    let name = String::from_utf8_lossy(&local).into_owned();
+                    let name = String::from_utf8_lossy(local).into_owned();
                     if !super::decrypt::ALLOWED_ELEMENTS.contains(&name.as_str()) {
                         out.enc_refused.get_or_insert(format!("element {name}"));
                     }
@@ -584,7 +826,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                         }
                     }
                 }
-                match local.as_slice() {
+                match local {
                     b"Assertion" => out.assertions += 1,
                     b"EncryptedAssertion" => {
                         out.encrypted += 1;
@@ -606,7 +848,7 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                             }
                         }
                     }
-                    b"StatusCode" if depth >= 2 && stack[1] == b"Status" => {
+                    b"StatusCode" if depth >= 2 && stack[1] => {
                         for a in e.attributes().flatten() {
                             if a.key.as_ref() == b"Value" {
                                 let v = String::from_utf8_lossy(&a.value).into_owned();
@@ -621,13 +863,13 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
                     _ => {}
                 }
                 if !empty {
-                    text_target = match (depth, local.as_slice()) {
+                    text_target = match (depth, local) {
                         (1, b"Issuer") => Some("issuer"),
-                        (2, b"StatusMessage") if stack[1] == b"Status" => Some("message"),
+                        (2, b"StatusMessage") if stack[1] => Some("message"),
                         _ => None,
                     };
                     text.clear();
-                    stack.push(local);
+                    stack.push(local == b"Status");
                 }
             }
             Event::Text(t) if text_target.is_some() => {
@@ -663,6 +905,32 @@ pub(crate) fn prescan(xml: &str) -> Result<Outer, Error> {
         return Err(Error::Malformed("the Response has no Status".into()));
     }
     Ok(out)
+}
+
+/// A DOCTYPE (checked first) or ENTITY declaration anywhere, in any case:
+/// what `contains_ci(xml, "<!DOCTYPE")` and `contains_ci(xml, "<!ENTITY")`
+/// found, in one pass over the `<!` occurrences.
+fn refuse_declarations(xml: &str) -> Result<(), Error> {
+    let b = xml.as_bytes();
+    let (mut doctype, mut entity) = (false, false);
+    let mut from = 0;
+    while let Some(i) = xml[from..].find("<!") {
+        let at = from + i + 2;
+        let starts = |word: &[u8]| {
+            b.get(at..at + word.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        };
+        doctype |= starts(b"DOCTYPE");
+        entity |= starts(b"ENTITY");
+        from = at;
+    }
+    if doctype {
+        return Err(Error::Doctype);
+    }
+    if entity {
+        return Err(Error::Entity);
+    }
+    Ok(())
 }
 
 /// samael's verdicts, in our words.
@@ -756,6 +1024,40 @@ mod tests {
             o.algorithms,
             vec!["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".to_string()]
         );
+    }
+
+    #[test]
+    fn declarations_are_found_as_the_case_insensitive_search_found_them() {
+        use super::super::metadata::contains_ci;
+        let table = [
+            "<a/>",
+            "<!DOCTYPE a><a/>",
+            "<!doctype a><a/>",
+            "<a><!--x--><![CDATA[<!ENTITY]]></a>",
+            "<!ENTITY",
+            "<!EnTiTy x",
+            "<!DOCTYP",
+            "<!<!DOCTYPE",
+            "<a>&lt;!DOCTYPE</a>",
+            "<!ENTITY e 'x'><!DOCTYPE d>",
+            "x<!",
+            "<!é<!doctype",
+        ];
+        for doc in table {
+            let want = if contains_ci(doc, "<!DOCTYPE") {
+                Some("doctype")
+            } else if contains_ci(doc, "<!ENTITY") {
+                Some("entity")
+            } else {
+                None
+            };
+            let got = match refuse_declarations(doc) {
+                Err(Error::Doctype) => Some("doctype"),
+                Err(Error::Entity) => Some("entity"),
+                _ => None,
+            };
+            assert_eq!(got, want, "{doc}");
+        }
     }
 
     #[test]

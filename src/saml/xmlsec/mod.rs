@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 pub mod decrypt;
+pub mod dsig;
 mod sys;
 
 /// libxmlsec1 prints one unstructured stderr line per failed verification
