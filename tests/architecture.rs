@@ -45,7 +45,6 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
 }
 
 /// `(line number, module)` for every `crate::module` outside comments.
-/// `crate::audit!` is the macro telemetry exports at the crate root.
 fn uses(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -64,11 +63,6 @@ fn uses(text: &str) -> Vec<(usize, String)> {
             // `authgate_crate::x` or `some_crate::` are not ours.
             let before = rest[..i].chars().last();
             if !name.is_empty() && !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                let name = if name == "audit" {
-                    "telemetry".to_string()
-                } else {
-                    name
-                };
                 out.push((n + 1, name));
             }
             rest = &after[len..];

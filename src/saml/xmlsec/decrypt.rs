@@ -207,9 +207,10 @@ unsafe fn element_children(n: xml::xmlNodePtr) -> Vec<xml::xmlNodePtr> {
 ///
 /// SAFETY (callers): `enc_data` is a live node of a live document.
 unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option<Vec<u8>> {
-    let pem = zeroizing(key.private_key_to_pem_pkcs8().ok()?);
+    // The PEM copy of the private key is wiped when dropped.
+    let pem = zeroize::Zeroizing::new(key.private_key_to_pem_pkcs8().ok()?);
     // `xmlSecSize`: `unsigned int` or `size_t` as the library was built.
-    let pem_len = pem.0.len().try_into().ok()?;
+    let pem_len = pem.len().try_into().ok()?;
     // SAFETY: no arguments; a new manager or NULL, destroyed once (drop).
     let mngr = KeysMngr(unsafe { sys::xmlSecKeysMngrCreate() });
     if mngr.0.is_null() {
@@ -223,7 +224,7 @@ unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option
     // callback. A new key or NULL.
     let k = unsafe {
         sys::xmlSecOpenSSLAppKeyLoadMemory(
-            pem.0.as_ptr(),
+            pem.as_ptr(),
             pem_len,
             FORMAT_PEM,
             std::ptr::null(),
@@ -285,22 +286,6 @@ impl Drop for EncCtx {
             // SAFETY: made by xmlSecEncCtxCreate, destroyed once, before its
             // keys manager.
             unsafe { sys::xmlSecEncCtxDestroy(self.0) }
-        }
-    }
-}
-
-/// Key bytes wiped when dropped.
-struct Zeroizing(Vec<u8>);
-
-fn zeroizing(v: Vec<u8>) -> Zeroizing {
-    Zeroizing(v)
-}
-
-impl Drop for Zeroizing {
-    fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: a valid, aligned &mut u8; volatile so the wipe is kept.
-            unsafe { std::ptr::write_volatile(b, 0) };
         }
     }
 }
