@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! 1. policy: route table decision   managed_by_directory / native login → refuse (every caller)
-//!                                   the upstream's logout → Logout (proxy door only)
+//!                                   the upstream's logout → Logout (each door ends the session)
 //! 2. public path?                   forward anonymously
 //! 3. session from the cookie        none → upstream API token? forward anonymously
 //!                                          otherwise refuse: sign in
@@ -55,10 +55,6 @@ pub struct Inbound<'a> {
     /// passes the headers it was called with, which nginx and Traefik copy
     /// from the client's request.
     pub headers: &'a HeaderMap,
-    /// The upstream's logout route ends authgate's session too. Only the
-    /// proxy can do that (it answers the browser, so it can clear the
-    /// cookie); at the forward-auth door the route is checked like any other.
-    pub intercept_logout: bool,
 }
 
 /// What a door does with a request.
@@ -66,8 +62,10 @@ pub struct Inbound<'a> {
 pub enum Verdict {
     /// Forward to the upstream.
     Forward(Access),
-    /// The upstream's logout (only with [`Inbound::intercept_logout`]): end
-    /// authgate's session instead of forwarding.
+    /// The upstream's logout (the route table's `intercept` rows, while the
+    /// `intercept_logout` switch is on): end authgate's session instead of
+    /// forwarding. The proxy answers it with authgate's logout; forward-auth
+    /// sends browsers there and ends other callers' sessions itself.
     Logout,
     /// Refuse; [`refuse`] audits it and gives the error to answer with.
     Refuse(Refusal),
@@ -155,8 +153,7 @@ pub async fn decide(state: &Arc<State>, req: &Inbound<'_>) -> Result<Verdict, Er
             state.metrics.policy_denials.inc();
             return Ok(Verdict::Refuse(Refusal::NativeLogin));
         }
-        Decision::Logout { .. } if req.intercept_logout => return Ok(Verdict::Logout),
-        Decision::Logout { .. } => {}
+        Decision::Logout { .. } => return Ok(Verdict::Logout),
     }
 
     // 2. Public paths: no session, no identity.

@@ -88,6 +88,10 @@ fn spawn_caddy(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Ser
     }
 }
 
+/// authgate owns sign-in (so the upstream's login and logout are
+/// governed by it); the directory itself is never asked.
+const SIGN_IN_BY_LDAP: &str = "[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:1\"\nuser_dn_template = \"uid=%(user)s,dc=x\"\n";
+
 async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
@@ -194,6 +198,35 @@ async fn caddy_forwards_the_identity_and_never_a_spoofed_header() {
     .await;
     assert_eq!(got.status, StatusCode::UNAUTHORIZED);
     assert_eq!(up.count(), n);
+}
+
+/// Label Studio's own "Log out" behind Caddy: Caddy hands authgate's 303 to
+/// the browser, which lands on authgate's logout; the app never sees it.
+#[tokio::test]
+async fn caddy_sends_the_apps_own_logout_to_authgates() {
+    let (up, gate, caddy) = stack(SIGN_IN_BY_LDAP).await;
+    let cookie = gate.login(jane()).await;
+    let got = get(
+        &caddy.url("/logout"),
+        &[("cookie", cookie.as_str()), ("accept", HTML)],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::SEE_OTHER, "{}", caddy.log());
+    let loc = got.headers["location"].to_str().expect("ascii").to_string();
+    assert_eq!(loc, format!("{ISSUER}/_auth/logout"));
+    let out = get(
+        &caddy.url("/_auth/logout"),
+        &[("cookie", cookie.as_str()), ("accept", HTML)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK);
+    let got = get(
+        &caddy.url("/api/projects"),
+        &[("cookie", cookie.as_str()), ("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(up.count(), 0, "nothing reached the app");
 }
 
 #[tokio::test]

@@ -5,10 +5,12 @@
 //! back as a verdict: forwarded with whose identity (or none), sent to sign
 //! in (302 to the login page or 401), or refused with which error.
 //!
-//! Left out on purpose, because the doors differ there by design: the
-//! upstream's logout (only the proxy can end the session), the native login
-//! page for browsers (the proxy redirects them, forward-auth answers 403) and
-//! encoded slashes (the proxy answers 400, which nginx cannot pass on).
+//! Left out of the table on purpose, because the doors answer differently by
+//! design: the upstream's logout (the proxy answers it with authgate's
+//! logout, forward-auth sends browsers there; the session ends at every door,
+//! its own test below), the native login page for browsers (the proxy
+//! redirects them, forward-auth answers 403) and encoded slashes (the proxy
+//! answers 400, which nginx cannot pass on).
 
 mod common;
 
@@ -553,4 +555,129 @@ async fn proxy_and_forward_auth_reach_the_same_verdict() {
         table.len(),
         wrong.join("\n")
     );
+}
+
+/// The upstream's logout ends authgate's session at every door, for
+/// browsers and API clients, and never reaches the app: the proxy answers
+/// it with authgate's logout; forward-auth sends a browser to
+/// `/_auth/logout` (303 where the answer goes to the browser as it is, 401
+/// with `Location` for nginx, whose shipped configuration redirects) and
+/// ends an API client's session itself (401).
+#[tokio::test]
+async fn the_upstreams_logout_ends_the_session_at_every_door() {
+    let doors = Doors::start().await;
+    let gate = &doors.tokens_allowed;
+    let alive = |cookie: String| async move {
+        let got = get(
+            &gate.url("/api/projects"),
+            &[API, ("cookie", cookie.as_str())],
+        )
+        .await;
+        match got.status {
+            StatusCode::OK => true,
+            StatusCode::UNAUTHORIZED => false,
+            s => panic!("status {s}"),
+        }
+    };
+    for door in ["proxy", "nginx", "traefik", "envoy"] {
+        for (method, target, accept) in [
+            ("GET", "/logout", BROWSER),
+            ("POST", "/api-auth/logout/", API),
+        ] {
+            let what = format!("{door}: {method} {target} ({})", accept.1);
+            let mut id = identity(
+                "uid=jane,ou=users,dc=example,dc=com",
+                "jane@example.com",
+                Some("administrator"),
+                &["ls-admins"],
+            );
+            id.preferred_username = Some("jane".into());
+            let cookie = gate.login(id).await;
+            assert!(alive(cookie.clone()).await, "{what}: fresh session");
+            let before = doors.up.count();
+            let m = Method::from_bytes(method.as_bytes()).expect("method");
+            let url = match door {
+                "proxy" => gate.url(target),
+                "envoy" => gate.url(&format!("/_auth/check{target}")),
+                _ => gate.url("/_auth/check"),
+            };
+            let mut b = Request::builder()
+                .method(if door == "proxy" || door == "envoy" {
+                    m
+                } else {
+                    Method::GET
+                })
+                .uri(url)
+                .header("accept", accept.1)
+                .header("cookie", cookie.as_str());
+            b = match door {
+                "nginx" => b
+                    .header("x-original-method", method)
+                    .header("x-original-uri", target),
+                "traefik" => b
+                    .header("x-forwarded-method", method)
+                    .header("x-forwarded-uri", target),
+                _ => b,
+            };
+            let got = send(b.body(Full::new(Bytes::new())).expect("request")).await;
+            assert_eq!(doors.up.count(), before, "{what}: reached the app");
+            let location = got
+                .headers
+                .get("location")
+                .map(|v| v.to_str().expect("ascii").to_string());
+            let browser = accept == BROWSER;
+            match (door, browser) {
+                ("proxy", true) => {
+                    assert_eq!(got.status, StatusCode::OK, "{what}");
+                    assert!(got.text().contains("signed out"), "{what}: {}", got.text());
+                }
+                ("proxy", false) => {
+                    assert_eq!(got.status, StatusCode::OK, "{what}");
+                    assert_eq!(got.json()["signed_out"], true, "{what}");
+                }
+                ("nginx", true) => {
+                    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{what}");
+                    assert_eq!(location.as_deref(), Some("/_auth/logout"), "{what}");
+                }
+                ("traefik" | "envoy", true) => {
+                    assert_eq!(got.status, StatusCode::SEE_OTHER, "{what}");
+                    assert_eq!(
+                        location.as_deref(),
+                        Some("http://gate.test/_auth/logout"),
+                        "{what}"
+                    );
+                }
+                (_, false) => {
+                    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{what}");
+                    assert_eq!(location, None, "{what}");
+                }
+                _ => unreachable!(),
+            }
+            if door != "proxy" && browser {
+                // The browser follows the redirect to authgate's logout.
+                assert!(
+                    alive(cookie.clone()).await,
+                    "{what}: ended before the redirect"
+                );
+                let out = get(
+                    &gate.url("/_auth/logout"),
+                    &[BROWSER, ("cookie", cookie.as_str())],
+                )
+                .await;
+                assert_eq!(out.status, StatusCode::OK, "{what}");
+            }
+            // The answer that ends the session clears the cookie too (a
+            // redirect leaves that to authgate's logout).
+            let set = got
+                .headers
+                .get("set-cookie")
+                .map(|v| v.to_str().expect("ascii").to_string());
+            let clears = set.as_deref().is_some_and(|c| c.contains("Max-Age=0"));
+            assert_eq!(clears, door == "proxy" || !browser, "{what}: {set:?}");
+            assert!(
+                !alive(cookie).await,
+                "{what}: the session outlived the logout"
+            );
+        }
+    }
 }

@@ -129,6 +129,10 @@ fn spawn_nginx(authgate: SocketAddr, app: SocketAddr, listen: SocketAddr) -> Ser
 }
 
 /// authgate (auth backend), the recording application, and nginx in front.
+/// authgate owns sign-in (so the upstream's login and logout are
+/// governed by it); the directory itself is never asked.
+const SIGN_IN_BY_LDAP: &str = "[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:1\"\nuser_dn_template = \"uid=%(user)s,dc=x\"\n";
+
 async fn stack(extra: &str) -> (Upstream, Gate, Server) {
     let up = Upstream::start().await;
     let gate = Gate::start(&up.url(), extra).await;
@@ -252,6 +256,64 @@ async fn nginx_forwards_the_identity_headers_and_a_valid_jwt() {
     .await;
     assert_eq!(got.status, StatusCode::UNAUTHORIZED);
     assert_eq!(up.count(), n);
+}
+
+/// Label Studio's own "Log out" (`GET /logout`) behind nginx: the shipped
+/// file sends the browser to authgate's logout instead of the app, so the
+/// session ends with the app's (it would otherwise sign the user straight
+/// back in); an API client's `POST /api-auth/logout/` ends it at once.
+#[tokio::test]
+async fn nginx_ends_the_session_on_the_apps_own_logout() {
+    let (up, gate, nginx) = stack(SIGN_IN_BY_LDAP).await;
+    let alive = |cookie: String| {
+        let url = nginx.url("/api/projects");
+        async move {
+            get(
+                &url,
+                &[("cookie", cookie.as_str()), ("accept", "application/json")],
+            )
+            .await
+            .status
+        }
+    };
+
+    let cookie = gate.login(jane()).await;
+    let n = up.count();
+    let got = get(
+        &nginx.url("/logout"),
+        &[("cookie", cookie.as_str()), ("accept", HTML)],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::FOUND, "{}", nginx.log());
+    assert_eq!(got.headers["location"], "/_auth/logout");
+    let out = get(
+        &nginx.url("/_auth/logout"),
+        &[("cookie", cookie.as_str()), ("accept", HTML)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert!(out.text().contains("signed out"), "{}", out.text());
+    assert!(out.headers["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .contains("Max-Age=0"));
+    assert_eq!(alive(cookie).await, StatusCode::UNAUTHORIZED);
+
+    let cookie = gate.login(jane()).await;
+    assert_eq!(alive(cookie.clone()).await, StatusCode::OK);
+    let n2 = up.count();
+    let got = send(
+        Request::post(nginx.url("/api-auth/logout/"))
+            .header("cookie", cookie.as_str())
+            .header("accept", "application/json")
+            .body(Full::new(Bytes::new()))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", nginx.log());
+    assert_eq!(alive(cookie).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(up.count(), n2, "the app's logout never reached the app");
+    assert_eq!(n + 1, n2, "only the liveness probe reached the app");
 }
 
 #[tokio::test]

@@ -238,27 +238,8 @@ pub async fn logout(
     req: &Request<Incoming>,
     path: &str,
 ) -> Result<Response<Body>, Error> {
-    let session = state.load_session(req.headers()).await?;
-    if let Some(s) = &session {
-        state
-            .sessions
-            .revoke(&s.id)
-            .await
-            .map_err(Error::SessionStore)?;
-    }
-    let id = session.as_ref().map(|s| &s.identity);
-    Audit::new("logout")
-        .subject(id.map(|i| i.subject.as_str()))
-        .role(id.and_then(|i| i.role).map(Role::as_str))
-        .request(ctx.method.as_str(), path, ctx.client)
-        .reason(if id.is_some() {
-            "session_ended"
-        } else {
-            "no_session"
-        })
-        .request_id(ctx.id.as_str())
-        .emit();
-    let subject = id.map(|i| i.subject.as_str());
+    let session = end_session(state, ctx, req.headers(), ctx.method.as_str(), path).await?;
+    let subject = session.as_ref().map(|s| s.identity.subject.as_str());
     let browser = ctx.wants_html || req.method() == Method::GET;
     // A SAML session continues to the IdP's Single Logout.
     let to_idp = match &session {
@@ -280,6 +261,96 @@ pub async fn logout(
     };
     r.headers_mut()
         .append(header::SET_COOKIE, state.cookie.clear_header());
+    Ok(r)
+}
+
+/// Ends the session the request's cookie names, if any: revoked
+/// server-side (a copied cookie stops working) and audited as `logout`.
+/// Clearing the cookie is the caller's part of the answer.
+async fn end_session(
+    state: &State,
+    ctx: &RequestCtx,
+    headers: &http::HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<Option<Arc<Session>>, Error> {
+    let session = state.load_session(headers).await?;
+    if let Some(s) = &session {
+        state
+            .sessions
+            .revoke(&s.id)
+            .await
+            .map_err(Error::SessionStore)?;
+    }
+    let id = session.as_ref().map(|s| &s.identity);
+    Audit::new("logout")
+        .subject(id.map(|i| i.subject.as_str()))
+        .role(id.and_then(|i| i.role).map(Role::as_str))
+        .request(method, path, ctx.client)
+        .reason(if id.is_some() {
+            "session_ended"
+        } else {
+            "no_session"
+        })
+        .request_id(ctx.id.as_str())
+        .emit();
+    Ok(session)
+}
+
+/// The upstream's logout asked about at the forward-auth door. The front
+/// proxy would forward it and answer the browser itself, so authgate's
+/// session would outlive the application's (and, with the Label Studio
+/// integration, sign the user straight back in). Instead:
+/// - a browser navigation is sent to `<prefix>/logout`, which ends the
+///   session, clears the cookie and continues to the IdP's Single Logout,
+///   as the proxy door does. Callers that hand the answer to the browser
+///   (Traefik, Caddy) get a 303 there; nginx `auth_request` passes on only
+///   2xx/401/403, so it gets 401 with the target in `Location`, which the
+///   shipped configuration (`deploy/nginx`) turns into the redirect;
+/// - anything else has its session ended here and gets 401.
+async fn check_logout(
+    state: &State,
+    ctx: &RequestCtx,
+    inbound: &gate::Inbound<'_>,
+    navigation: bool,
+    passes_answer_on: bool,
+) -> Result<Response<Body>, Error> {
+    if !navigation {
+        end_session(
+            state,
+            ctx,
+            inbound.headers,
+            inbound.method.as_str(),
+            inbound.path,
+        )
+        .await?;
+        let mut r = crate::http::json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({ "error": "unauthenticated", "signed_out": true }),
+        );
+        r.headers_mut()
+            .append(header::SET_COOKIE, state.cookie.clear_header());
+        return Ok(r);
+    }
+    let server = &state.config.server;
+    let (status, location) = if passes_answer_on {
+        (
+            StatusCode::SEE_OTHER,
+            format!("{}{}/logout", server.public_url, server.prefix),
+        )
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            format!("{}/logout", server.prefix),
+        )
+    };
+    let mut r = Response::new(full(""));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
@@ -440,7 +511,6 @@ async fn check(
         path: &p,
         query: uri.query(),
         headers: h,
-        intercept_logout: false,
     };
     let verdict = gate::decide(state, &inbound).await?;
     *user = verdict.session().cloned();
@@ -465,9 +535,9 @@ async fn check(
         // Allowed without identity: 200 and nothing else.
         Verdict::Forward(Access::Public | Access::UpstreamToken) => return Ok(r),
         Verdict::Forward(Access::Session(s)) => s,
-        // Not produced at this door (intercept_logout is false); refused
-        // rather than let through should that ever change.
-        Verdict::Logout => return Err(Error::Forbidden("upstream logout")),
+        Verdict::Logout => {
+            return check_logout(state, ctx, &inbound, navigation, traefik).await;
+        }
         Verdict::Refuse(Refusal::SignIn) if traefik && navigation => {
             // Traefik hands this response to the browser as it is.
             let rd = match uri.query() {

@@ -150,7 +150,6 @@ async fn phases(
         path,
         query: req.uri().query(),
         headers: req.headers(),
-        intercept_logout: true,
     };
     let verdict = gate::decide(state, &inbound).await?;
     *user = verdict.session().cloned();
