@@ -1315,3 +1315,107 @@ fn enforce_roles_follows_role_management_unless_set_and_a_bad_role_table_is_one_
     .expect("replacement");
     assert_eq!(cfg.policy.role_routes.len(), 1);
 }
+
+/// The placeholder values of the shipped Secret (`deploy/kubernetes/base/
+/// secret.yaml`, "REPLACE: ...") are long enough for every length rule and
+/// public: applied unchanged, a session key anyone can read would let anyone
+/// seal a session cookie. Each one authgate would use is refused, naming
+/// the key.
+#[test]
+fn the_shipped_secret_placeholders_are_refused() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/base/secret.yaml"
+    ))
+    .expect("secret.yaml");
+    let value = |name: &str| -> String {
+        let line = yaml
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} in secret.yaml"));
+        let v = line.split_once(':').expect("key: value").1.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .expect("quoted");
+        assert!(
+            v.len() >= 32,
+            "{name}: long enough to pass the length rules"
+        );
+        v.to_string()
+    };
+    let keys = Keys::new();
+
+    // session.secret_file
+    let session = write(
+        keys.dir.path(),
+        "shipped-session.key",
+        &value("session.key"),
+    );
+    let text = base_toml(&keys).replace(
+        &keys.session_key.display().to_string(),
+        &session.display().to_string(),
+    );
+    let e = load_text(&text, &[], None).expect_err("placeholder session key");
+    let line = only(&e);
+    assert!(line.contains("session.secret_file"), "{line}");
+    assert!(line.contains("placeholder"), "{line}");
+    // ... also as one of several keys (rotation), and inline.
+    std::fs::write(
+        &session,
+        format!(
+            "{}\n{}\n",
+            std::fs::read_to_string(&keys.session_key)
+                .expect("key")
+                .trim(),
+            value("session.key")
+        ),
+    )
+    .expect("write");
+    let line = only(&load_text(&text, &[], None).expect_err("second key"));
+    assert!(
+        line.contains("session key #2 is the shipped placeholder"),
+        "{line}"
+    );
+    let inline = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[session]\nsecret = [{:?}]\n\n[identity]\nsigning_key = \"{}\"\n",
+        value("session.key"),
+        keys.signing_key.display()
+    );
+    let line = only(&load_text(&inline, &[], None).expect_err("inline"));
+    assert!(line.contains("session.secret"), "{line}");
+
+    // server.admin_token_file
+    let token = write(
+        keys.dir.path(),
+        "shipped-admin.token",
+        &value("admin.token"),
+    );
+    let text = base_toml(&keys).replace(
+        "[server]\n",
+        &format!(
+            "[server]\nmetrics_listen = \"127.0.0.1:0\"\nadmin_token_file = \"{}\"\n",
+            token.display()
+        ),
+    );
+    let line = only(&load_text(&text, &[], None).expect_err("placeholder token"));
+    assert!(line.contains("server.admin_token_file"), "{line}");
+    assert!(line.contains("placeholder"), "{line}");
+    // A real token is taken.
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").expect("write");
+    load_text(&text, &[], None).expect("a real token");
+
+    // The LDAP bind password, from the Secret's environment variable.
+    let text = base_toml(&keys)
+        + "\n[ldap]\nenabled = true\nserver_uri = \"ldap://127.0.0.1:389\"\nbind_dn = \"cn=authgate,dc=example,dc=com\"\nuser_search_bases = [\"dc=example,dc=com\"]\n";
+    let e = load_text(
+        &text,
+        &[("AUTH_LDAP_BIND_PASSWORD", &value("ldap-bind-password"))],
+        None,
+    )
+    .expect_err("placeholder password");
+    let line = only(&e);
+    assert!(line.contains("ldap.bind_password"), "{line}");
+    assert!(line.contains("placeholder"), "{line}");
+    load_text(&text, &[("AUTH_LDAP_BIND_PASSWORD", "s3cret")], None).expect("a real password");
+}

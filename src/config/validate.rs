@@ -407,6 +407,13 @@ fn server(c: &mut Check<'_>, s: &raw::Server) -> Server {
         "" => None,
         path => c.read("server.admin_token_file", path).and_then(|bytes| {
             match String::from_utf8(bytes) {
+                Ok(t) if is_placeholder(t.as_bytes()) => {
+                    c.fail(
+                        "server.admin_token_file",
+                        format!("{path:?} holds the shipped placeholder text, not a token; write a random one, e.g. `openssl rand -hex 32 > {path}`"),
+                    );
+                    None
+                }
                 Ok(t) if t.trim().len() >= ADMIN_TOKEN_MIN => Some(Secret::new(t.trim().to_string())),
                 Ok(_) => {
                     c.fail(
@@ -636,12 +643,21 @@ fn session(c: &mut Check<'_>, ss: &raw::Session) -> Session {
         c.fail("session.secret_file", "a session key is required: set session.secret_file (one key of >= 32 random bytes per line; `authgate keygen --session-secret PATH` writes one) or session.secret");
     }
     for (i, s) in secrets.iter().enumerate() {
-        if s.expose().len() < 32 {
-            let key = if i < ss.secret.len() {
-                "session.secret"
-            } else {
-                "session.secret_file"
-            };
+        let key = if i < ss.secret.len() {
+            "session.secret"
+        } else {
+            "session.secret_file"
+        };
+        if is_placeholder(s.expose()) {
+            // Long enough to pass the length rule, and public.
+            c.fail(
+                key,
+                format!(
+                    "session key #{} is the shipped placeholder text, not a key: write one with `authgate keygen --session-secret PATH`",
+                    i + 1
+                ),
+            );
+        } else if s.expose().len() < 32 {
             c.fail(
                 key,
                 format!(
@@ -840,6 +856,11 @@ fn ldap(c: &mut Check<'_>, l: &raw::Ldap, warnings: &mut Vec<String>) -> Ldap {
             c.fail(
                 "ldap.bind_password",
                 "ldap.bind_dn is set but the password is empty (an empty-password bind is anonymous); set AUTH_LDAP_BIND_PASSWORD",
+            );
+        } else if is_placeholder(l.bind_password.expose().as_bytes()) {
+            c.fail(
+                "ldap.bind_password",
+                "the password is the shipped placeholder text; set the service account's password (AUTH_LDAP_BIND_PASSWORD)",
             );
         }
         if l.group_search_base_dn.trim().is_empty() && group_kind != GroupType::MemberOf {
@@ -1102,6 +1123,13 @@ fn ignored_while_off<T: serde::Serialize>(
         }
     }
     out
+}
+
+/// The placeholder text the shipped manifests put where a secret goes
+/// (`deploy/kubernetes/base/secret.yaml`: "REPLACE: ..."). Applied
+/// unchanged it would be a public key that passes every length rule.
+fn is_placeholder(secret: &[u8]) -> bool {
+    secret.trim_ascii_start().starts_with(b"REPLACE")
 }
 
 /// A secret file holds one key per line when it is text, or one binary key.
