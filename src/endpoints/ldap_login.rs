@@ -211,12 +211,14 @@ pub async fn submit(
 }
 
 /// The audit line of a refused directory sign-in: the username as typed
-/// (bounded), the client, `method` = `ldap`.
+/// (bounded), the client, `method` = `ldap`, the request id (as in the
+/// access log line of the same request).
 fn login_failure(ctx: &RequestCtx, user: &str, reason: &str) {
     Audit::new("login_failure")
         .user(user)
         .client(ctx.client)
         .method("ldap")
         .reason(reason)
+        .request_id(ctx.id.as_str())
         .emit();
 }
