@@ -681,3 +681,36 @@ async fn the_upstreams_logout_ends_the_session_at_every_door() {
         }
     }
 }
+
+/// A sign-in never leads to the upstream's logout: reached from one (an
+/// older nginx file sends a browser asking for `/logout` to the login page
+/// with `rd=/logout`), the new session would end as soon as it started.
+#[tokio::test]
+async fn a_login_never_returns_to_the_upstreams_logout() {
+    let doors = Doors::start().await;
+    let gate = &doors.tokens_allowed;
+    for (rd, kept) in [
+        ("/logout", "/"),
+        ("/logout/", "/"),
+        ("/api-auth/logout/", "/"),
+        ("/logout?next=/projects", "/"),
+        ("/projects/1?tab=data", "/projects/1?tab=data"),
+        ("/logouts", "/logouts"),
+    ] {
+        let encoded: String = rd
+            .bytes()
+            .map(|b| match b {
+                b'?' | b'=' | b'&' => format!("%{b:02X}"),
+                _ => (b as char).to_string(),
+            })
+            .collect();
+        let page = get(&gate.url(&format!("/_auth/login?rd={encoded}")), &[BROWSER]).await;
+        assert_eq!(page.status, StatusCode::OK, "{rd}");
+        let want = format!("name=\"rd\" value=\"{}\"", kept.replace('&', "&amp;"));
+        assert!(
+            page.text().contains(&want),
+            "{rd}: want {want}: {}",
+            page.text()
+        );
+    }
+}

@@ -28,7 +28,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::{form_value, query_param, redirect};
+use super::{form_value, login_target, query_param};
 use crate::app::State;
 use crate::error::Error;
 use crate::http::Body;
@@ -53,7 +53,7 @@ struct View<'a> {
 /// GET `{prefix}/login`.
 pub async fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
-    let rd = redirect::local_target(&rd).to_string();
+    let rd = login_target(state, &rd).to_string();
     let Some(l) = state.ldap.as_ref() else {
         return crate::http::html(StatusCode::OK, pages::login::no_method());
     };
@@ -113,7 +113,7 @@ pub async fn submit(
     let field = |name: &str| form_value(&body, name).unwrap_or_default();
     let (username, password, csrf) = (field("username"), field("password"), field("csrf"));
     let rd = field("rd");
-    let rd = redirect::local_target(&rd).to_string();
+    let rd = login_target(state, &rd).to_string();
     // What is shown back in the form and the log: bounded.
     let shown: String = username.trim().chars().take(ldap::MAX_USERNAME).collect();
     let page = |status: StatusCode, error: &str| {

@@ -177,7 +177,7 @@ fn jwks(state: &State) -> Response<Body> {
 
 /// 302 to the login page, remembering where to go back to (a local path only).
 pub fn redirect_to_login(state: &State, rd: &str) -> Response<Body> {
-    let rd = redirect::local_target(rd);
+    let rd = login_target(state, rd);
     let mut location = format!("{}/login", state.config.server.prefix);
     if rd != "/" {
         location.push_str("?rd=");
@@ -191,6 +191,27 @@ pub fn redirect_to_login(state: &State, rd: &str) -> Response<Body> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Where a sign-in may lead: a local path ([`redirect::local_target`]), but
+/// never the upstream's logout (a login page reached from a logout, e.g.
+/// through an older forward-auth configuration, would otherwise end the new
+/// session as soon as it starts); those become `/`.
+pub fn login_target<'a>(state: &State, rd: &'a str) -> &'a str {
+    let rd = redirect::local_target(rd);
+    let (p, query) = match rd.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rd, None),
+    };
+    let Ok(p) = path::normalize(p) else {
+        return rd;
+    };
+    let mut req = crate::policy::Request::new(&Method::GET, &p);
+    req.query = query;
+    match state.config.policy.routes.decide(&req, &state.switches) {
+        crate::policy::Decision::Logout { .. } => "/",
+        _ => rd,
+    }
 }
 
 const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

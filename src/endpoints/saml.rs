@@ -24,7 +24,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::redirect;
+use super::login_target;
 use super::{form_value, query_param};
 use crate::app::State;
 use crate::error::{self, Error};
@@ -106,7 +106,7 @@ pub fn sso_buttons<'a>(state: &'a State, rd: &str) -> Option<Vec<SsoButton<'a>>>
 /// The login page when SAML is the only sign-in method.
 pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
-    let rd = redirect::local_target(&rd);
+    let rd = login_target(state, &rd);
     let buttons = sso_buttons(state, rd).unwrap_or_default();
     crate::http::html(StatusCode::OK, pages::login::sso_only(&buttons))
 }
@@ -115,7 +115,7 @@ pub fn login_page(state: &State, req: &Request<Incoming>) -> Response<Body> {
 /// AuthnRequest; the request is remembered in the state cookie.
 fn login(state: &State, sso: &Sso, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
     let rd = query_param(req, "rd").unwrap_or_else(|| "/".into());
-    let rd = redirect::local_target(&rd).to_string();
+    let rd = login_target(state, &rd).to_string();
     start(state, sso, req, rd)
 }
 
@@ -278,7 +278,7 @@ async fn acs(
             entries.retain(|e| e.id != *id);
             rd
         }
-        None => redirect::local_target(&relay).to_string(),
+        None => login_target(state, &relay).to_string(),
     };
     if rd == TEST_RD {
         let mut r = test_report(state, &headers, verified.principal).await;
