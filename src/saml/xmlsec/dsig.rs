@@ -28,7 +28,10 @@
 //! path.
 
 use std::collections::HashSet;
-use std::os::raw::{c_char, c_int, c_void};
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::os::raw::{c_char, c_int};
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use libxml::bindings as xml;
@@ -254,6 +257,111 @@ impl Drop for Doc {
     }
 }
 
+impl Doc {
+    /// The root element.
+    fn root(&self) -> Option<Elem<'_>> {
+        // SAFETY: a live document.
+        let p = unsafe { xml::xmlDocGetRootElement(self.0) };
+        // SAFETY: the root element of this document, which `Elem` borrows.
+        NonNull::new(p).map(|p| unsafe { Elem::of(p) })
+    }
+}
+
+/// An element node of a parsed [`Doc`], valid while the document is
+/// borrowed and its tree unchanged (only its ID table is written, by
+/// [`register_ids_and_find_signatures`]). Made in one place ([`Elem::of`],
+/// the only `unsafe` promise); the readers below are safe to call.
+#[derive(Clone, Copy)]
+struct Elem<'d> {
+    ptr: NonNull<xml::xmlNode>,
+    _doc: PhantomData<&'d Doc>,
+}
+
+impl<'d> Elem<'d> {
+    /// # Safety
+    /// `ptr` is an element node of a document that outlives `'d` and whose
+    /// tree is not changed during `'d`.
+    unsafe fn of(ptr: NonNull<xml::xmlNode>) -> Elem<'d> {
+        Elem {
+            ptr,
+            _doc: PhantomData,
+        }
+    }
+
+    fn node(self) -> &'d xml::xmlNode {
+        // SAFETY: see `Elem::of`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Whether this element is `{ns}local`.
+    fn is(self, ns: &str, local: &str) -> bool {
+        let node = self.node();
+        if node.name.is_null() || node.ns.is_null() {
+            return false;
+        }
+        // SAFETY: a node's name and its namespace (with its href) belong to
+        // the document and live as long as it; libxml2 strings end in NUL.
+        let (name, ns_node) = unsafe { (CStr::from_ptr(node.name.cast()), &*node.ns) };
+        if ns_node.href.is_null() {
+            return false;
+        }
+        // SAFETY: as above.
+        let href = unsafe { CStr::from_ptr(ns_node.href.cast()) };
+        name.to_bytes() == local.as_bytes() && href.to_bytes() == ns.as_bytes()
+    }
+
+    /// The value of the attribute `name` (no namespace), copied.
+    fn attr(self, name: &CStr) -> Option<String> {
+        // SAFETY: an element node; the value is a new string the caller owns.
+        let v = unsafe { xml::xmlGetNoNsProp(self.ptr.as_ptr(), name.as_ptr().cast()) };
+        XmlString::take(v).map(|v| String::from_utf8_lossy(v.bytes()).into_owned())
+    }
+
+    /// The element children, in document order.
+    fn children(self) -> impl Iterator<Item = Elem<'d>> {
+        let mut next = self.node().children;
+        std::iter::from_fn(move || loop {
+            let n = NonNull::new(next)?;
+            // SAFETY: a child (or its sibling) of an element of the document.
+            let node = unsafe { n.as_ref() };
+            next = node.next;
+            if node.type_ == xml::xmlElementType_XML_ELEMENT_NODE {
+                // SAFETY: an element node of the same document.
+                return Some(unsafe { Elem::of(n) });
+            }
+        })
+    }
+
+    /// The children that are `ds:{local}`.
+    fn dsig_children(self, local: &str) -> Vec<Elem<'d>> {
+        self.children().filter(|c| c.is(DSIG_NS, local)).collect()
+    }
+}
+
+/// A string libxml2 allocated for us, freed on drop.
+struct XmlString(NonNull<xml::xmlChar>);
+
+impl XmlString {
+    fn take(p: *mut xml::xmlChar) -> Option<XmlString> {
+        NonNull::new(p).map(XmlString)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: a NUL-terminated string we own until drop.
+        unsafe { CStr::from_ptr(self.0.as_ptr().cast()) }.to_bytes()
+    }
+}
+
+impl Drop for XmlString {
+    fn drop(&mut self) {
+        // SAFETY: `xmlFree` is libxml2's deallocator, set at initialisation;
+        // the string came from libxml2 and is freed once.
+        if let Some(free) = unsafe { xml::xmlFree } {
+            unsafe { free(self.0.as_ptr().cast()) }
+        }
+    }
+}
+
 /// A signature context, destroyed (with its key copy) on drop.
 struct Ctx(sys::xmlSecDSigCtxPtr);
 
@@ -293,31 +401,26 @@ pub fn verify(
         return Err(Error::Malformed("the XML does not parse".into()));
     }
     let doc = Doc(ptr);
-    // SAFETY: the tree of `doc`, alive for this block; nodes are only read
-    // (and their ID attributes registered in the document's ID table).
-    unsafe {
-        let root = xml::xmlDocGetRootElement(doc.0);
-        if root.is_null() {
-            return Err(Error::Malformed("no root element".into()));
-        }
-        let signatures = register_ids_and_find_signatures(doc.0, root)?;
-        if signatures.is_empty() {
-            return Err(Error::Unsigned);
-        }
-        let mut predigests = Vec::with_capacity(signatures.len());
-        for sig in signatures {
-            check_signature_shape(sig, allowed)?;
-            let mut verified = None;
-            for key in &keys.keys {
-                if let Some(p) = verify_with(sig, key)? {
-                    verified = Some(p);
-                    break;
-                }
-            }
-            predigests.extend(verified.ok_or(Error::SignatureInvalid)?);
-        }
-        select(predigests)
+    let root = doc
+        .root()
+        .ok_or_else(|| Error::Malformed("no root element".into()))?;
+    let signatures = register_ids_and_find_signatures(&doc, root)?;
+    if signatures.is_empty() {
+        return Err(Error::Unsigned);
     }
+    let mut predigests = Vec::with_capacity(signatures.len());
+    for sig in signatures {
+        check_signature_shape(sig, allowed)?;
+        let mut verified = None;
+        for key in &keys.keys {
+            if let Some(p) = verify_with(sig, key)? {
+                verified = Some(p);
+                break;
+            }
+        }
+        predigests.extend(verified.ok_or(Error::SignatureInvalid)?);
+    }
+    select(predigests)
 }
 
 /// samael's PreDigest choice: the one verified element, or among several
@@ -364,110 +467,49 @@ fn root_of(xml: &str) -> Option<Root> {
 /// Walks the tree: registers each `ID` attribute (an NCName, unique in the
 /// document, as samael requires) so references resolve, and collects every
 /// `ds:Signature` element, in document order.
-unsafe fn register_ids_and_find_signatures(
-    doc: xml::xmlDocPtr,
-    root: xml::xmlNodePtr,
-) -> Result<Vec<xml::xmlNodePtr>, Error> {
+fn register_ids_and_find_signatures<'d>(
+    doc: &'d Doc,
+    root: Elem<'d>,
+) -> Result<Vec<Elem<'d>>, Error> {
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut signatures = Vec::new();
     let mut stack = vec![root];
     while let Some(n) = stack.pop() {
-        // SAFETY (whole body): `n` is an element node of `doc`.
-        let attr = unsafe { xml::xmlHasProp(n, c"ID".as_ptr() as *const u8) };
+        // SAFETY: an element node; the attribute node (or NULL) is its own.
+        let attr = unsafe { xml::xmlHasProp(n.ptr.as_ptr(), c"ID".as_ptr().cast()) };
         if !attr.is_null() {
-            let value = unsafe { xml::xmlNodeListGetString(doc, (*attr).children, 1) };
-            if value.is_null() {
-                return Err(Error::SignatureInvalid);
-            }
-            let bytes = unsafe { std::ffi::CStr::from_ptr(value as *const c_char) }
-                .to_bytes()
-                .to_vec();
-            let valid = unsafe { xml::xmlValidateNCName(value, 0) } == 0;
+            // SAFETY: a live attribute node of `doc`; a new string or NULL.
+            let value =
+                XmlString::take(unsafe { xml::xmlNodeListGetString(doc.0, (*attr).children, 1) })
+                    .ok_or(Error::SignatureInvalid)?;
+            // SAFETY: a NUL-terminated string.
+            let valid = unsafe { xml::xmlValidateNCName(value.0.as_ptr(), 0) } == 0;
+            // SAFETY: registers `attr` under its (copied) value in the
+            // document's ID table; the tree is unchanged.
             let registered = valid
-                && seen.insert(bytes)
-                && !unsafe { xml::xmlAddID(std::ptr::null_mut(), doc, value, attr) }.is_null();
-            unsafe { free_xml(value as *mut c_void) };
+                && seen.insert(value.bytes().to_vec())
+                && !unsafe { xml::xmlAddID(std::ptr::null_mut(), doc.0, value.0.as_ptr(), attr) }
+                    .is_null();
             if !registered {
                 return Err(Error::SignatureInvalid);
             }
         }
-        if unsafe { is(n, DSIG_NS, "Signature") } {
+        if n.is(DSIG_NS, "Signature") {
             signatures.push(n);
         }
         // Children pushed in reverse so they pop in document order.
-        let mut children = Vec::new();
-        let mut c = unsafe { (*n).children };
-        while !c.is_null() {
-            if unsafe { (*c).type_ } == xml::xmlElementType_XML_ELEMENT_NODE {
-                children.push(c);
-            }
-            c = unsafe { (*c).next };
-        }
+        let children: Vec<Elem<'d>> = n.children().collect();
         stack.extend(children.into_iter().rev());
     }
     Ok(signatures)
-}
-
-unsafe fn free_xml(p: *mut c_void) {
-    // SAFETY: `xmlFree` is libxml2's deallocator, set at initialisation.
-    if let Some(f) = unsafe { xml::xmlFree } {
-        unsafe { f(p) }
-    }
-}
-
-/// Whether element `n` is `{ns}local`.
-unsafe fn is(n: xml::xmlNodePtr, ns: &str, local: &str) -> bool {
-    // SAFETY: an element node; its name and namespace are NUL-terminated.
-    unsafe {
-        let node = &*n;
-        !node.name.is_null()
-            && std::ffi::CStr::from_ptr(node.name as *const c_char).to_bytes() == local.as_bytes()
-            && !node.ns.is_null()
-            && !(*node.ns).href.is_null()
-            && std::ffi::CStr::from_ptr((*node.ns).href as *const c_char).to_bytes()
-                == ns.as_bytes()
-    }
-}
-
-unsafe fn attr(n: xml::xmlNodePtr, name: &std::ffi::CStr) -> Option<String> {
-    // SAFETY: an element node; the value is copied and freed.
-    unsafe {
-        let v = xml::xmlGetNoNsProp(n, name.as_ptr() as *const u8);
-        if v.is_null() {
-            return None;
-        }
-        let s = std::ffi::CStr::from_ptr(v as *const c_char)
-            .to_string_lossy()
-            .into_owned();
-        free_xml(v as *mut c_void);
-        Some(s)
-    }
-}
-
-unsafe fn dsig_children(n: xml::xmlNodePtr, local: &str) -> Vec<xml::xmlNodePtr> {
-    let mut out = Vec::new();
-    // SAFETY: walking the children of an element node.
-    unsafe {
-        let mut c = (*n).children;
-        while !c.is_null() {
-            if (*c).type_ == xml::xmlElementType_XML_ELEMENT_NODE && is(c, DSIG_NS, local) {
-                out.push(c);
-            }
-            c = (*c).next;
-        }
-    }
-    out
 }
 
 /// The signature's algorithms are allowed (SignatureMethod, and each
 /// Reference's DigestMethod of the same family, as samael checks), each
 /// Reference points into this document, and only the enveloped-signature
 /// and canonicalization transforms are used.
-unsafe fn check_signature_shape(
-    sig: xml::xmlNodePtr,
-    allowed: &[SignatureAlgorithm],
-) -> Result<(), Error> {
-    let one = |v: Vec<xml::xmlNodePtr>, what: &str| -> Result<xml::xmlNodePtr, Error> {
+fn check_signature_shape<'d>(sig: Elem<'d>, allowed: &[SignatureAlgorithm]) -> Result<(), Error> {
+    let one = |v: Vec<Elem<'d>>, what: &str| -> Result<Elem<'d>, Error> {
         match v.as_slice() {
             [n] => Ok(*n),
             _ => Err(Error::Malformed(format!(
@@ -475,51 +517,48 @@ unsafe fn check_signature_shape(
             ))),
         }
     };
-    // SAFETY (whole body): element nodes of the parsed document.
-    unsafe {
-        let signed_info = one(dsig_children(sig, "SignedInfo"), "SignedInfo")?;
-        let method = one(
-            dsig_children(signed_info, "SignatureMethod"),
-            "SignatureMethod",
-        )?;
-        let alg = attr(method, c"Algorithm").unwrap_or_default();
-        if !SignatureAlgorithm::parse(&alg).is_some_and(|a| allowed.contains(&a)) {
-            return Err(Error::SignatureAlgorithm(alg));
-        }
-        let c14n = one(
-            dsig_children(signed_info, "CanonicalizationMethod"),
-            "CanonicalizationMethod",
-        )?;
-        let c14n = attr(c14n, c"Algorithm").unwrap_or_default();
-        if !C14N.contains(&c14n.as_str()) {
+    let signed_info = one(sig.dsig_children("SignedInfo"), "SignedInfo")?;
+    let method = one(
+        signed_info.dsig_children("SignatureMethod"),
+        "SignatureMethod",
+    )?;
+    let alg = method.attr(c"Algorithm").unwrap_or_default();
+    if !SignatureAlgorithm::parse(&alg).is_some_and(|a| allowed.contains(&a)) {
+        return Err(Error::SignatureAlgorithm(alg));
+    }
+    let c14n = one(
+        signed_info.dsig_children("CanonicalizationMethod"),
+        "CanonicalizationMethod",
+    )?;
+    let c14n = c14n.attr(c"Algorithm").unwrap_or_default();
+    if !C14N.contains(&c14n.as_str()) {
+        return Err(Error::Malformed(format!(
+            "the canonicalization method {c14n:?} is not accepted"
+        )));
+    }
+    let references = signed_info.dsig_children("Reference");
+    if references.is_empty() {
+        return Err(Error::SignatureInvalid);
+    }
+    for r in references {
+        let uri = r.attr(c"URI").unwrap_or_default();
+        if !(uri.is_empty() || uri.starts_with('#')) {
             return Err(Error::Malformed(format!(
-                "the canonicalization method {c14n:?} is not accepted"
+                "a signature reference to {uri:?} (outside the document) is not accepted"
             )));
         }
-        let references = dsig_children(signed_info, "Reference");
-        if references.is_empty() {
-            return Err(Error::SignatureInvalid);
+        let digest = one(r.dsig_children("DigestMethod"), "DigestMethod")?;
+        let digest = digest.attr(c"Algorithm").unwrap_or_default();
+        if !allowed.iter().any(|a| digest_uri(*a) == digest) {
+            return Err(Error::SignatureAlgorithm(digest));
         }
-        for r in references {
-            let uri = attr(r, c"URI").unwrap_or_default();
-            if !(uri.is_empty() || uri.starts_with('#')) {
-                return Err(Error::Malformed(format!(
-                    "a signature reference to {uri:?} (outside the document) is not accepted"
-                )));
-            }
-            let digest = one(dsig_children(r, "DigestMethod"), "DigestMethod")?;
-            let digest = attr(digest, c"Algorithm").unwrap_or_default();
-            if !allowed.iter().any(|a| digest_uri(*a) == digest) {
-                return Err(Error::SignatureAlgorithm(digest));
-            }
-            for transforms in dsig_children(r, "Transforms") {
-                for t in dsig_children(transforms, "Transform") {
-                    let a = attr(t, c"Algorithm").unwrap_or_default();
-                    if a != ENVELOPED && !C14N.contains(&a.as_str()) {
-                        return Err(Error::Malformed(format!(
-                            "the signature transform {a:?} is not accepted"
-                        )));
-                    }
+        for transforms in r.dsig_children("Transforms") {
+            for t in transforms.dsig_children("Transform") {
+                let a = t.attr(c"Algorithm").unwrap_or_default();
+                if a != ENVELOPED && !C14N.contains(&a.as_str()) {
+                    return Err(Error::Malformed(format!(
+                        "the signature transform {a:?} is not accepted"
+                    )));
                 }
             }
         }
@@ -545,7 +584,7 @@ fn digest_uri(a: SignatureAlgorithm) -> &'static str {
 
 /// One signature with one key: `Some(pre-digest buffers)` when it
 /// verifies (every reference verified), `None` when it does not.
-unsafe fn verify_with(sig: xml::xmlNodePtr, key: &Key) -> Result<Option<Vec<String>>, Error> {
+fn verify_with(sig: Elem<'_>, key: &Key) -> Result<Option<Vec<String>>, Error> {
     // SAFETY: no keys manager; a new context or NULL, destroyed once (drop).
     let ctx = Ctx(unsafe { sys::xmlSecDSigCtxCreate(std::ptr::null_mut()) });
     if ctx.0.is_null() {
@@ -562,10 +601,9 @@ unsafe fn verify_with(sig: xml::xmlNodePtr, key: &Key) -> Result<Option<Vec<Stri
         (*ctx.0).flags |= STORE_SIGNEDINFO_REFERENCES;
         (*ctx.0).signKey = copy;
     }
-    // SAFETY: a live context and a live ds:Signature node of a live
-    // document (the caller's promise); libxml2's and bindgen's `xmlNode`
-    // are the same C struct.
-    if unsafe { sys::xmlSecDSigCtxVerify(ctx.0, sig.cast()) } < 0 {
+    // SAFETY: a live context and a ds:Signature element of a live document
+    // (`Elem`); libxml2's and bindgen's `xmlNode` are the same C struct.
+    if unsafe { sys::xmlSecDSigCtxVerify(ctx.0, sig.ptr.as_ptr().cast()) } < 0 {
         return Ok(None);
     }
     // SAFETY: a live context after verification.
