@@ -1418,4 +1418,37 @@ fn the_shipped_secret_placeholders_are_refused() {
     assert!(line.contains("ldap.bind_password"), "{line}");
     assert!(line.contains("placeholder"), "{line}");
     load_text(&text, &[("AUTH_LDAP_BIND_PASSWORD", "s3cret")], None).expect("a real password");
+
+    // The replicas overlay's Redis password (its own Secret, read by Redis
+    // and by authgate alike).
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/overlays/replicas-redis/redis.yaml"
+    ))
+    .expect("redis.yaml");
+    let placeholder = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .and_then(|v| v.strip_prefix('"')?.strip_suffix('"'))
+        .expect("the Redis password placeholder");
+    let redis = base_toml(&keys).replace(
+        "[session]\n",
+        "[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+    );
+    let line = only(
+        &load_text(
+            &redis,
+            &[("AUTHGATE_SESSION__REDIS_PASSWORD", placeholder)],
+            None,
+        )
+        .expect_err("placeholder Redis password"),
+    );
+    assert!(line.contains("session.redis_password"), "{line}");
+    assert!(line.contains("placeholder"), "{line}");
+    load_text(
+        &redis,
+        &[("AUTHGATE_SESSION__REDIS_PASSWORD", "a-real-one")],
+        None,
+    )
+    .expect("a real Redis password");
 }

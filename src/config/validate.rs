@@ -268,6 +268,23 @@ fn redis_target(c: &mut Check<'_>, ss: &raw::Session) -> Option<crate::session::
         );
         return None;
     }
+    for (key, pw) in [
+        ("session.redis_password", ss.redis_password.expose()),
+        (
+            "session.redis_sentinel_password",
+            ss.redis_sentinel_password.expose(),
+        ),
+    ] {
+        if is_placeholder(pw.as_bytes()) {
+            // The bundled Redis of the replicas overlay takes the same
+            // Secret: applied unchanged, the session store would answer
+            // anyone in the cluster who reads the manifest.
+            c.fail(
+                key,
+                "the password is the shipped placeholder text; set a long random one in the Secret (both Redis and authgate read it)",
+            );
+        }
+    }
     let password = Some(ss.redis_password.expose().clone()).filter(|p| !p.is_empty());
     let with_password = |mut i: redis::ConnectionInfo| {
         if let Some(p) = &password {
