@@ -69,7 +69,7 @@ async fn start() -> Demo {
         &keys,
         &up.url(),
         &format!(
-            "[saml]\nenabled = true\nidp_name = \"Demo IdP\"\nidp_metadata_url = \"{idp_base}/metadata\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n\n{}",
+            "[saml]\nenabled = true\nidp_metadata_url = \"{idp_base}/metadata\"\nsp_key = \"{}\"\nsp_cert = \"{}\"\n\n{}",
             key.display(),
             cert.display(),
             demo_mapping()
