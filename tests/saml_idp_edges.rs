@@ -444,3 +444,57 @@ async fn a_cache_duration_shorter_than_metadata_refresh_is_honoured() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A refresh that fails keeps the last good copy only until that copy's own
+/// `validUntil` (SAML metadata §2.2.1): past it, neither a new sign-in nor
+/// a response is accepted (503, "metadata could not be loaded"), however
+/// well signed. Time is passed in, so nothing here waits for a clock.
+#[tokio::test]
+async fn metadata_past_its_own_valid_until_signs_nobody_in() {
+    let idp = Idp::start().await;
+    // validUntil 30 days ahead.
+    idp.set_metadata_options("valid_until=future").await;
+    let (_up, gate) = saml_gate(&idp, "allow_idp_initiated = true", MAPPING).await;
+    let sso = gate.state.saml.clone().expect("saml");
+    let p = sso.provider("default").expect("the default IdP");
+    let now = std::time::SystemTime::now();
+    let later = now + std::time::Duration::from_secs(31 * 24 * 3600);
+    p.check_current(now).expect("current now");
+    let err = p.check_current(later).expect_err("expired in 31 days");
+    assert!(
+        matches!(err, authgate::saml::Error::MetadataExpired(_)),
+        "{err}"
+    );
+    assert!(
+        !p.stale(now) && p.stale(later),
+        "flagged stale past validUntil"
+    );
+
+    // A response the IdP signed with the key the metadata lists.
+    let mut b = Browser::new(gate.addr);
+    let form = b
+        .get(&format!(
+            "{}/idp-initiated?sp={}&relay=%2F&user=alice",
+            idp.base,
+            enc("http://gate.test/_auth/saml/metadata")
+        ))
+        .await;
+    let (_, fields) = common::idp::parse_form(&form.text());
+    let response = fields
+        .iter()
+        .find(|(k, _)| k == "SAMLResponse")
+        .map(|(_, v)| v.clone())
+        .expect("SAMLResponse");
+    let err = sso
+        .consume(&response, &[], later)
+        .await
+        .expect_err("metadata expired");
+    assert!(
+        matches!(err, authgate::saml::Error::MetadataExpired(_)),
+        "{err}"
+    );
+    // The same response now: accepted (the refusal recorded nothing).
+    sso.consume(&response, &[], now)
+        .await
+        .expect("accepted while the metadata is current");
+}

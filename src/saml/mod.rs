@@ -402,9 +402,22 @@ impl Provider {
         }
     }
 
-    /// A fresh AuthnRequest to this IdP.
+    /// A fresh AuthnRequest to this IdP (none while its metadata is past
+    /// its `validUntil`: the answer could not be trusted).
     pub fn authn_request(&self, relay_state: &str) -> Result<AuthnRedirect, Error> {
+        self.check_current(SystemTime::now())?;
         request::authn_redirect(&self.loaded(), &self.settings, relay_state)
+    }
+
+    /// Whether the metadata in force may still be used at `now`: not past
+    /// its `validUntil` (SAML metadata §2.2.1). A refresh that fails keeps
+    /// the last good copy only until then; after it, sign-ins at this IdP
+    /// get 503 until a current copy loads.
+    pub fn check_current(&self, now: SystemTime) -> Result<(), Error> {
+        metadata::check_valid(
+            &self.loaded().idp,
+            chrono::DateTime::<chrono::Utc>::from(now),
+        )
     }
 
     /// Whether `/_auth/logout` continues to this IdP: an SP key to sign

@@ -288,6 +288,9 @@ pub fn verify_decoded(
     let Decoded { xml, first } = decoded;
     let now_c: DateTime<Utc> = DateTime::<Utc>::from(now);
     let skew = chrono_duration(settings.clock_skew);
+    // Metadata past its validUntil (a refresh kept the last good copy
+    // beyond it) no longer says which keys the IdP signs with.
+    super::metadata::check_valid(&loaded.idp, now_c)?;
 
     check_status(&first)?;
     let one = (first.assertions, first.encrypted);
