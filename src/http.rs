@@ -50,6 +50,19 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     resp
 }
 
+/// A public, static document (JWKS, SP metadata, a script) that clients
+/// may cache for five minutes.
+pub fn cacheable(body: impl Into<Bytes>, content_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
+
 /// How long a small body authgate reads itself may take to arrive: a
 /// client trickling a login form one byte at a time (slowloris) is cut
 /// with 400 instead of holding the connection for ever.

@@ -49,6 +49,17 @@ impl Role {
         Role::Owner,
     ];
 
+    /// Every role, in declaration (precedence) order.
+    pub const EVERY: [Role; 7] = [
+        Role::NotActivated,
+        Role::Annotator,
+        Role::Reviewer,
+        Role::Manager,
+        Role::Administrator,
+        Role::Owner,
+        Role::Deactivated,
+    ];
+
     /// The claim's spelling (JWT `role`, the role header, audit `role`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,17 +86,7 @@ impl Role {
     /// A role in the claim's exact spelling ([`Role::as_str`]), as authgate
     /// writes it and a role table names it; anything else is no role.
     pub fn from_claim(s: &str) -> Option<Role> {
-        [
-            Role::NotActivated,
-            Role::Annotator,
-            Role::Reviewer,
-            Role::Manager,
-            Role::Administrator,
-            Role::Owner,
-            Role::Deactivated,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Role::EVERY.into_iter().find(|r| r.as_str() == s)
     }
 
     /// Annotator or above: a member the upstream lets in (one of
@@ -110,19 +111,9 @@ impl fmt::Display for Role {
 mod tests {
     use super::*;
 
-    const EVERY: [Role; 7] = [
-        Role::NotActivated,
-        Role::Annotator,
-        Role::Reviewer,
-        Role::Manager,
-        Role::Administrator,
-        Role::Owner,
-        Role::Deactivated,
-    ];
-
     #[test]
     fn the_claim_spelling_is_exact_and_round_trips() {
-        for role in EVERY {
+        for role in Role::EVERY {
             assert_eq!(Role::from_claim(role.as_str()), Some(role));
             let json = serde_json::to_string(&role).expect("serializes");
             assert_eq!(json, format!("\"{}\"", role.as_str()));
@@ -146,7 +137,7 @@ mod tests {
     #[test]
     fn only_annotator_and_above_are_active() {
         assert_eq!(
-            EVERY
+            Role::EVERY
                 .into_iter()
                 .filter(|r| r.is_active())
                 .collect::<Vec<_>>(),
@@ -154,7 +145,7 @@ mod tests {
         );
         assert!(Role::ALL.windows(2).all(|w| w[0] < w[1]), "lowest first");
         assert_eq!(
-            EVERY
+            Role::EVERY
                 .into_iter()
                 .filter(|r| r.is_admin())
                 .collect::<Vec<_>>(),

@@ -162,17 +162,10 @@ async fn readyz(state: &State) -> Response<Body> {
 }
 
 fn jwks(state: &State) -> Response<Body> {
-    let mut r = Response::new(full(bytes::Bytes::copy_from_slice(state.signer.jwks())));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    r
+    crate::http::cacheable(
+        bytes::Bytes::copy_from_slice(state.signer.jwks()),
+        "application/json",
+    )
 }
 
 /// 302 to the login page, remembering where to go back to (a local path only).

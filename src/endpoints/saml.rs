@@ -199,17 +199,7 @@ fn post_form(action: &str, saml_request: &str, relay: &str) -> Result<Response<B
 
 /// GET `{prefix}/saml/metadata`.
 fn metadata(sso: &Sso) -> Response<Body> {
-    let mut r = Response::new(full(sso.sp_metadata()));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/samlmetadata+xml"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    r
+    crate::http::cacheable(sso.sp_metadata(), "application/samlmetadata+xml")
 }
 
 /// POST `{prefix}/saml/acs`: validate, sign in, 303 to where the user

@@ -1050,15 +1050,7 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(Role::parse(s), *want, "{s:?}");
         }
-        for role in [
-            Role::NotActivated,
-            Role::Annotator,
-            Role::Reviewer,
-            Role::Manager,
-            Role::Administrator,
-            Role::Owner,
-            Role::Deactivated,
-        ] {
+        for role in Role::EVERY {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(role.to_string(), role.as_str());
             let json = serde_json::to_string(&role).expect("serializes");

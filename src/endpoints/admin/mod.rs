@@ -165,16 +165,8 @@ fn render(state: &State, s: &Session, v: View, status: StatusCode) -> Response<B
 }
 
 fn script() -> Response<Body> {
-    let mut r = Response::new(full(page::SCRIPT));
+    let mut r = crate::http::cacheable(page::SCRIPT, "text/javascript; charset=utf-8");
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

@@ -81,10 +81,6 @@ pub const ALLOWED_ELEMENTS: &[&str] = &[
     "CarriedKeyName",
 ];
 
-/// `xmlSecKeyDataFormatPem` (PEM_read_bio_PrivateKey: takes the
-/// unencrypted PKCS#8 `PRIVATE KEY` form).
-const FORMAT_PEM: sys::xmlSecKeyDataFormat = sys::xmlSecKeyDataFormat_xmlSecKeyDataFormatPem;
-
 /// libxmlsec1 must be initialised once, by samael (its guard also shuts it
 /// down): loading a key through samael does that. A throwaway certificate
 /// is loaded (a bad one would make libxmlsec1 print errors to stderr
@@ -209,8 +205,6 @@ unsafe fn element_children(n: xml::xmlNodePtr) -> Vec<xml::xmlNodePtr> {
 unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option<Vec<u8>> {
     // The PEM copy of the private key is wiped when dropped.
     let pem = zeroize::Zeroizing::new(key.private_key_to_pem_pkcs8().ok()?);
-    // `xmlSecSize`: `unsigned int` or `size_t` as the library was built.
-    let pem_len = pem.len().try_into().ok()?;
     // SAFETY: no arguments; a new manager or NULL, destroyed once (drop).
     let mngr = KeysMngr(unsafe { sys::xmlSecKeysMngrCreate() });
     if mngr.0.is_null() {
@@ -220,27 +214,14 @@ unsafe fn decrypt_with(enc_data: xml::xmlNodePtr, key: &PKey<Private>) -> Option
     if unsafe { sys::xmlSecOpenSSLAppDefaultKeysMngrInit(mngr.0) } < 0 {
         return None;
     }
-    // SAFETY: the buffer is valid for `pem_len` bytes; no password, no
-    // callback. A new key or NULL.
-    let k = unsafe {
-        sys::xmlSecOpenSSLAppKeyLoadMemory(
-            pem.as_ptr(),
-            pem_len,
-            FORMAT_PEM,
-            std::ptr::null(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    if k.is_null() {
-        return None;
-    }
+    let k = super::Key::from_pem(&pem)?;
     // SAFETY: a live manager and key; on success the manager owns the key.
-    if unsafe { sys::xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr.0, k) } < 0 {
-        // SAFETY: not adopted, so still ours: destroyed once, here.
-        unsafe { sys::xmlSecKeyDestroy(k) };
+    if unsafe { sys::xmlSecOpenSSLAppDefaultKeysMngrAdoptKey(mngr.0, k.0) } < 0 {
+        // Not adopted, so still ours: `k` destroys it.
         return None;
     }
+    // Adopted: the manager destroys it.
+    k.into_raw();
     // SAFETY: a live, initialised manager. The context is declared after
     // the manager, so it is dropped (destroyed) first.
     let ctx = EncCtx(unsafe { sys::xmlSecEncCtxCreate(mngr.0) });

@@ -36,7 +36,7 @@ use std::sync::OnceLock;
 
 use libxml::bindings as xml;
 
-use super::sys;
+use super::{sys, Key};
 use crate::saml::{Error, SignatureAlgorithm};
 
 const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -54,8 +54,6 @@ const C14N: &[&str] = &[
 ];
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 
-/// `xmlSecKeyDataFormatPem`.
-const FORMAT_PEM: sys::xmlSecKeyDataFormat = sys::xmlSecKeyDataFormat_xmlSecKeyDataFormatPem;
 /// `XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES`.
 const STORE_SIGNEDINFO_REFERENCES: u32 = sys::XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
 /// `xmlSecDSigStatusSucceeded`.
@@ -66,20 +64,6 @@ const URI_TYPE_ANY: u32 = sys::xmlSecTransformUriTypeAny;
 /// The public keys of an IdP's signing certificates, in metadata order.
 pub struct IdpKeys {
     keys: Vec<Key>,
-}
-
-struct Key(sys::xmlSecKeyPtr);
-
-// SAFETY: an xmlSecKey is only read after creation (duplicated per
-// verification; EVP_PKEY reference counts are atomic) and destroyed once.
-unsafe impl Send for Key {}
-unsafe impl Sync for Key {}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        // SAFETY: created by xmlSecOpenSSLAppKeyLoadMemory, owned here.
-        unsafe { sys::xmlSecKeyDestroy(self.0) }
-    }
 }
 
 impl IdpKeys {
@@ -94,22 +78,7 @@ impl IdpKeys {
                 .and_then(|c| c.public_key())
                 .and_then(|k| k.public_key_to_pem())
                 .ok()?;
-            let pem_len = pem.len().try_into().ok()?;
-            // SAFETY: a PEM buffer and its length; no password callback.
-            let key = unsafe {
-                sys::xmlSecOpenSSLAppKeyLoadMemory(
-                    pem.as_ptr(),
-                    pem_len,
-                    FORMAT_PEM,
-                    std::ptr::null(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
-            if key.is_null() {
-                return None;
-            }
-            keys.push(Key(key));
+            keys.push(Key::from_pem(&pem)?);
         }
         (!keys.is_empty()).then_some(IdpKeys { keys })
     }

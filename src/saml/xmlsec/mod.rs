@@ -13,6 +13,51 @@ pub mod decrypt;
 pub mod dsig;
 mod sys;
 
+/// A libxmlsec1 key, destroyed on drop unless handed over
+/// ([`Key::into_raw`]).
+struct Key(sys::xmlSecKeyPtr);
+
+// SAFETY: an xmlSecKey is only read after creation (duplicated per
+// verification; EVP_PKEY reference counts are atomic) and destroyed once.
+unsafe impl Send for Key {}
+unsafe impl Sync for Key {}
+
+impl Key {
+    /// A key from PEM: a public key, or an unencrypted PKCS#8 private key
+    /// (`PEM_read_bio_PrivateKey`). `None` when libxmlsec1 cannot load it.
+    fn from_pem(pem: &[u8]) -> Option<Key> {
+        // `xmlSecSize`: `unsigned int` or `size_t` as the library was built.
+        let len = pem.len().try_into().ok()?;
+        // SAFETY: the buffer is valid for `len` bytes; no password, no
+        // callback. A new key or NULL.
+        let key = unsafe {
+            sys::xmlSecOpenSSLAppKeyLoadMemory(
+                pem.as_ptr(),
+                len,
+                sys::xmlSecKeyDataFormat_xmlSecKeyDataFormatPem,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        (!key.is_null()).then_some(Key(key))
+    }
+
+    /// The pointer, for a callee that takes ownership.
+    fn into_raw(self) -> sys::xmlSecKeyPtr {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: created by xmlSecOpenSSLAppKeyLoadMemory, owned here.
+        unsafe { sys::xmlSecKeyDestroy(self.0) }
+    }
+}
+
 /// libxmlsec1 prints one unstructured stderr line per failed verification
 /// (breaking JSON log pipelines); route those reports to `tracing` at
 /// debug level instead. Our own error and log line carry the reason.
