@@ -40,7 +40,7 @@ pub fn check(
         fail,
     );
     let mut metadata_trust_first = top_trust.clone();
-    let urls = sp_urls(public_url, prefix, &raw.entity_id);
+    let urls = crate::saml::settings::sp_urls(public_url, prefix, &raw.entity_id);
 
     let mut allowed = Vec::new();
     if raw.allowed_signature_algorithms.is_empty() {
@@ -437,12 +437,7 @@ pub fn check(
         metadata_trust: metadata_trust_first,
         metadata_refresh,
         metadata_timeout,
-        entity_id: urls.entity_id,
-        acs_url: urls.acs_url,
-        login_url: urls.login_url,
-        metadata_url: urls.metadata_url,
-        logout_url: urls.logout_url,
-        slo_url: urls.slo_url,
+        urls,
         sp_cert_der,
         sp_previous_certs_der,
         sp_key_pem,
@@ -460,35 +455,6 @@ pub fn check(
         requested_authn_context,
         authn_context_comparison,
     })
-}
-
-/// The SP's own URLs, under `{public_url}{prefix}`: what the IdP is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpUrls {
-    /// `saml.entity_id`, else the metadata URL.
-    pub entity_id: String,
-    pub acs_url: String,
-    pub login_url: String,
-    pub metadata_url: String,
-    pub logout_url: String,
-    pub slo_url: String,
-}
-
-/// The SP's URLs for `public_url` and `prefix`; `entity_id` is
-/// `saml.entity_id` as configured (blank: the metadata URL).
-pub fn sp_urls(public_url: &str, prefix: &str, entity_id: &str) -> SpUrls {
-    let base = format!("{public_url}{prefix}");
-    SpUrls {
-        entity_id: match entity_id.trim() {
-            "" => format!("{base}/saml/metadata"),
-            e => e.to_string(),
-        },
-        acs_url: format!("{base}/saml/acs"),
-        login_url: format!("{base}/saml/login"),
-        metadata_url: format!("{base}/saml/metadata"),
-        logout_url: format!("{base}/logout"),
-        slo_url: format!("{base}/saml/slo"),
-    }
 }
 
 /// Why an IdP metadata URL is refused ([`metadata_url`]).
@@ -629,6 +595,7 @@ fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::saml::settings::sp_urls;
 
     fn problems(edit: impl FnOnce(&mut raw::Saml)) -> Vec<String> {
         let mut r = raw::Saml {
@@ -691,8 +658,11 @@ mod tests {
             panic!("{k}: {m}")
         })
         .expect("on");
-        assert_eq!(s.entity_id, "https://sp.example.com/_auth/saml/metadata");
-        assert_eq!(s.acs_url, "https://sp.example.com/_auth/saml/acs");
+        assert_eq!(
+            s.urls.entity_id,
+            "https://sp.example.com/_auth/saml/metadata"
+        );
+        assert_eq!(s.urls.acs_url, "https://sp.example.com/_auth/saml/acs");
         assert_eq!(s.clock_skew, Duration::from_secs(90));
         assert!(!s
             .allowed_signature_algorithms

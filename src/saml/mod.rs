@@ -289,7 +289,7 @@ pub struct Sso {
 impl std::fmt::Debug for Sso {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sso")
-            .field("entity_id", &self.settings.entity_id)
+            .field("entity_id", &self.settings.urls.entity_id)
             .field("idps", &self.providers.len())
             .finish_non_exhaustive()
     }
@@ -442,7 +442,7 @@ impl Provider {
         let id = request::new_request_id();
         let xml = logout::logout_request_xml(
             &id,
-            &self.settings.entity_id,
+            &self.settings.urls.entity_id,
             slo,
             name_id,
             self.settings.name_id_format.as_deref(),
@@ -538,7 +538,7 @@ impl Provider {
         let xml = logout::logout_response_xml(
             &request::new_request_id(),
             &req.id,
-            &self.settings.entity_id,
+            &self.settings.urls.entity_id,
             to,
             status,
             chrono::Utc::now(),
@@ -564,10 +564,10 @@ impl Provider {
             });
         }
         if let Some(d) = destination {
-            if d != self.settings.slo_url {
+            if d != self.settings.urls.slo_url {
                 return Err(Error::Logout(format!(
                     "Destination {d:?} is not our SingleLogoutService {:?}",
-                    self.settings.slo_url
+                    self.settings.urls.slo_url
                 )));
             }
         }

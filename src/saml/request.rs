@@ -136,7 +136,7 @@ pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     xml.push_str(&format!(
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\">\n",
-        xml_escape(&s.entity_id)
+        xml_escape(&s.urls.entity_id)
     ));
     xml.push_str(&format!("  <md:SPSSODescriptor AuthnRequestsSigned=\"{}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n", s.sign_requests));
     // The current certificate first, then those of a rollover window.
@@ -164,7 +164,7 @@ pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
         for binding in ["HTTP-Redirect", "HTTP-POST"] {
             xml.push_str(&format!(
                 "    <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:{binding}\" Location=\"{}\"/>\n",
-                xml_escape(&s.slo_url)
+                xml_escape(&s.urls.slo_url)
             ));
         }
     }
@@ -185,7 +185,7 @@ pub fn sp_metadata(s: &Settings, loaded: &Loaded) -> String {
     }
     xml.push_str(&format!(
         "    <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{}\" index=\"0\" isDefault=\"true\"/>\n",
-        xml_escape(&s.acs_url)
+        xml_escape(&s.urls.acs_url)
     ));
     xml.push_str("  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n");
     xml

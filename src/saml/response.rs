@@ -138,9 +138,9 @@ impl Loaded {
             .collect();
         let build = |descriptor: samael::metadata::EntityDescriptor| {
             ServiceProviderBuilder::default()
-                .entity_id(settings.entity_id.clone())
-                .acs_url(settings.acs_url.clone())
-                .metadata_url(settings.metadata_url.clone())
+                .entity_id(settings.urls.entity_id.clone())
+                .acs_url(settings.urls.acs_url.clone())
+                .metadata_url(settings.urls.metadata_url.clone())
                 .idp_metadata(descriptor)
                 .allowed_signature_algorithms(samael_algs.clone())
                 .max_clock_skew(chrono_duration(settings.clock_skew))
@@ -347,9 +347,9 @@ pub fn verify_decoded(
         return Err(Error::Unsigned);
     }
     if let Some(d) = &outer.destination {
-        if *d != settings.acs_url {
+        if *d != settings.urls.acs_url {
             return Err(Error::Destination {
-                expected: settings.acs_url.clone(),
+                expected: settings.urls.acs_url.clone(),
                 found: d.clone(),
             });
         }
@@ -411,13 +411,17 @@ pub fn verify_decoded(
         .unwrap_or(&[]);
     if restrictions.is_empty() {
         return Err(Error::AudienceMissing {
-            expected: settings.entity_id.clone(),
+            expected: settings.urls.entity_id.clone(),
         });
     }
     for r in restrictions {
-        if !r.audience.iter().any(|a| a.trim() == settings.entity_id) {
+        if !r
+            .audience
+            .iter()
+            .any(|a| a.trim() == settings.urls.entity_id)
+        {
             return Err(Error::Audience {
-                expected: settings.entity_id.clone(),
+                expected: settings.urls.entity_id.clone(),
                 found: r.audience.join(" "),
             });
         }
@@ -476,11 +480,11 @@ fn check_signed(
                 .parse()
                 .map_err(SpError::FailedToParseSamlResponse)?;
             if r.destination.is_some()
-                && r.destination.as_deref() != Some(settings.acs_url.as_str())
+                && r.destination.as_deref() != Some(settings.urls.acs_url.as_str())
             {
                 return Err(SpError::DestinationValidationError {
                     response_destination: r.destination.clone(),
-                    sp_acs_url: Some(settings.acs_url.clone()),
+                    sp_acs_url: Some(settings.urls.acs_url.clone()),
                 });
             }
             let irt_ok = settings.allow_idp_initiated
@@ -547,10 +551,10 @@ fn check_signed(
         if let Some(restrictions) = &c.audience_restrictions {
             if !restrictions
                 .iter()
-                .any(|r| r.audience.contains(&settings.entity_id))
+                .any(|r| r.audience.contains(&settings.urls.entity_id))
             {
                 return Err(SpError::AssertionConditionAudienceRestrictionFailed {
-                    requirement: settings.entity_id.clone(),
+                    requirement: settings.urls.entity_id.clone(),
                 });
             }
         }
@@ -607,10 +611,10 @@ fn check_bearer(
                 continue;
             }
         }
-        if data.recipient.as_deref() != Some(settings.acs_url.as_str()) {
+        if data.recipient.as_deref() != Some(settings.urls.acs_url.as_str()) {
             first_error.get_or_insert(SpError::AssertionRecipientMismatch {
                 assertion_recipient: data.recipient.clone(),
-                sp_acs_url: Some(settings.acs_url.clone()),
+                sp_acs_url: Some(settings.urls.acs_url.clone()),
             });
             continue;
         }
@@ -959,21 +963,21 @@ fn from_samael(e: SpError, loaded: &Loaded, settings: &Settings, outer: &Outer) 
         SpError::AssertionConditionExpiredBefore { time }
         | SpError::AssertionSubjectConfirmationExpiredBefore { time } => Error::NotYetValid(time),
         SpError::AssertionConditionAudienceRestrictionFailed { .. } => Error::Audience {
-            expected: settings.entity_id.clone(),
+            expected: settings.urls.entity_id.clone(),
             found: "(another audience)".into(),
         },
         SpError::AssertionRecipientMismatch {
             assertion_recipient,
             ..
         } => Error::Recipient {
-            expected: settings.acs_url.clone(),
+            expected: settings.urls.acs_url.clone(),
             found: assertion_recipient.unwrap_or_default(),
         },
         SpError::DestinationValidationError {
             response_destination,
             ..
         } => Error::Destination {
-            expected: settings.acs_url.clone(),
+            expected: settings.urls.acs_url.clone(),
             found: response_destination.unwrap_or_default(),
         },
         SpError::AssertionInResponseToInvalid { .. }

@@ -78,18 +78,9 @@ pub struct Settings {
     pub metadata_trust: Option<MetadataTrust>,
     pub metadata_refresh: Duration,
     pub metadata_timeout: Duration,
-    /// Our entityID (the Audience the IdP must put in assertions).
-    pub entity_id: String,
-    /// `{public_url}{prefix}/saml/acs`
-    pub acs_url: String,
-    /// `{public_url}{prefix}/saml/login`
-    pub login_url: String,
-    /// `{public_url}{prefix}/saml/metadata`
-    pub metadata_url: String,
-    /// `{public_url}{prefix}/logout`
-    pub logout_url: String,
-    /// Our SingleLogoutService (`{prefix}/saml/slo`).
-    pub slo_url: String,
+    /// Our entityID (the Audience the IdP must put in assertions) and our
+    /// endpoints under `{public_url}{prefix}`.
+    pub urls: SpUrls,
     /// DER of the SP certificate advertised in our metadata, if configured.
     pub sp_cert_der: Option<Vec<u8>>,
     /// DER of `saml.sp_previous_certs` (rollover window).
@@ -178,4 +169,38 @@ pub mod aliases {
         "urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
         "urn:oid:1.2.840.113556.1.2.102",
     ];
+}
+
+/// The SP's own URLs, under `{public_url}{prefix}`: what the IdP is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpUrls {
+    /// `saml.entity_id`, else the metadata URL.
+    pub entity_id: String,
+    /// `{public_url}{prefix}/saml/acs`
+    pub acs_url: String,
+    /// `{public_url}{prefix}/saml/login`
+    pub login_url: String,
+    /// `{public_url}{prefix}/saml/metadata`
+    pub metadata_url: String,
+    /// `{public_url}{prefix}/logout`
+    pub logout_url: String,
+    /// Our SingleLogoutService (`{public_url}{prefix}/saml/slo`).
+    pub slo_url: String,
+}
+
+/// The SP's URLs for `public_url` and `prefix`; `entity_id` is
+/// `saml.entity_id` as configured (blank: the metadata URL).
+pub fn sp_urls(public_url: &str, prefix: &str, entity_id: &str) -> SpUrls {
+    let base = format!("{public_url}{prefix}");
+    SpUrls {
+        entity_id: match entity_id.trim() {
+            "" => format!("{base}/saml/metadata"),
+            e => e.to_string(),
+        },
+        acs_url: format!("{base}/saml/acs"),
+        login_url: format!("{base}/saml/login"),
+        metadata_url: format!("{base}/saml/metadata"),
+        logout_url: format!("{base}/logout"),
+        slo_url: format!("{base}/saml/slo"),
+    }
 }

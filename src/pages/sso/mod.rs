@@ -136,18 +136,8 @@ pub struct View {
 fn sp_urls(p: &Page<'_>) -> Vec<(&'static str, &'static str, String)> {
     let cfg = p.config;
     let urls = match p.saml {
-        Some(sso) => {
-            let st = &sso.settings;
-            crate::config::saml::SpUrls {
-                entity_id: st.entity_id.clone(),
-                acs_url: st.acs_url.clone(),
-                login_url: st.login_url.clone(),
-                metadata_url: st.metadata_url.clone(),
-                logout_url: st.logout_url.clone(),
-                slo_url: st.slo_url.clone(),
-            }
-        }
-        None => crate::config::saml::sp_urls(
+        Some(sso) => sso.settings.urls.clone(),
+        None => crate::saml::settings::sp_urls(
             &cfg.server.public_url,
             &cfg.server.prefix,
             &cfg.raw.saml.entity_id,
